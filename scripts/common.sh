@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings for rdif's scripts; sourced, never run.
+
+RDIF_ROOT=${RDIF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+RDIF_CACHE=${RDIF_CACHE:-$HOME/.cache/rdif}
+RDIF_LLVM=${RDIF_LLVM:--19}
+RDIF_KSERIES=${RDIF_KSERIES:-7.3}
+RDIF_KSUITE=${RDIF_KSUITE:-trixie-backports}
+RDIF_CONFIG_FRAGMENT=$RDIF_ROOT/scripts/rdif.config
+
+RDIF_VENV=$RDIF_CACHE/venv
+export PATH="$RDIF_VENV/bin:$HOME/.cargo/bin:$HOME/.pyenv/shims:$PATH"
+
+rdif_log() { printf '[rdif] %s\n' "$*" >&2; }
+rdif_die() { printf '[rdif] error: %s\n' "$*" >&2; exit 1; }
+
+# A private apt configuration: its own sources list, lists and cache under
+# $RDIF_CACHE/apt, so the host's apt sources are never touched.
+rdif_apt_opts() {
+	local a=$RDIF_CACHE/apt
+	printf '%s\n' \
+		-o "Dir::Etc::SourceList=$a/sources.list" \
+		-o "Dir::Etc::SourceParts=$a/sources.list.d" \
+		-o "Dir::State::Lists=$a/lists" \
+		-o "Dir::Cache=$a/cache" \
+		-o "Dir::State::status=$a/status" \
+		-o "APT::Sandbox::User=root" \
+		-o "Debug::NoLocking=1"
+}
+
+# rdif_private_apt SUITE...: prepare (and refresh once a day) the private
+# apt lists for the given Debian suites.
+rdif_private_apt() {
+	local a=$RDIF_CACHE/apt suites="$*" stamp
+	mkdir -p "$a/lists/partial" "$a/cache/archives/partial" "$a/sources.list.d"
+	: >"$a/status"
+	local want="deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suites main"
+	stamp=$a/lists/.rdif-updated
+	if [ "$(cat "$a/sources.list" 2>/dev/null)" != "$want" ]; then
+		printf '%s\n' "$want" >"$a/sources.list"
+		rm -f "$stamp"
+	fi
+	if [ -z "$(find "$stamp" -mmin -1440 2>/dev/null)" ]; then
+		local -a opts
+		mapfile -t opts < <(rdif_apt_opts)
+		apt-get "${opts[@]}" -q update >&2 || rdif_die "private apt update failed"
+		touch "$stamp"
+	fi
+}
+
+# Hash of everything a built test kernel depends on: the fragment, the
+# kernel build script and the toolchain that must also build the module.
+rdif_kernel_key() {
+	{
+		cat "$RDIF_CONFIG_FRAGMENT" "$RDIF_ROOT/scripts/kernel"
+		rustc --version 2>/dev/null
+		"clang$RDIF_LLVM" --version 2>/dev/null | head -n 1
+		bindgen --version 2>/dev/null
+	} | sha256sum | cut -c1-12
+}
+
+# Print the newest cached, completely built kernel tree for the current key.
+rdif_cached_kdir() {
+	local key d best=
+	key=$(rdif_kernel_key)
+	for d in "$RDIF_CACHE"/linux-"$RDIF_KSERIES".*-"$key"; do
+		[ -f "$d/.rdif-built" ] && best=$d
+	done
+	[ -n "$best" ] && printf '%s\n' "$best"
+}
