@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rdif out-of-tree module build, plus the project's developer entry points.
+#
+#   make                  build rdif.ko (kernel tree: $(KDIR), built if needed)
+#   make KDIR=/path       build against another configured and built 7.3+ tree
+#   make CLIPPY=1         the same, with clippy lints on the Rust code
+#   make kdir             print the kernel tree used
+#   make check            set up, build and run every test in a guest
+#   make demo             set up, build, boot a guest with rdif loaded
+#   make clean
+
+LLVM ?= -19
+export LLVM
+
+RDIF_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+
+ifeq ($(origin KDIR),undefined)
+KDIR = $(shell $(RDIF_ROOT)/scripts/setup >&2 && $(RDIF_ROOT)/scripts/kernel)
+endif
+
+.PHONY: all modules kdir clean check demo setup rustfmt
+
+all: modules
+
+modules:
+	@kdir="$(KDIR)"; test -n "$$kdir" || { echo "no kernel tree" >&2; exit 1; }; \
+	$(MAKE) -C "$$kdir" M=$(RDIF_ROOT) LLVM=$(LLVM) modules
+
+kdir:
+	@echo $(KDIR)
+
+setup:
+	@$(RDIF_ROOT)/scripts/setup
+
+rustfmt:
+	@kdir="$(KDIR)"; $(MAKE) -C "$$kdir" M=$(RDIF_ROOT) LLVM=$(LLVM) rustfmt
+
+clean:
+	@kdir="$$($(RDIF_ROOT)/scripts/kernel --print-only 2>/dev/null || echo $(KDIR))"; \
+	if [ -n "$$kdir" ]; then $(MAKE) -C "$$kdir" M=$(RDIF_ROOT) LLVM=$(LLVM) clean; fi
+	@$(MAKE) -C $(RDIF_ROOT)/tests clean >/dev/null 2>&1 || true
+
+check:
+	@$(RDIF_ROOT)/scripts/check
+
+demo:
+	@$(RDIF_ROOT)/scripts/demo

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Block-layer abstractions for rdif.
+//!
+//! The 7.3 `kernel::block::mq` API cannot report a request's position,
+//! direction or data, end a request with an error status, or describe an
+//! integrity profile in the queue limits. This module provides those pieces
+//! as a thin, documented layer over `kernel::bindings` and a few C helpers
+//! (`helpers.c`) for the static inlines bindgen cannot see. All of rdif's
+//! `unsafe` code lives here; the driver above it is safe Rust.
+//!
+//! The model is deliberately simple: [`Operations::queue_rq`] handles a
+//! request synchronously and returns its status; the abstraction starts and
+//! ends the request around the call, so a driver cannot forget to end one or
+//! end it twice.
+
+pub(crate) mod bio;
+pub(crate) mod disk;
+pub(crate) mod request;
+pub(crate) mod tag_set;
+
+pub(crate) use bio::{Bio, Cursor, ShortBuffer};
+pub(crate) use disk::{GenDisk, Limits};
+pub(crate) use request::{Op, Request};
+pub(crate) use tag_set::{Operations, TagSet};
+
+/// The status a request completes with (the C `blk_status_t`).
+///
+/// The values are checked against the C definitions in `helpers.c`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Status(u8);
+
+impl Status {
+    /// `BLK_STS_NOTSUPP`: the operation is not supported (`-EOPNOTSUPP`).
+    pub(crate) const NOT_SUPPORTED: Status = Status(1);
+    /// `BLK_STS_PROTECTION`: protection information mismatch (`-EILSEQ`).
+    pub(crate) const PROTECTION: Status = Status(8);
+    /// `BLK_STS_RESOURCE`: out of memory or another resource (`-ENOMEM`).
+    pub(crate) const RESOURCE: Status = Status(9);
+    /// `BLK_STS_IOERR`: generic I/O error (`-EIO`).
+    pub(crate) const IO_ERROR: Status = Status(10);
+
+    /// The raw `blk_status_t` value.
+    pub(crate) fn raw(self) -> u8 {
+        self.0
+    }
+}
+
+/// Integrity payload flags (`enum bip_flags`), checked in `helpers.c`.
+pub(crate) mod bip {
+    /// The block layer allocated the buffer (auto-PI), not the submitter.
+    pub(crate) const BLOCK_INTEGRITY: u16 = 1 << 0;
+    /// Check the guard tag.
+    pub(crate) const CHECK_GUARD: u16 = 1 << 5;
+    /// Check the reference tag.
+    pub(crate) const CHECK_REFTAG: u16 = 1 << 6;
+    /// Check the application tag against the payload's app tag.
+    pub(crate) const CHECK_APPTAG: u16 = 1 << 7;
+    /// Any check requested.
+    pub(crate) const CHECK_FLAGS: u16 = CHECK_GUARD | CHECK_REFTAG | CHECK_APPTAG;
+}
+
+extern "C" {
+    fn rdif_nr_cpu_ids() -> u32;
+}
+
+/// Number of CPU ids blk-mq maps queues to (`nr_cpu_ids`): one hardware
+/// queue per CPU.
+pub(crate) fn nr_cpu_ids() -> u32 {
+    // SAFETY: reads a variable fixed at boot.
+    unsafe { rdif_nr_cpu_ids() }
+}

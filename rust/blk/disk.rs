@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Queue limits (with the integrity profile) and generic disks.
+//!
+//! C headers: [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h),
+//! [`include/linux/blk-integrity.h`](srctree/include/linux/blk-integrity.h)
+
+use super::{Operations, TagSet};
+use kernel::{
+    bindings, error, error::from_err_ptr, prelude::*, static_lock_class, sync::Arc,
+    types::ForeignOwnable, ThisModule,
+};
+
+/// `enum blk_integrity_checksum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Checksum {
+    /// No checksum: opaque metadata only.
+    None = 0,
+    /// IP checksum (`BLK_INTEGRITY_CSUM_IP`).
+    Ip = 1,
+    /// CRC16 T10-DIF (`BLK_INTEGRITY_CSUM_CRC`).
+    Crc = 2,
+    /// CRC64-NVMe (`BLK_INTEGRITY_CSUM_CRC64`).
+    Crc64 = 3,
+}
+
+/// An integrity profile as the block layer describes it
+/// (`struct blk_integrity` in `queue_limits`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IntegrityLimits {
+    /// Guard checksum.
+    pub(crate) csum: Checksum,
+    /// Type 1 (reference tag checked) rather than Type 3.
+    pub(crate) ref_tag: bool,
+    /// Metadata bytes per protection interval.
+    pub(crate) metadata_size: u8,
+    /// Offset of the PI tuple inside the metadata.
+    pub(crate) pi_offset: u8,
+    /// Size of the PI tuple (0, 8 or 16).
+    pub(crate) pi_tuple_size: u8,
+    /// Bytes of the tuple usable as tag (app tag, plus ref tag for Type 3).
+    pub(crate) tag_size: u8,
+    /// log2 of the protection interval in bytes.
+    pub(crate) interval_exp: u8,
+}
+
+// `enum blk_integrity_flags`, checked in helpers.c.
+const INTEGRITY_DEVICE_CAPABLE: u8 = 1 << 2;
+const INTEGRITY_REF_TAG: u8 = 1 << 3;
+const INTEGRITY_SPLIT_INTERVAL_CAPABLE: u8 = 1 << 5;
+
+/// Queue limits of a disk being built (`struct queue_limits`).
+pub(crate) struct Limits(bindings::queue_limits);
+
+impl Limits {
+    /// Limits with every member zero: the block layer picks defaults.
+    pub(crate) fn new() -> Self {
+        Self(pin_init::zeroed())
+    }
+
+    /// Sets the logical and physical block size.
+    pub(crate) fn block_size(mut self, size: u32) -> Self {
+        self.0.logical_block_size = size;
+        self.0.physical_block_size = size;
+        self
+    }
+
+    /// Sets the largest request in 512-byte sectors.
+    pub(crate) fn max_hw_sectors(mut self, sectors: u32) -> Self {
+        self.0.max_hw_sectors = sectors;
+        self
+    }
+
+    /// Enables discard up to `sectors` per request.
+    pub(crate) fn max_discard_sectors(mut self, sectors: u32) -> Self {
+        self.0.max_hw_discard_sectors = sectors;
+        self
+    }
+
+    /// Enables write-zeroes up to `sectors` per request.
+    pub(crate) fn max_write_zeroes_sectors(mut self, sectors: u32) -> Self {
+        self.0.max_write_zeroes_sectors = sectors;
+        self
+    }
+
+    /// Registers an integrity profile. The device checks and generates PI
+    /// itself (`DEVICE_CAPABLE`) and accepts intervals that straddle
+    /// segments.
+    pub(crate) fn integrity(mut self, p: IntegrityLimits, max_segments: u16) -> Self {
+        let bi = &mut self.0.integrity;
+        bi.flags = INTEGRITY_DEVICE_CAPABLE | INTEGRITY_SPLIT_INTERVAL_CAPABLE;
+        if p.ref_tag {
+            bi.flags |= INTEGRITY_REF_TAG;
+        }
+        bi.csum_type = p.csum as _;
+        bi.metadata_size = p.metadata_size;
+        bi.pi_offset = p.pi_offset;
+        bi.pi_tuple_size = p.pi_tuple_size;
+        bi.tag_size = p.tag_size;
+        bi.interval_exp = p.interval_exp;
+        self.0.max_integrity_segments = max_segments;
+        self
+    }
+}
+
+/// A disk added to the system, removed when dropped.
+///
+/// # Invariants
+///
+/// - `gendisk` is a valid disk allocated by `__blk_mq_alloc_disk` on the tag
+///   set `_tag_set`, added with `device_add_disk`, and `fops` is its
+///   operations table.
+/// - `gendisk->queue->queuedata` came from `T::QueueData::into_foreign`.
+pub(crate) struct GenDisk<T: Operations> {
+    gendisk: *mut bindings::gendisk,
+    _tag_set: Arc<TagSet<T>>,
+    _fops: KBox<bindings::block_device_operations>,
+}
+
+// SAFETY: `GenDisk` owns a disk reference, usable from any thread, plus
+// thread-safe shared data.
+unsafe impl<T: Operations> Send for GenDisk<T> {}
+// SAFETY: `GenDisk` has no methods that mutate through `&self`.
+unsafe impl<T: Operations> Sync for GenDisk<T> {}
+
+impl<T: Operations> GenDisk<T> {
+    /// Allocates a disk named `name` on `tag_set` with `limits` and adds it.
+    ///
+    /// `module` owns the disk's operations, so the module cannot be
+    /// unloaded while the disk is open.
+    pub(crate) fn new(
+        name: &CStr,
+        capacity_sectors: u64,
+        limits: Limits,
+        tag_set: Arc<TagSet<T>>,
+        queue_data: T::QueueData,
+        module: &'static ThisModule,
+    ) -> Result<Self> {
+        let name = name.to_bytes_with_nul();
+        if name.len() > bindings::DISK_NAME_LEN as usize {
+            return Err(EINVAL);
+        }
+
+        // SAFETY: all-zero is a valid `block_device_operations` (no
+        // callbacks, no owner).
+        let mut fops: bindings::block_device_operations = unsafe { core::mem::zeroed() };
+        fops.owner = module.as_ptr();
+        let fops = KBox::new(fops, GFP_KERNEL)?;
+
+        let mut lim = limits.0;
+        let data = queue_data.into_foreign();
+        // SAFETY: the tag set is valid and allocated (its invariant), `lim`
+        // is a valid limits structure, and the lock class is static.
+        let gendisk = from_err_ptr(unsafe {
+            bindings::__blk_mq_alloc_disk(
+                tag_set.as_raw(),
+                &mut lim,
+                data,
+                static_lock_class!().as_ptr(),
+            )
+        });
+        let gendisk = match gendisk {
+            Ok(gendisk) => gendisk,
+            Err(e) => {
+                // SAFETY: `data` came from `into_foreign` above and was not
+                // handed to a queue.
+                drop(unsafe { T::QueueData::from_foreign(data) });
+                return Err(e);
+            }
+        };
+
+        // SAFETY: `gendisk` is a valid disk that is not yet added, so this
+        // code has exclusive access to it. `fops` lives in a box that the
+        // returned `GenDisk` keeps until after `del_gendisk`.
+        unsafe {
+            (*gendisk).fops = &*fops;
+            let dst = &mut (*gendisk).disk_name;
+            for (d, s) in dst.iter_mut().zip(name.iter()) {
+                *d = *s as _;
+            }
+            bindings::set_capacity(gendisk, capacity_sectors);
+        }
+
+        // SAFETY: `gendisk` is valid and not yet added.
+        let ret = error::to_result(unsafe {
+            bindings::device_add_disk(core::ptr::null_mut(), gendisk, core::ptr::null_mut())
+        });
+        if let Err(e) = ret {
+            // SAFETY: `gendisk` was never added; `put_disk` releases it and
+            // its queue. `data` came from `into_foreign` and no request can
+            // reach it any more.
+            unsafe {
+                bindings::put_disk(gendisk);
+                drop(T::QueueData::from_foreign(data));
+            }
+            return Err(e);
+        }
+
+        // INVARIANT: the disk was allocated on `tag_set`, added, and its
+        // queue data came from `into_foreign`.
+        Ok(Self {
+            gendisk,
+            _tag_set: tag_set,
+            _fops: fops,
+        })
+    }
+}
+
+impl<T: Operations> Drop for GenDisk<T> {
+    fn drop(&mut self) {
+        // SAFETY: `self.gendisk` is valid by the type invariant.
+        let data = unsafe { (*(*self.gendisk).queue).queuedata };
+        // SAFETY: the disk was added (type invariant). `del_gendisk` drains
+        // and freezes its queue, so no `queue_rq` runs after it returns;
+        // `put_disk` then drops this driver's reference.
+        unsafe {
+            bindings::del_gendisk(self.gendisk);
+            bindings::put_disk(self.gendisk);
+        }
+        // SAFETY: `data` came from `into_foreign` (type invariant), and no
+        // request can use it after `del_gendisk`.
+        drop(unsafe { T::QueueData::from_foreign(data) });
+    }
+}

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C helpers for rdif's block-layer abstractions (rust/blk/).
+ *
+ * bindgen cannot see static inline functions and macros, and the kernel's
+ * bindings do not include <linux/bio-integrity.h>. The small functions here
+ * expose exactly what the Rust wrappers need. Constants that Rust mirrors by
+ * value are checked at compile time below, so a change of value in a future
+ * kernel breaks the build instead of the I/O path.
+ */
+
+#include <linux/bio.h>
+#include <linux/bio-integrity.h>
+#include <linux/blk-integrity.h>
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/highmem.h>
+
+static_assert(BLK_STS_OK == 0);
+static_assert(BLK_STS_NOTSUPP == 1);
+static_assert(BLK_STS_PROTECTION == 8);
+static_assert(BLK_STS_RESOURCE == 9);
+static_assert(BLK_STS_IOERR == 10);
+static_assert(BIP_BLOCK_INTEGRITY == 1 << 0);
+static_assert(BIP_CHECK_GUARD == 1 << 5);
+static_assert(BIP_CHECK_REFTAG == 1 << 6);
+static_assert(BIP_CHECK_APPTAG == 1 << 7);
+static_assert(BLK_INTEGRITY_DEVICE_CAPABLE == 1 << 2);
+static_assert(BLK_INTEGRITY_REF_TAG == 1 << 3);
+static_assert(BLK_SPLIT_INTERVAL_CAPABLE == 1 << 5);
+
+/* Requests. */
+
+sector_t rdif_blk_rq_pos(const struct request *rq)
+{
+	return blk_rq_pos(rq);
+}
+
+unsigned int rdif_blk_rq_bytes(const struct request *rq)
+{
+	return blk_rq_bytes(rq);
+}
+
+unsigned int rdif_req_op(const struct request *rq)
+{
+	return req_op(rq);
+}
+
+struct bio *rdif_rq_first_bio(const struct request *rq)
+{
+	return rq->bio;
+}
+
+struct bio *rdif_bio_next(const struct bio *bio)
+{
+	return bio->bi_next;
+}
+
+/* Data segments of a bio: one single-page segment per call. */
+
+void rdif_bio_iter(const struct bio *bio, struct bvec_iter *iter)
+{
+	*iter = bio->bi_iter;
+}
+
+bool rdif_bio_next_segment(struct bio *bio, struct bvec_iter *iter,
+			   struct page **page, unsigned int *offset,
+			   unsigned int *len)
+{
+	struct bio_vec bv;
+
+	if (!iter->bi_size)
+		return false;
+	bv = bio_iter_iovec(bio, *iter);
+	*page = bv.bv_page;
+	*offset = bv.bv_offset;
+	*len = bv.bv_len;
+	bio_advance_iter_single(bio, iter, bv.bv_len);
+	return true;
+}
+
+/* Integrity payload of a bio. */
+
+struct bio_integrity_payload *rdif_bio_integrity(struct bio *bio)
+{
+	return bio_integrity(bio);
+}
+
+unsigned short rdif_bip_flags(const struct bio_integrity_payload *bip)
+{
+	return bip->bip_flags;
+}
+
+u16 rdif_bip_app_tag(const struct bio_integrity_payload *bip)
+{
+	return bip->app_tag;
+}
+
+void rdif_bip_iter(const struct bio_integrity_payload *bip,
+		   struct bvec_iter *iter)
+{
+	*iter = bip->bip_iter;
+}
+
+bool rdif_bip_next_segment(struct bio_integrity_payload *bip,
+			   struct bvec_iter *iter, struct page **page,
+			   unsigned int *offset, unsigned int *len)
+{
+	struct bio_vec bv;
+
+	if (!iter->bi_size)
+		return false;
+	bv = bvec_iter_bvec(bip->bip_vec, *iter);
+	*page = bv.bv_page;
+	*offset = bv.bv_offset;
+	*len = bv.bv_len;
+	bvec_iter_advance_single(bip->bip_vec, iter, bv.bv_len);
+	return true;
+}
+
+/* Page mapping. */
+
+void *rdif_kmap_local_page(struct page *page)
+{
+	return kmap_local_page(page);
+}
+
+void rdif_kunmap_local(const void *addr)
+{
+	kunmap_local(addr);
+}
+
+/* CPUs blk-mq can map a hardware queue to. */
+
+unsigned int rdif_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Requests handed to the driver by blk-mq.
+//!
+//! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
+
+use super::Bio;
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::bindings;
+
+// The bindings' structs end in zero-length arrays, which this lint flags;
+// they are only passed by pointer here.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn rdif_blk_rq_pos(rq: *const bindings::request) -> u64;
+    fn rdif_blk_rq_bytes(rq: *const bindings::request) -> u32;
+    fn rdif_req_op(rq: *const bindings::request) -> u32;
+    fn rdif_rq_first_bio(rq: *const bindings::request) -> *mut bindings::bio;
+}
+
+/// The operation of a request (`enum req_op`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `REQ_OP_READ`.
+    Read,
+    /// `REQ_OP_WRITE`.
+    Write,
+    /// `REQ_OP_FLUSH`.
+    Flush,
+    /// `REQ_OP_DISCARD`.
+    Discard,
+    /// `REQ_OP_SECURE_ERASE`.
+    SecureErase,
+    /// `REQ_OP_WRITE_ZEROES`.
+    WriteZeroes,
+    /// Any other operation, with its raw value.
+    Other(u32),
+}
+
+impl Op {
+    fn from_raw(op: u32) -> Self {
+        match op {
+            bindings::req_op_REQ_OP_READ => Op::Read,
+            bindings::req_op_REQ_OP_WRITE => Op::Write,
+            bindings::req_op_REQ_OP_FLUSH => Op::Flush,
+            bindings::req_op_REQ_OP_DISCARD => Op::Discard,
+            bindings::req_op_REQ_OP_SECURE_ERASE => Op::SecureErase,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
+            other => Op::Other(other),
+        }
+    }
+}
+
+/// A request the driver is processing, between `blk_mq_start_request` and
+/// `blk_mq_end_request`, both of which the abstraction calls.
+///
+/// # Invariants
+///
+/// `ptr` points to a valid, started `struct request` that is not ended for
+/// `'a`.
+pub(crate) struct Request<'a> {
+    ptr: NonNull<bindings::request>,
+    _p: PhantomData<&'a bindings::request>,
+}
+
+impl<'a> Request<'a> {
+    /// Wraps a request pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a started request that is not ended for `'a`.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::request>) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self {
+            ptr,
+            _p: PhantomData,
+        }
+    }
+
+    fn raw(&self) -> *const bindings::request {
+        self.ptr.as_ptr()
+    }
+
+    /// The request's operation.
+    pub(crate) fn op(&self) -> Op {
+        // SAFETY: `self.raw()` is a valid request by the type invariant.
+        Op::from_raw(unsafe { rdif_req_op(self.raw()) })
+    }
+
+    /// First 512-byte sector.
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: `self.raw()` is a valid request by the type invariant.
+        unsafe { rdif_blk_rq_pos(self.raw()) }
+    }
+
+    /// Length in bytes.
+    pub(crate) fn bytes(&self) -> u32 {
+        // SAFETY: `self.raw()` is a valid request by the type invariant.
+        unsafe { rdif_blk_rq_bytes(self.raw()) }
+    }
+
+    /// Iterator over the request's bios.
+    pub(crate) fn bios(&self) -> Bios<'a> {
+        // SAFETY: `self.raw()` is a valid request by the type invariant.
+        let first = unsafe { rdif_rq_first_bio(self.raw()) };
+        Bios {
+            // SAFETY: the bios of a started request live until it is ended,
+            // which is after `'a` (type invariant).
+            next: NonNull::new(first).map(|p| unsafe { Bio::from_raw(p) }),
+        }
+    }
+}
+
+/// Iterator over the bios of a request.
+pub(crate) struct Bios<'a> {
+    next: Option<Bio<'a>>,
+}
+
+impl<'a> Iterator for Bios<'a> {
+    type Item = Bio<'a>;
+
+    fn next(&mut self) -> Option<Bio<'a>> {
+        let bio = self.next?;
+        self.next = bio.next();
+        Some(bio)
+    }
+}

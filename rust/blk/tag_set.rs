@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tag sets and the driver's blk-mq operations.
+//!
+//! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
+
+use super::{Request, Status};
+use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
+use kernel::{bindings, error, prelude::*, types::ForeignOwnable, types::Opaque};
+
+/// The operations of a blk-mq driver.
+///
+/// Requests are handled synchronously: [`Operations::queue_rq`] does the
+/// whole request and returns how it ends. The abstraction starts the request
+/// before the call and ends it with the returned status after it.
+pub(crate) trait Operations: Sized + 'static {
+    /// Data shared by all queues of a disk, stored in `queue->queuedata`.
+    type QueueData: ForeignOwnable + Send + Sync;
+
+    /// Handles one request.
+    ///
+    /// `Ok` ends the request successfully and `Err` ends it with that
+    /// status, except [`Status::RESOURCE`], which does not end it: blk-mq
+    /// requeues the request and dispatches it again later. A driver returns
+    /// it only when it has changed nothing yet.
+    fn queue_rq(
+        data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
+        rq: &Request<'_>,
+    ) -> Result<(), Status>;
+}
+
+struct OperationsVTable<T: Operations>(PhantomData<T>);
+
+impl<T: Operations> OperationsVTable<T> {
+    /// # Safety
+    ///
+    /// Called by blk-mq with a valid hardware context of a queue whose
+    /// `queuedata` came from `T::QueueData::into_foreign` (see
+    /// [`super::GenDisk`]) and valid queue data holding a request that is
+    /// not started.
+    unsafe extern "C" fn queue_rq(
+        hctx: *mut bindings::blk_mq_hw_ctx,
+        bd: *const bindings::blk_mq_queue_data,
+    ) -> bindings::blk_status_t {
+        // SAFETY: `bd` is valid for the duration of the call (C contract).
+        let rq = unsafe { (*bd).rq };
+        // SAFETY: `rq` is a valid request handed to this driver and not yet
+        // started; starting it is the driver's first duty.
+        unsafe { bindings::blk_mq_start_request(rq) };
+        // SAFETY: `hctx` and its queue are valid during the call, and the
+        // queue's `queuedata` came from `into_foreign` and is only reclaimed
+        // after the disk is deleted, when no `queue_rq` can run any more.
+        let data = unsafe { T::QueueData::borrow((*(*hctx).queue).queuedata) };
+        let status = match NonNull::new(rq) {
+            Some(ptr) => {
+                // SAFETY: the request was started above and is ended below,
+                // after the last use of `request`.
+                let request = unsafe { Request::from_raw(ptr) };
+                match T::queue_rq(data, &request) {
+                    Ok(()) => 0,
+                    // A transient shortage: hand the started request back;
+                    // blk-mq requeues it and dispatches it again later.
+                    Err(Status::RESOURCE) => return Status::RESOURCE.raw(),
+                    Err(status) => status.raw(),
+                }
+            }
+            None => Status::IO_ERROR.raw(),
+        };
+        // SAFETY: `rq` was started above and is ended exactly once, here.
+        unsafe { bindings::blk_mq_end_request(rq, status) };
+        0
+    }
+
+    const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {
+        queue_rq: Some(Self::queue_rq),
+        // SAFETY: all other members are optional callbacks (`None`) or
+        // pointers, for which all-zero bits are a valid value.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    fn build() -> &'static bindings::blk_mq_ops {
+        &Self::VTABLE
+    }
+}
+
+/// A blk-mq tag set (`struct blk_mq_tag_set`).
+///
+/// # Invariants
+///
+/// `inner` is an initialized tag set, allocated by `blk_mq_alloc_tag_set`,
+/// whose operations are those of `T`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct TagSet<T: Operations> {
+    #[pin]
+    inner: Opaque<bindings::blk_mq_tag_set>,
+    _p: PhantomData<T>,
+}
+
+impl<T: Operations> TagSet<T> {
+    /// Creates a tag set with `nr_hw_queues` hardware queues of
+    /// `queue_depth` tags each. With `blocking`, `queue_rq` may sleep
+    /// (`BLK_MQ_F_BLOCKING`).
+    pub(crate) fn new(
+        nr_hw_queues: u32,
+        queue_depth: u32,
+        blocking: bool,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(TagSet {
+            inner <- Opaque::try_ffi_init(move |set: *mut bindings::blk_mq_tag_set| {
+                // SAFETY: `set` points to uninitialized memory for a tag set;
+                // all-zero is a valid starting value for every member.
+                unsafe { set.write(core::mem::zeroed()) };
+                // SAFETY: `set` is valid for writes and was zeroed above.
+                let s = unsafe { &mut *set };
+                s.ops = OperationsVTable::<T>::build();
+                s.nr_hw_queues = nr_hw_queues;
+                s.queue_depth = queue_depth;
+                s.numa_node = bindings::NUMA_NO_NODE;
+                s.cmd_size = 0;
+                s.nr_maps = 1;
+                s.flags = if blocking { bindings::BLK_MQ_F_BLOCKING } else { 0 };
+                // SAFETY: `set` is an initialized, pinned tag set description.
+                error::to_result(unsafe { bindings::blk_mq_alloc_tag_set(set) })
+            }),
+            _p: PhantomData,
+        })
+    }
+
+    /// The C tag set.
+    pub(crate) fn as_raw(&self) -> *mut bindings::blk_mq_tag_set {
+        self.inner.get()
+    }
+}
+
+#[pinned_drop]
+impl<T: Operations> PinnedDrop for TagSet<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `inner` was allocated by `blk_mq_alloc_tag_set` (type
+        // invariant), and every disk using it holds an `Arc` to this tag set,
+        // so none is left.
+        unsafe { bindings::blk_mq_free_tag_set(self.inner.get()) };
+    }
+}
+
+// SAFETY: the tag set is only used through the thread-safe blk-mq API.
+unsafe impl<T: Operations> Send for TagSet<T> {}
+// SAFETY: as above.
+unsafe impl<T: Operations> Sync for TagSet<T> {}
