@@ -56,6 +56,17 @@ pub(crate) struct Device {
 
 static ZEROES: [u8; 4096] = [0; 4096];
 
+impl Checks {
+    /// The checks an integrity payload's `BIP_CHECK_*` flags ask for.
+    fn from_bip(flags: u16, app_tag: u16) -> Self {
+        Checks {
+            guard: flags & bip::CHECK_GUARD != 0,
+            reftag: flags & bip::CHECK_REFTAG != 0,
+            apptag: (flags & bip::CHECK_APPTAG != 0).then_some(app_tag),
+        }
+    }
+}
+
 fn short(_: blk::ShortBuffer) -> Status {
     Status::IO_ERROR
 }
@@ -153,11 +164,7 @@ impl Device {
         if flags & bip::CHECK_FLAGS == 0 || p.csum() == Csum::None {
             return Ok(());
         }
-        let checks = Checks {
-            guard: flags & bip::CHECK_GUARD != 0,
-            reftag: flags & bip::CHECK_REFTAG != 0,
-            apptag: (flags & bip::CHECK_APPTAG != 0).then(|| bip.app_tag()),
-        };
+        let checks = Checks::from_bip(flags, bip.app_tag());
         let mut data = Cursor::new(bio.segments());
         let mut md_cur = Cursor::new(bip.segments());
         let mut md_buf = [0u8; MAX_METADATA];
@@ -167,8 +174,6 @@ impl Device {
             if checks.guard {
                 data.read(p.interval(), |b| guard.update(b))
                     .map_err(short)?;
-            } else {
-                data.read(p.interval(), |_| {}).map_err(short)?;
             }
             md_cur.copy_to(md).map_err(short)?;
             let guard = p.finish_guard(guard, md);
@@ -277,7 +282,8 @@ impl Device {
         let p = &self.cfg.profile;
         let ms = p.metadata_size();
         let (first, n) = self.interval_span(&bio);
-        let mut md_cur = match bio.integrity() {
+        let bip = bio.integrity();
+        let mut md_cur = match bip {
             Some(b) => {
                 if (b.segments().remaining() as u64) < n * ms as u64 {
                     return Err(Status::IO_ERROR);
@@ -286,7 +292,19 @@ impl Device {
             }
             None => None,
         };
-        let check = self.cfg.read_check && p.csum() != Csum::None;
+        // The device checks what `read_check` asks for, plus what a
+        // submitter's own payload asks for (the block layer verifies its
+        // auto-PI buffers itself after completion).
+        let mut checks = if self.cfg.read_check {
+            Checks::DEVICE
+        } else {
+            Checks::NONE
+        };
+        if let Some(b) = bip.filter(|b| b.flags() & bip::BLOCK_INTEGRITY == 0) {
+            let asked = Checks::from_bip(b.flags(), b.app_tag());
+            checks = checks.union(asked);
+        }
+        let check = checks != Checks::NONE && p.csum() != Csum::None;
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..ms];
         for i in 0..n {
@@ -297,7 +315,7 @@ impl Device {
             if check {
                 let g = p.finish_guard(guard, md);
                 let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
-                p.check(&tuple, g, first + i, Checks::DEVICE)
+                p.check(&tuple, g, first + i, checks)
                     .map_err(|e| self.count(e))?;
             }
             if let Some(c) = md_cur.as_mut() {

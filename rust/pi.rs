@@ -342,6 +342,22 @@ impl Checks {
         reftag: true,
         apptag: None,
     };
+
+    /// No check at all.
+    pub(crate) const NONE: Checks = Checks {
+        guard: false,
+        reftag: false,
+        apptag: None,
+    };
+
+    /// Every check of `self` and of `other` (`other`'s app tag wins).
+    pub(crate) fn union(self, other: Checks) -> Checks {
+        Checks {
+            guard: self.guard || other.guard,
+            reftag: self.reftag || other.reftag,
+            apptag: other.apptag.or(self.apptag),
+        }
+    }
 }
 
 /// Which check failed.
