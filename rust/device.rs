@@ -90,12 +90,12 @@ impl Device {
     /// Handles one request.
     pub(crate) fn handle(&self, rq: &Request<'_>) -> Result<(), Status> {
         let pos = rq.sector() << 9;
-        let len = rq.bytes() as u64;
+        let len = u64::from(rq.bytes());
         let op = rq.op();
         if op != Op::Flush
             && pos
                 .checked_add(len)
-                .map_or(true, |end| end > self.cfg.capacity)
+                .is_none_or(|end| end > self.cfg.capacity)
         {
             return Err(Status::IO_ERROR);
         }
@@ -115,7 +115,7 @@ impl Device {
         let p = &self.cfg.profile;
         (
             p.sector_to_interval(bio.sector()),
-            (bio.size() as u64) >> p.interval_shift(),
+            u64::from(bio.size()) >> p.interval_shift(),
         )
     }
 
@@ -137,7 +137,7 @@ impl Device {
             }
         }
         // 2. Allocate all that the write needs; on failure blk-mq retries.
-        let (pos, len) = (rq.sector() << 9, rq.bytes() as u64);
+        let (pos, len) = (rq.sector() << 9, u64::from(rq.bytes()));
         self.data.reserve(pos, len).map_err(|_| Status::RESOURCE)?;
         if let Some(meta) = &self.meta {
             let p = &self.cfg.profile;
@@ -157,7 +157,7 @@ impl Device {
         let p = &self.cfg.profile;
         let ms = p.metadata_size();
         let (first, n) = self.interval_span(bio);
-        if (bip.segments().remaining() as u64) < n * ms as u64 {
+        if u64::from(bip.segments().remaining()) < n * ms as u64 {
             return Err(Status::IO_ERROR);
         }
         let flags = bip.flags();
@@ -285,7 +285,7 @@ impl Device {
         let bip = bio.integrity();
         let mut md_cur = match bip {
             Some(b) => {
-                if (b.segments().remaining() as u64) < n * ms as u64 {
+                if u64::from(b.segments().remaining()) < n * ms as u64 {
                     return Err(Status::IO_ERROR);
                 }
                 Some(Cursor::new(b.segments()))

@@ -220,7 +220,7 @@ impl Profile {
     pub(crate) fn ref_mask(&self) -> u64 {
         match self.csum {
             Csum::Crc64 => (1 << 48) - 1,
-            _ => u32::MAX as u64,
+            _ => u64::from(u32::MAX),
         }
     }
 

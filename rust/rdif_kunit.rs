@@ -84,7 +84,7 @@ mod tests {
         p.write_tuple(
             &mut md,
             &Tuple {
-                guard: g as u64,
+                guard: u64::from(g),
                 app: 0,
                 reftag: 0,
             },

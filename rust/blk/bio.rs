@@ -302,7 +302,7 @@ impl<'a> Cursor<'a> {
 
     /// Moves to a segment with bytes left, if the current one is used up.
     fn advance(&mut self) -> Result<(), ShortBuffer> {
-        while self.cur.as_ref().map_or(true, |s| self.off >= s.len()) {
+        while self.cur.as_ref().is_none_or(|s| self.off >= s.len()) {
             self.cur = Some(self.segs.next().ok_or(ShortBuffer)?);
             self.off = 0;
         }

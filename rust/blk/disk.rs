@@ -93,7 +93,7 @@ impl Limits {
         if p.ref_tag {
             bi.flags |= INTEGRITY_REF_TAG;
         }
-        bi.csum_type = p.csum as _;
+        bi.csum_type = p.csum as bindings::blk_integrity_checksum;
         bi.metadata_size = p.metadata_size;
         bi.pi_offset = p.pi_offset;
         bi.pi_tuple_size = p.pi_tuple_size;
@@ -177,7 +177,7 @@ impl<T: Operations> GenDisk<T> {
             (*gendisk).fops = &*fops;
             let dst = &mut (*gendisk).disk_name;
             for (d, s) in dst.iter_mut().zip(name.iter()) {
-                *d = *s as _;
+                *d = *s as kernel::ffi::c_char;
             }
             bindings::set_capacity(gendisk, capacity_sectors);
         }

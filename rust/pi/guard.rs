@@ -33,8 +33,9 @@ impl Guard {
             Csum::None => {}
             Csum::Crc16 => {
                 // SAFETY: `data` is a valid slice for reads of its length.
-                self.acc =
-                    unsafe { crc_t10dif_update(self.acc as u16, data.as_ptr(), data.len()) } as u64;
+                self.acc = u64::from(unsafe {
+                    crc_t10dif_update(self.acc as u16, data.as_ptr(), data.len())
+                });
             }
             Csum::Crc64 => {
                 // SAFETY: as above.
@@ -45,9 +46,9 @@ impl Guard {
                 // pieces of even length so the running sum stays exact.
                 for chunk in data.chunks(1 << 30) {
                     // SAFETY: as above; `chunk.len()` fits in a `c_int`.
-                    self.acc = unsafe {
+                    self.acc = u64::from(unsafe {
                         csum_partial(chunk.as_ptr().cast(), chunk.len() as c_int, self.acc as u32)
-                    } as u64;
+                    });
                 }
             }
         }
@@ -57,7 +58,7 @@ impl Guard {
     /// and complemented sum in CPU byte order, as `csum_fold` gives it).
     pub(crate) fn finish(self) -> u64 {
         match self.csum {
-            Csum::Ip => csum_fold(self.acc as u32) as u64,
+            Csum::Ip => u64::from(csum_fold(self.acc as u32)),
             _ => self.acc,
         }
     }

@@ -19,7 +19,9 @@ pub(crate) struct Tuple {
 }
 
 fn be48(b: &[u8]) -> u64 {
-    b.iter().take(6).fold(0, |acc, &x| (acc << 8) | x as u64)
+    b.iter()
+        .take(6)
+        .fold(0, |acc, &x| (acc << 8) | u64::from(x))
 }
 
 impl Tuple {
@@ -31,13 +33,13 @@ impl Tuple {
                 let b: &[u8; 8] = b.try_into().ok()?;
                 let guard = [b[0], b[1]];
                 Some(Tuple {
-                    guard: if csum == Csum::Ip {
+                    guard: u64::from(if csum == Csum::Ip {
                         u16::from_ne_bytes(guard)
                     } else {
                         u16::from_be_bytes(guard)
-                    } as u64,
+                    }),
                     app: u16::from_be_bytes([b[2], b[3]]),
-                    reftag: u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as u64,
+                    reftag: u64::from(u32::from_be_bytes([b[4], b[5], b[6], b[7]])),
                 })
             }
             Csum::Crc64 => {
