@@ -16,6 +16,7 @@
 
 pub(crate) mod bio;
 pub(crate) mod disk;
+pub(crate) mod file;
 pub(crate) mod request;
 pub(crate) mod tag_set;
 
@@ -46,6 +47,11 @@ impl Status {
     }
 }
 
+/// `BLK_FEAT_WRITE_CACHE`: the device has a volatile write cache (flush).
+pub(crate) const FEAT_WRITE_CACHE: u32 = 1 << 0;
+/// `BLK_FEAT_FUA`: the device supports forced unit access.
+pub(crate) const FEAT_FUA: u32 = 1 << 1;
+
 /// Integrity payload flags (`enum bip_flags`), checked in `helpers.c`.
 pub(crate) mod bip {
     /// The block layer allocated the buffer (auto-PI), not the submitter.
@@ -69,4 +75,22 @@ extern "C" {
 pub(crate) fn nr_cpu_ids() -> u32 {
     // SAFETY: reads a variable fixed at boot.
     unsafe { rdif_nr_cpu_ids() }
+}
+
+extern "C" {
+    fn rdif_memalloc_noio_save() -> u32;
+    fn rdif_memalloc_noio_restore(flags: u32);
+}
+
+/// Runs `f` with every allocation of the current task implicitly `GFP_NOIO`
+/// (`memalloc_noio_save`), so that memory reclaim cannot wait for I/O on
+/// the device that is being served.
+pub(crate) fn with_noio<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: saves and changes the current task's allocation scope, which
+    // is restored below in stack order.
+    let flags = unsafe { rdif_memalloc_noio_save() };
+    let ret = f();
+    // SAFETY: `flags` came from the matching save above.
+    unsafe { rdif_memalloc_noio_restore(flags) };
+    ret
 }

@@ -13,6 +13,8 @@
 //!   intervals read as zeroes with escape PI. With `read_check`, the device
 //!   checks stored PI against stored data and fails with a protection error.
 //! - Discard and write-zeroes zero the data and reset PI to escape.
+//! - With a backing file, a write is acknowledged only after its data and
+//!   then its metadata are written; FUA and flush sync them.
 //!
 //! Each interval's data is checksummed at most once per request and copied
 //! once between the bio and the store.
@@ -20,7 +22,7 @@
 use crate::{
     blk::{self, bip, Bio, Cursor, Op, Request, Status},
     pi::{Checks, Csum, PiError, Profile, MAX_METADATA},
-    store::{DataStore, MetaStore},
+    store::{Store, CHUNK},
 };
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
@@ -49,12 +51,9 @@ pub(crate) struct Stats {
 /// A device's state, shared by all its hardware queues.
 pub(crate) struct Device {
     cfg: DeviceConfig,
-    data: DataStore,
-    meta: Option<MetaStore>,
+    store: Store,
     pub(crate) stats: Stats,
 }
-
-static ZEROES: [u8; 4096] = [0; 4096];
 
 impl Checks {
     /// The checks an integrity payload's `BIP_CHECK_*` flags ask for.
@@ -72,23 +71,26 @@ fn short(_: blk::ShortBuffer) -> Status {
 }
 
 impl Device {
-    /// Creates an empty device: zeroes with escape PI everywhere.
-    pub(crate) fn new(cfg: DeviceConfig) -> Result<Self> {
-        let meta = if cfg.profile.has_metadata() {
-            Some(MetaStore::new(cfg.profile)?)
-        } else {
-            None
-        };
-        Ok(Self {
+    /// Creates a device over `store`, which must match `cfg`.
+    pub(crate) fn new(cfg: DeviceConfig, store: Store) -> Self {
+        Self {
             cfg,
-            data: DataStore::new()?,
-            meta,
+            store,
             stats: Stats::default(),
-        })
+        }
     }
 
     /// Handles one request.
     pub(crate) fn handle(&self, rq: &Request<'_>) -> Result<(), Status> {
+        if self.store.may_sleep() {
+            // Reclaim must not wait for I/O to this very device.
+            blk::with_noio(|| self.dispatch(rq))
+        } else {
+            self.dispatch(rq)
+        }
+    }
+
+    fn dispatch(&self, rq: &Request<'_>) -> Result<(), Status> {
         let pos = rq.sector() << 9;
         let len = u64::from(rq.bytes());
         let op = rq.op();
@@ -101,11 +103,16 @@ impl Device {
         }
         match op {
             Op::Read => rq.bios().try_for_each(|bio| self.read_bio(bio)),
-            Op::Write => self.write(rq),
-            Op::Flush => Ok(()),
-            Op::Discard | Op::SecureErase | Op::WriteZeroes => {
-                self.reset(pos, len);
+            Op::Write => {
+                self.write(rq)?;
+                if rq.is_fua() {
+                    self.store.sync_range(pos, len)?;
+                }
                 Ok(())
+            }
+            Op::Flush => self.store.flush(),
+            Op::Discard | Op::SecureErase | Op::WriteZeroes => {
+                self.store.reset(&self.cfg.profile, pos, len)
             }
             Op::Other(_) => Err(Status::NOT_SUPPORTED),
         }
@@ -130,21 +137,17 @@ impl Device {
     }
 
     fn write(&self, rq: &Request<'_>) -> Result<(), Status> {
+        let p = &self.cfg.profile;
         // 1. Check every bio before anything is stored.
-        if self.meta.is_some() {
+        if p.has_metadata() {
             for bio in rq.bios() {
                 self.verify_bio(&bio)?;
             }
         }
         // 2. Allocate all that the write needs; on failure blk-mq retries.
-        let (pos, len) = (rq.sector() << 9, u64::from(rq.bytes()));
-        self.data.reserve(pos, len).map_err(|_| Status::RESOURCE)?;
-        if let Some(meta) = &self.meta {
-            let p = &self.cfg.profile;
-            meta.reserve(p.sector_to_interval(rq.sector()), len >> p.interval_shift())
-                .map_err(|_| Status::RESOURCE)?;
-        }
-        // 3. Store; nothing below can fail for a well-formed request.
+        self.store
+            .reserve(p, rq.sector() << 9, u64::from(rq.bytes()))?;
+        // 3. Store: data, then metadata, interval by interval.
         rq.bios().try_for_each(|bio| self.store_bio(&bio))
     }
 
@@ -185,8 +188,7 @@ impl Device {
     }
 
     /// Copies `len` bytes from `src` into the data store at `pos`, adding
-    /// them to `guard` if given. Reserved chunks are expected; one freed by
-    /// a concurrent discard is allocated again.
+    /// them to `guard` if given.
     fn copy_in(
         &self,
         mut pos: u64,
@@ -195,10 +197,9 @@ impl Device {
         mut guard: Option<&mut crate::pi::Guard>,
     ) -> Result<(), Status> {
         while len > 0 {
-            let k = len.min(4096 - (pos % 4096) as usize);
-            let mut tries = 0;
-            let res = loop {
-                let r = self.data.write(pos, k, |dst| {
+            let k = len.min(CHUNK - (pos % CHUNK as u64) as usize);
+            self.store
+                .write_data(pos, k, |dst| {
                     let mut o = 0;
                     src.read(k, |b| {
                         dst[o..o + b.len()].copy_from_slice(b);
@@ -207,19 +208,8 @@ impl Device {
                         }
                         o += b.len();
                     })
-                });
-                match r {
-                    Some(r) => break r,
-                    None if tries < 3 => {
-                        tries += 1;
-                        self.data
-                            .reserve(pos, k as u64)
-                            .map_err(|_| Status::IO_ERROR)?;
-                    }
-                    None => return Err(Status::IO_ERROR),
-                }
-            };
-            res.map_err(short)?;
+                })?
+                .map_err(short)?;
             pos += k as u64;
             len -= k;
         }
@@ -229,9 +219,9 @@ impl Device {
     fn store_bio(&self, bio: &Bio<'_>) -> Result<(), Status> {
         let pos = bio.sector() << 9;
         let mut data = Cursor::new(bio.segments());
-        let Some(meta) = &self.meta else {
+        if !self.cfg.profile.has_metadata() {
             return self.copy_in(pos, bio.size() as usize, &mut data, None);
-        };
+        }
         let p = &self.cfg.profile;
         let ms = p.metadata_size();
         let (first, n) = self.interval_span(bio);
@@ -266,9 +256,7 @@ impl Device {
             } else if escape {
                 p.fill_escape_tuple(md);
             }
-            if !meta.write(first + i, md) {
-                return Err(Status::IO_ERROR);
-            }
+            self.store.write_meta(first + i, md)?;
         }
         Ok(())
     }
@@ -276,9 +264,9 @@ impl Device {
     fn read_bio(&self, bio: Bio<'_>) -> Result<(), Status> {
         let pos = bio.sector() << 9;
         let mut data = Cursor::new(bio.segments());
-        let Some(meta) = &self.meta else {
+        if !self.cfg.profile.has_metadata() {
             return self.copy_out(pos, bio.size() as usize, &mut data, None);
-        };
+        }
         let p = &self.cfg.profile;
         let ms = p.metadata_size();
         let (first, n) = self.interval_span(&bio);
@@ -311,7 +299,7 @@ impl Device {
             let ipos = pos + (i << p.interval_shift());
             let mut guard = p.guard();
             self.copy_out(ipos, p.interval(), &mut data, check.then_some(&mut guard))?;
-            meta.read(first + i, md);
+            self.store.read_meta(first + i, md)?;
             if check {
                 let g = p.finish_guard(guard, md);
                 let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
@@ -335,28 +323,18 @@ impl Device {
         mut guard: Option<&mut crate::pi::Guard>,
     ) -> Result<(), Status> {
         while len > 0 {
-            let k = len.min(4096 - (pos % 4096) as usize);
-            self.data
-                .read(pos, k, |src| {
-                    let src = src.unwrap_or(&ZEROES[..k]);
+            let k = len.min(CHUNK - (pos % CHUNK as u64) as usize);
+            self.store
+                .read_data(pos, k, |src| {
                     if let Some(g) = guard.as_deref_mut() {
                         g.update(src);
                     }
                     dst.copy_from(src)
-                })
+                })?
                 .map_err(short)?;
             pos += k as u64;
             len -= k;
         }
         Ok(())
-    }
-
-    /// Discard and write-zeroes: data reads as zeroes, PI as escape.
-    fn reset(&self, pos: u64, len: u64) {
-        self.data.zero(pos, len);
-        if let Some(meta) = &self.meta {
-            let p = &self.cfg.profile;
-            meta.reset(p.sector_to_interval(pos >> 9), len >> p.interval_shift());
-        }
     }
 }

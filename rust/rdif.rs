@@ -6,24 +6,32 @@
 //! guard, NVMe 16-byte PI with CRC64 guard, or opaque metadata) and behaves
 //! like a PI-formatted disk: it checks PI on write, returns stored PI on
 //! read and generates PI when a write carries none. Data and metadata are
-//! kept in separate stores.
+//! kept in separate stores, in memory or in a backing file or block device.
+//!
+//! Devices come from module parameters (`rdif0`, `rdif1`, ...) and from
+//! configfs (`/sys/kernel/config/rdif/<name>`).
 
 mod blk;
+mod configfs;
 mod device;
 mod pi;
+mod settings;
 mod store;
 
 use blk::{
     disk::{Checksum, IntegrityLimits},
     GenDisk, Limits, Operations, Request, Status, TagSet,
 };
-use device::{Device, DeviceConfig};
+use device::Device;
 use kernel::{
+    new_mutex,
     prelude::*,
     str::CString,
-    sync::{Arc, ArcBorrow},
+    sync::{Arc, ArcBorrow, Mutex},
 };
-use pi::{Csum, Profile, ProfileConfig};
+use pi::{Csum, Profile};
+use settings::{Settings, Validated};
+use store::{file::FileStore, Store};
 
 module! {
     type: RdifModule,
@@ -83,9 +91,6 @@ extern "C" {
     fn rdif_param_csum() -> *const kernel::ffi::c_char;
 }
 
-/// Largest device size in MiB (1 TiB; memory is only used where written).
-const MAX_SIZE_MIB: u64 = 1 << 20;
-
 /// The blk-mq operations of an rdif disk.
 struct RdifOps;
 
@@ -97,11 +102,65 @@ impl Operations for RdifOps {
     }
 }
 
-/// Everything needed to build the default devices, from module parameters.
-struct Params {
-    dev: DeviceConfig,
-    hw_queues: u32,
-    queue_depth: u32,
+/// Names of the disks that exist, so that two rdif devices never collide.
+#[pin_data]
+pub(crate) struct Registry {
+    #[pin]
+    names: Mutex<KVec<CString>>,
+    /// The module that owns the disks.
+    module: &'static ThisModule,
+}
+
+impl Registry {
+    fn new(module: &'static ThisModule) -> impl PinInit<Self> {
+        pin_init!(Registry {
+            names <- new_mutex!(KVec::new()),
+            module,
+        })
+    }
+
+    /// Takes `name` for a new disk; `EEXIST` if an rdif disk has it.
+    fn claim(self: &Arc<Self>, name: &CStr) -> Result<NameClaim> {
+        let mut names = self.names.lock();
+        if names.iter().any(|n| n.to_bytes() == name.to_bytes()) {
+            pr_err!(
+                "a device named {} exists already\n",
+                name.to_str().unwrap_or("?")
+            );
+            return Err(EEXIST);
+        }
+        names.push(CString::try_from(name)?, GFP_KERNEL)?;
+        Ok(NameClaim {
+            registry: self.clone(),
+            name: CString::try_from(name)?,
+        })
+    }
+}
+
+/// A name taken in the [`Registry`], given back on drop.
+pub(crate) struct NameClaim {
+    registry: Arc<Registry>,
+    name: CString,
+}
+
+impl Drop for NameClaim {
+    fn drop(&mut self) {
+        let mut names = self.registry.names.lock();
+        if let Some(i) = names
+            .iter()
+            .position(|n| n.to_bytes() == self.name.to_bytes())
+        {
+            // `i` comes from `position`, so it is in bounds.
+            let _ = names.remove(i);
+        }
+    }
+}
+
+/// A disk and its claim on its name; dropping it removes the disk.
+pub(crate) struct RdifDisk {
+    // Declared first: the disk goes before its name is given back.
+    _disk: GenDisk<RdifOps>,
+    _name: NameClaim,
 }
 
 fn csum_param() -> Result<Csum> {
@@ -117,46 +176,20 @@ fn csum_param() -> Result<Csum> {
     })
 }
 
-fn params() -> Result<Params> {
-    let profile = Profile::new(&ProfileConfig {
+/// The settings of the default devices, from module parameters.
+fn module_settings() -> Result<Settings> {
+    Ok(Settings {
+        size_mib: module_parameters::size.value(),
+        block_size: module_parameters::blocksize.value(),
         csum: csum_param()?,
         ref_tag: module_parameters::ref_tag.value(),
-        block_size: module_parameters::blocksize.value(),
         metadata_size: module_parameters::metadata_size.value(),
         pi_offset: module_parameters::pi_offset.value(),
         interval: module_parameters::interval.value(),
-    })
-    .map_err(|msg| {
-        pr_err!("invalid configuration: {}\n", msg);
-        EINVAL
-    })?;
-    let size = module_parameters::size.value();
-    if size == 0 || size > MAX_SIZE_MIB {
-        pr_err!("size must be 1 to {} MiB\n", MAX_SIZE_MIB);
-        return Err(EINVAL);
-    }
-    let queue_depth = module_parameters::queue_depth.value();
-    if !(1..=4096).contains(&queue_depth) {
-        pr_err!("queue_depth must be 1 to 4096\n");
-        return Err(EINVAL);
-    }
-    let hw_queues = match module_parameters::hw_queues.value() {
-        0 => blk::nr_cpu_ids(),
-        n if n <= blk::nr_cpu_ids() => n,
-        _ => {
-            pr_err!("hw_queues must be at most {}\n", blk::nr_cpu_ids());
-            return Err(EINVAL);
-        }
-    };
-    Ok(Params {
-        dev: DeviceConfig {
-            capacity: size << 20,
-            profile,
-            pract: module_parameters::pract.value(),
-            read_check: module_parameters::read_check.value(),
-        },
-        hw_queues,
-        queue_depth,
+        pract: module_parameters::pract.value(),
+        read_check: module_parameters::read_check.value(),
+        hw_queues: module_parameters::hw_queues.value(),
+        queue_depth: module_parameters::queue_depth.value(),
     })
 }
 
@@ -179,16 +212,35 @@ fn integrity_limits(p: &Profile) -> IntegrityLimits {
     }
 }
 
-/// Creates and adds one disk.
-fn create_disk(
+/// Creates and adds the disk `name`: in memory, or over the store at
+/// `backing`.
+pub(crate) fn create_disk(
     name: &CStr,
-    params: &Params,
-    module: &'static ThisModule,
-) -> Result<GenDisk<RdifOps>> {
-    let cfg = params.dev;
-    let dev = Arc::new(Device::new(cfg)?, GFP_KERNEL)?;
+    v: &Validated,
+    backing: Option<&CStr>,
+    registry: &Arc<Registry>,
+) -> Result<RdifDisk> {
+    let cfg = v.dev;
+    let claim = registry.claim(name)?;
+    let store = match backing {
+        None => Store::memory(cfg.profile)?,
+        Some(path) => Store::File(KBox::new(
+            FileStore::open(path, cfg.profile, cfg.capacity).map_err(|(e, msg)| {
+                pr_err!(
+                    "{}: backing {}: {}\n",
+                    name.to_str().unwrap_or("?"),
+                    path.to_str().unwrap_or("?"),
+                    msg
+                );
+                e
+            })?,
+            GFP_KERNEL,
+        )?),
+    };
+    let blocking = store.may_sleep();
+    let dev = Arc::new(Device::new(cfg, store), GFP_KERNEL)?;
     let tag_set = Arc::pin_init(
-        TagSet::new(params.hw_queues, params.queue_depth, false),
+        TagSet::new(v.hw_queues, v.queue_depth, blocking),
         GFP_KERNEL,
     )?;
     let mut limits = Limits::new()
@@ -196,37 +248,91 @@ fn create_disk(
         .max_hw_sectors(2048)
         .max_discard_sectors(u32::MAX >> 9)
         .max_write_zeroes_sectors(u32::MAX >> 9);
+    if blocking {
+        // A backing file has a volatile cache: the page cache.
+        limits = limits.features(blk::FEAT_WRITE_CACHE | blk::FEAT_FUA);
+    }
     if cfg.profile.has_metadata() {
         limits = limits.integrity(integrity_limits(&cfg.profile), 128);
     }
-    GenDisk::new(name, cfg.capacity >> 9, limits, tag_set, dev, module)
+    let disk = GenDisk::new(
+        name,
+        cfg.capacity >> 9,
+        limits,
+        tag_set,
+        dev,
+        registry.module,
+    )?;
+    Ok(RdifDisk {
+        _disk: disk,
+        _name: claim,
+    })
 }
 
+/// What the module owns besides configfs.
+struct State {
+    /// The default devices, from module parameters.
+    _disks: KVec<RdifDisk>,
+    registry: Arc<Registry>,
+}
+
+impl State {
+    fn new(module: &'static ThisModule) -> Result<Self> {
+        let registry = Arc::pin_init(Registry::new(module), GFP_KERNEL)?;
+        Ok(Self {
+            _disks: default_disks(&registry)?,
+            registry,
+        })
+    }
+}
+
+#[pin_data]
 struct RdifModule {
-    _disks: KVec<GenDisk<RdifOps>>,
+    // Fields drop in order: the default disks first, then configfs (whose
+    // devices are gone by then: each configfs directory holds a reference
+    // on the module).
+    state: State,
+    #[pin]
+    configfs: kernel::configfs::Subsystem<configfs::Root>,
 }
 
-impl kernel::Module for RdifModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        let params = params()?;
-        let n = module_parameters::nr_devices.value();
-        let mut disks = KVec::with_capacity(n as usize, GFP_KERNEL)?;
-        for i in 0..n {
-            let name = CString::try_from_fmt(fmt!("rdif{}", i))?;
-            disks.push(create_disk(&name, &params, module)?, GFP_KERNEL)?;
-        }
-        let p = &params.dev.profile;
-        pr_info!(
-            "{} device(s): {} MiB, {}-byte blocks, csum {}, type {}, metadata {} (pi at {}), interval {}\n",
-            n,
-            params.dev.capacity >> 20,
-            p.block_size(),
-            p.csum().name(),
-            if p.ref_tag() { 1 } else { 3 },
-            p.metadata_size(),
-            p.pi_offset(),
-            p.interval()
-        );
-        Ok(Self { _disks: disks })
+fn default_disks(registry: &Arc<Registry>) -> Result<KVec<RdifDisk>> {
+    let s = module_settings()?;
+    let v = s.validate().map_err(|msg| {
+        pr_err!("invalid configuration: {}\n", msg);
+        EINVAL
+    })?;
+    let n = module_parameters::nr_devices.value();
+    let mut disks = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+    for i in 0..n {
+        let name = CString::try_from_fmt(fmt!("rdif{}", i))?;
+        disks.push(create_disk(&name, &v, None, registry)?, GFP_KERNEL)?;
+    }
+    if n == 0 {
+        return Ok(disks);
+    }
+    let p = &v.dev.profile;
+    pr_info!(
+        "{} device(s): {} MiB, {}-byte blocks, csum {}, type {}, metadata {} (pi at {}), interval {}\n",
+        n,
+        s.size_mib,
+        p.block_size(),
+        p.csum().name(),
+        if p.ref_tag() { 1 } else { 3 },
+        p.metadata_size(),
+        p.pi_offset(),
+        p.interval()
+    );
+    Ok(disks)
+}
+
+impl kernel::InPlaceModule for RdifModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let state = State::new(module);
+        let registry = state.as_ref().map(|s| s.registry.clone()).map_err(|e| *e);
+        try_pin_init!(RdifModule {
+            state: state?,
+            configfs <- configfs::subsystem(registry?),
+        })
     }
 }

@@ -1,7 +1,165 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Where a device keeps its data and its metadata: two separate stores.
+//! Where a device keeps its data and its metadata: two separate regions,
+//! in memory ([`mem`]) or in a backing file or block device ([`file`]).
 
+pub(crate) mod file;
 pub(crate) mod mem;
 
-pub(crate) use mem::{DataStore, MetaStore};
+use crate::{blk::Status, pi::Profile};
+use file::FileStore;
+use kernel::prelude::*;
+use mem::{DataStore, MetaStore};
+
+pub(crate) use mem::CHUNK;
+
+/// A device's store. Data is addressed by byte offset, metadata by
+/// protection interval. Accesses of data never cross a [`CHUNK`] boundary.
+pub(crate) enum Store {
+    /// Sparse memory; lost when the device is removed.
+    Mem {
+        /// Data region.
+        data: DataStore,
+        /// Metadata region, if the format has metadata.
+        meta: Option<MetaStore>,
+    },
+    /// A backing file or block device; every access may sleep.
+    File(KBox<FileStore>),
+}
+
+static ZEROES: [u8; CHUNK] = [0; CHUNK];
+
+fn io_error(_: Error) -> Status {
+    Status::IO_ERROR
+}
+
+impl Store {
+    /// An empty memory store for format `profile`.
+    pub(crate) fn memory(profile: Profile) -> Result<Self> {
+        let meta = if profile.has_metadata() {
+            Some(MetaStore::new(profile)?)
+        } else {
+            None
+        };
+        Ok(Store::Mem {
+            data: DataStore::new()?,
+            meta,
+        })
+    }
+
+    /// Whether accesses may sleep (the queue must be `BLK_MQ_F_BLOCKING`).
+    pub(crate) fn may_sleep(&self) -> bool {
+        matches!(self, Store::File(_))
+    }
+
+    /// Allocates what a write of `len` bytes at `pos` needs, so that
+    /// storing it cannot fail for lack of memory; the contents read the
+    /// same as before. On failure blk-mq retries the request later.
+    pub(crate) fn reserve(&self, p: &Profile, pos: u64, len: u64) -> Result<(), Status> {
+        match self {
+            Store::Mem { data, meta } => {
+                data.reserve(pos, len).map_err(|_| Status::RESOURCE)?;
+                if let Some(meta) = meta {
+                    meta.reserve(p.sector_to_interval(pos >> 9), len >> p.interval_shift())
+                        .map_err(|_| Status::RESOURCE)?;
+                }
+                Ok(())
+            }
+            Store::File(_) => Ok(()),
+        }
+    }
+
+    /// Calls `f` with the `len` data bytes at `pos` (zeroes where nothing
+    /// was written).
+    pub(crate) fn read_data<R>(
+        &self,
+        pos: u64,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Status> {
+        match self {
+            Store::Mem { data, .. } => {
+                Ok(data.read(pos, len, |src| f(src.unwrap_or(&ZEROES[..len]))))
+            }
+            Store::File(s) => {
+                let mut buf =
+                    KVec::from_elem(0u8, len, GFP_KERNEL).map_err(|_| Status::RESOURCE)?;
+                s.read_data(pos, &mut buf).map_err(io_error)?;
+                Ok(f(&buf))
+            }
+        }
+    }
+
+    /// Lets `f` fill the `len` data bytes at `pos`.
+    pub(crate) fn write_data<R>(
+        &self,
+        pos: u64,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, Status> {
+        match self {
+            Store::Mem { data, .. } => data.write(pos, len, f).map_err(|_| Status::RESOURCE),
+            Store::File(s) => {
+                let mut buf =
+                    KVec::from_elem(0u8, len, GFP_KERNEL).map_err(|_| Status::RESOURCE)?;
+                let r = f(&mut buf);
+                s.write_data(pos, &buf).map_err(io_error)?;
+                Ok(r)
+            }
+        }
+    }
+
+    /// Copies the metadata of `interval` into `out` (escape PI if never
+    /// written).
+    pub(crate) fn read_meta(&self, interval: u64, out: &mut [u8]) -> Result<(), Status> {
+        match self {
+            Store::Mem { meta: Some(m), .. } => {
+                m.read(interval, out);
+                Ok(())
+            }
+            Store::Mem { meta: None, .. } => Err(Status::IO_ERROR),
+            Store::File(s) => s.read_meta(interval, out).map_err(io_error),
+        }
+    }
+
+    /// Stores the metadata of `interval`.
+    pub(crate) fn write_meta(&self, interval: u64, md: &[u8]) -> Result<(), Status> {
+        match self {
+            Store::Mem { meta: Some(m), .. } => m.write(interval, md).map_err(|_| Status::RESOURCE),
+            Store::Mem { meta: None, .. } => Err(Status::IO_ERROR),
+            Store::File(s) => s.write_meta(interval, md).map_err(io_error),
+        }
+    }
+
+    /// Discard and write-zeroes: `len` bytes at `pos` read as zeroes with
+    /// escape PI afterwards.
+    pub(crate) fn reset(&self, p: &Profile, pos: u64, len: u64) -> Result<(), Status> {
+        match self {
+            Store::Mem { data, meta } => {
+                data.zero(pos, len);
+                if let Some(meta) = meta {
+                    meta.reset(p.sector_to_interval(pos >> 9), len >> p.interval_shift());
+                }
+                Ok(())
+            }
+            Store::File(s) => s.reset(pos, len).map_err(io_error),
+        }
+    }
+
+    /// Forced unit access: makes a completed write of `len` bytes at `pos`
+    /// durable before it is acknowledged.
+    pub(crate) fn sync_range(&self, pos: u64, len: u64) -> Result<(), Status> {
+        match self {
+            Store::Mem { .. } => Ok(()),
+            Store::File(s) => s.sync_range(pos, len).map_err(io_error),
+        }
+    }
+
+    /// Flush: makes every completed write durable.
+    pub(crate) fn flush(&self) -> Result<(), Status> {
+        match self {
+            Store::Mem { .. } => Ok(()),
+            Store::File(s) => s.flush().map_err(io_error),
+        }
+    }
+}

@@ -84,6 +84,12 @@ impl Limits {
         self
     }
 
+    /// Adds `BLK_FEAT_*` feature flags.
+    pub(crate) fn features(mut self, features: u32) -> Self {
+        self.0.features |= features;
+        self
+    }
+
     /// Registers an integrity profile. The device checks and generates PI
     /// itself (`DEVICE_CAPABLE`) and accepts intervals that straddle
     /// segments.

@@ -14,13 +14,20 @@
 #include <linux/blk-integrity.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/sched/mm.h>
+
+#include "helpers.h"
 
 static_assert(BLK_STS_OK == 0);
 static_assert(BLK_STS_NOTSUPP == 1);
 static_assert(BLK_STS_PROTECTION == 8);
 static_assert(BLK_STS_RESOURCE == 9);
 static_assert(BLK_STS_IOERR == 10);
+static_assert(BLK_FEAT_WRITE_CACHE == 1u << 0);
+static_assert(BLK_FEAT_FUA == 1u << 1);
 static_assert(BIP_BLOCK_INTEGRITY == 1 << 0);
 static_assert(BIP_CHECK_GUARD == 1 << 5);
 static_assert(BIP_CHECK_REFTAG == 1 << 6);
@@ -44,6 +51,11 @@ unsigned int rdif_blk_rq_bytes(const struct request *rq)
 unsigned int rdif_req_op(const struct request *rq)
 {
 	return req_op(rq);
+}
+
+bool rdif_rq_is_fua(const struct request *rq)
+{
+	return rq->cmd_flags & REQ_FUA;
 }
 
 struct bio *rdif_rq_first_bio(const struct request *rq)
@@ -135,4 +147,44 @@ void rdif_kunmap_local(const void *addr)
 unsigned int rdif_nr_cpu_ids(void)
 {
 	return nr_cpu_ids;
+}
+
+/* Backing files. */
+
+loff_t rdif_file_size(struct file *file)
+{
+	return i_size_read(file_inode(file));
+}
+
+bool rdif_file_is_bdev(struct file *file)
+{
+	return S_ISBLK(file_inode(file)->i_mode);
+}
+
+bool rdif_file_is_reg(struct file *file)
+{
+	return S_ISREG(file_inode(file)->i_mode);
+}
+
+int rdif_file_punch(struct file *file, loff_t offset, loff_t len)
+{
+	return vfs_fallocate(file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			     offset, len);
+}
+
+bool rdif_is_err(const void *ptr)
+{
+	return IS_ERR(ptr);
+}
+
+/* Allocation scopes. */
+
+unsigned int rdif_memalloc_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void rdif_memalloc_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
 }

@@ -84,10 +84,14 @@ impl Chunks {
         f(guard.get(idx))
     }
 
-    /// Calls `f` with chunk `idx` to change it; `None` if it does not exist.
-    fn write<R>(&self, idx: usize, f: impl FnOnce(&mut Chunk) -> R) -> Option<R> {
+    /// Calls `f` with chunk `idx` to change it; gives `f` back if the chunk
+    /// does not exist.
+    fn write<R, F: FnOnce(&mut Chunk) -> R>(&self, idx: usize, f: F) -> Result<R, F> {
         let mut guard = self.shard(idx).lock();
-        guard.get_mut(idx).map(f)
+        match guard.get_mut(idx) {
+            Some(c) => Ok(f(c)),
+            None => Err(f),
+        }
     }
 
     fn remove(&self, idx: usize) {
@@ -133,18 +137,28 @@ impl DataStore {
     }
 
     /// Calls `f` to change the `len` bytes at `pos` (which must not cross a
-    /// chunk boundary, and must have been reserved). `None` if they were
-    /// not reserved.
+    /// chunk boundary). Allocates the chunk if a concurrent discard freed
+    /// it since `reserve`.
     pub(crate) fn write<R>(
         &self,
         pos: u64,
         len: usize,
         f: impl FnOnce(&mut [u8]) -> R,
-    ) -> Option<R> {
+    ) -> Result<R, AllocError> {
         let (idx, off) = ((pos / CHUNK as u64) as usize, (pos % CHUNK as u64) as usize);
-        self.chunks
-            .write(idx, |c| c.0.get_mut(off..off + len).map(f))
-            .flatten()
+        if off + len > CHUNK {
+            return Err(AllocError);
+        }
+        let mut f = |c: &mut Chunk| f(&mut c.0[off..off + len]);
+        loop {
+            match self.chunks.write(idx, f) {
+                Ok(r) => return Ok(r),
+                Err(back) => {
+                    f = back;
+                    self.chunks.reserve(idx, |_| {})?;
+                }
+            }
+        }
     }
 
     /// Makes `len` bytes at `pos` read as zeroes, freeing whole chunks.
@@ -158,7 +172,8 @@ impl DataStore {
             if k == CHUNK {
                 self.chunks.remove(idx);
             } else {
-                self.chunks.write(idx, |c| c.0[off..off + k].fill(0));
+                // Nothing to zero where nothing is stored.
+                let _ = self.chunks.write(idx, |c| c.0[off..off + k].fill(0));
             }
             p += k as u64;
         }
@@ -232,19 +247,24 @@ impl MetaStore {
         found
     }
 
-    /// Stores the metadata of `interval`. Returns `false` if it was not
-    /// reserved.
-    pub(crate) fn write(&self, interval: u64, md: &[u8]) -> bool {
+    /// Stores the metadata of `interval`, allocating its chunk if a
+    /// concurrent discard freed it since `reserve`.
+    pub(crate) fn write(&self, interval: u64, md: &[u8]) -> Result<(), AllocError> {
         let (idx, off) = self.slot(interval);
-        self.chunks
-            .write(idx, |c| match c.0.get_mut(off..off + md.len()) {
-                Some(dst) => {
-                    dst.copy_from_slice(md);
-                    true
+        let mut f = |c: &mut Chunk| {
+            if let Some(dst) = c.0.get_mut(off..off + md.len()) {
+                dst.copy_from_slice(md);
+            }
+        };
+        loop {
+            match self.chunks.write(idx, f) {
+                Ok(()) => return Ok(()),
+                Err(back) => {
+                    f = back;
+                    self.chunks.reserve(idx, |c| self.fill_escape(c))?;
                 }
-                None => false,
-            })
-            .unwrap_or(false)
+            }
+        }
     }
 
     /// Resets `count` intervals from `first` to escape PI, freeing whole
@@ -261,7 +281,8 @@ impl MetaStore {
             if i % pc == 0 && k == pc {
                 self.chunks.remove(idx);
             } else {
-                self.chunks.write(idx, |c| {
+                // Absent chunks read as escape already.
+                let _ = self.chunks.write(idx, |c| {
                     for j in i..i + k {
                         let off = (j % pc) as usize * ms;
                         self.profile.fill_escape(&mut c.0[off..off + ms]);

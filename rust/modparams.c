@@ -6,6 +6,8 @@
 
 #include <linux/moduleparam.h>
 
+#include "modparams.h"
+
 static char *csum = "crc16";
 module_param(csum, charp, 0444);
 MODULE_PARM_DESC(csum, "Guard checksum of the default devices: crc16 (default), ip, crc64 or none");

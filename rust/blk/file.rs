@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Backing files: a regular file or a block device opened by the kernel,
+//! read and written with `kernel_read`/`kernel_write` (so through the page
+//! cache of the file or device), synced with `vfs_fsync_range`.
+//!
+//! All calls may sleep: use them only from a context that can, such as a
+//! `BLK_MQ_F_BLOCKING` queue or configfs.
+//!
+//! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h)
+
+use core::ptr::NonNull;
+use kernel::{bindings, error::to_result, prelude::*};
+
+// The bindings' structs end in zero-length arrays, which this lint flags;
+// they are only passed by pointer here.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn rdif_file_size(file: *mut bindings::file) -> bindings::loff_t;
+    fn rdif_file_is_bdev(file: *mut bindings::file) -> bool;
+    fn rdif_file_is_reg(file: *mut bindings::file) -> bool;
+    fn rdif_file_punch(
+        file: *mut bindings::file,
+        offset: bindings::loff_t,
+        len: bindings::loff_t,
+    ) -> core::ffi::c_int;
+    fn rdif_is_err(ptr: *const core::ffi::c_void) -> bool;
+}
+
+/// An open backing file.
+///
+/// # Invariants
+///
+/// `ptr` is a file opened by `filp_open` that this object owns (it is closed
+/// on drop) and that is a regular file or a block device.
+pub(crate) struct BackingFile {
+    ptr: NonNull<bindings::file>,
+}
+
+// SAFETY: `struct file` is reference counted and its I/O entry points may be
+// called from any thread.
+unsafe impl Send for BackingFile {}
+// SAFETY: as above; concurrent reads and writes at explicit offsets are fine.
+unsafe impl Sync for BackingFile {}
+
+fn loff(v: u64) -> Result<bindings::loff_t> {
+    bindings::loff_t::try_from(v).map_err(|_| EFBIG)
+}
+
+impl BackingFile {
+    /// Opens `path` for reading and writing; creates a regular file (mode
+    /// 0600) if it does not exist and `create` is set.
+    pub(crate) fn open(path: &CStr, create: bool) -> Result<Self> {
+        let mut flags = bindings::O_RDWR | bindings::O_LARGEFILE;
+        if create {
+            flags |= bindings::O_CREAT;
+        }
+        // SAFETY: `path` is NUL-terminated; `filp_open` returns a file or an
+        // error pointer.
+        let file =
+            unsafe { bindings::filp_open(path.as_char_ptr(), flags as core::ffi::c_int, 0o600) };
+        // SAFETY: `rdif_is_err` only looks at the pointer value.
+        if file.is_null() || unsafe { rdif_is_err(file.cast()) } {
+            return Err(Error::from_errno(file as isize as i32));
+        }
+        let f = NonNull::new(file).ok_or(ENOENT)?;
+        // SAFETY: `f` is a valid open file.
+        let supported = unsafe { rdif_file_is_reg(f.as_ptr()) || rdif_file_is_bdev(f.as_ptr()) };
+        if !supported {
+            // SAFETY: `f` was opened above and is not used after this.
+            unsafe { bindings::filp_close(f.as_ptr(), core::ptr::null_mut()) };
+            return Err(EINVAL);
+        }
+        // INVARIANT: opened above; a regular file or block device.
+        Ok(Self { ptr: f })
+    }
+
+    /// Current size in bytes (for a block device, its capacity).
+    pub(crate) fn size(&self) -> u64 {
+        // SAFETY: `self.ptr` is a valid open file (type invariant).
+        let size = unsafe { rdif_file_size(self.ptr.as_ptr()) };
+        u64::try_from(size).unwrap_or(0)
+    }
+
+    /// Whether this is a block device (rather than a regular file).
+    pub(crate) fn is_block_device(&self) -> bool {
+        // SAFETY: `self.ptr` is a valid open file (type invariant).
+        unsafe { rdif_file_is_bdev(self.ptr.as_ptr()) }
+    }
+
+    /// Reads `buf.len()` bytes at `pos`; what lies beyond the end of a
+    /// regular file reads as zeroes.
+    pub(crate) fn read_at(&self, buf: &mut [u8], pos: u64) -> Result {
+        let mut done = 0;
+        while done < buf.len() {
+            let mut off = loff(pos + done as u64)?;
+            let rest = &mut buf[done..];
+            // SAFETY: the file is valid (type invariant); `rest` is valid
+            // for writes of its length; `off` is a valid position pointer.
+            let n = unsafe {
+                bindings::kernel_read(
+                    self.ptr.as_ptr(),
+                    rest.as_mut_ptr().cast(),
+                    rest.len(),
+                    &mut off,
+                )
+            };
+            match n {
+                0 => {
+                    rest.fill(0);
+                    return Ok(());
+                }
+                n if n < 0 => return Err(Error::from_errno(n as i32)),
+                n => done += n as usize,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes all of `buf` at `pos`.
+    pub(crate) fn write_at(&self, buf: &[u8], pos: u64) -> Result {
+        let mut done = 0;
+        while done < buf.len() {
+            let mut off = loff(pos + done as u64)?;
+            let rest = &buf[done..];
+            // SAFETY: the file is valid (type invariant); `rest` is valid
+            // for reads of its length; `off` is a valid position pointer.
+            let n = unsafe {
+                bindings::kernel_write(
+                    self.ptr.as_ptr(),
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    &mut off,
+                )
+            };
+            match n {
+                n if n < 0 => return Err(Error::from_errno(n as i32)),
+                0 => return Err(EIO),
+                n => done += n as usize,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes back and waits for the byte range `[start, end]` and, unless
+    /// `data_only`, the metadata needed to find it (`vfs_fsync_range`).
+    pub(crate) fn sync_range(&self, start: u64, end: u64, data_only: bool) -> Result {
+        // SAFETY: the file is valid (type invariant).
+        to_result(unsafe {
+            bindings::vfs_fsync_range(
+                self.ptr.as_ptr(),
+                loff(start)?,
+                loff(end)?,
+                data_only.into(),
+            )
+        })
+    }
+
+    /// Writes back the whole file and its metadata.
+    pub(crate) fn sync(&self) -> Result {
+        self.sync_range(0, i64::MAX as u64, false)
+    }
+
+    /// Makes `len` bytes at `pos` read as zeroes, freeing the space where
+    /// the file system or device can (punch a hole, discard); falls back to
+    /// writing zeroes.
+    pub(crate) fn zero_range(&self, pos: u64, len: u64) -> Result {
+        // SAFETY: the file is valid (type invariant).
+        let ret = unsafe { rdif_file_punch(self.ptr.as_ptr(), loff(pos)?, loff(len)?) };
+        if ret == 0 {
+            return Ok(());
+        }
+        let zeroes = KVec::from_elem(0u8, 64 * 1024, GFP_KERNEL)?;
+        let mut p = pos;
+        while p < pos + len {
+            let k = (pos + len - p).min(zeroes.len() as u64) as usize;
+            self.write_at(&zeroes[..k], p)?;
+            p += k as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BackingFile {
+    fn drop(&mut self) {
+        // SAFETY: the file was opened by `filp_open` and is owned by `self`
+        // (type invariant); nothing uses it after this.
+        unsafe { bindings::filp_close(self.ptr.as_ptr(), core::ptr::null_mut()) };
+    }
+}

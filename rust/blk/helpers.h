@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Prototypes of the C helpers behind rdif's block-layer abstractions
+ * (helpers.c); the Rust side declares the same functions in extern blocks.
+ */
+#ifndef RDIF_BLK_HELPERS_H
+#define RDIF_BLK_HELPERS_H
+
+#include <linux/blk_types.h>
+#include <linux/types.h>
+
+struct bio_integrity_payload;
+struct file;
+struct page;
+struct request;
+
+sector_t rdif_blk_rq_pos(const struct request *rq);
+unsigned int rdif_blk_rq_bytes(const struct request *rq);
+unsigned int rdif_req_op(const struct request *rq);
+bool rdif_rq_is_fua(const struct request *rq);
+struct bio *rdif_rq_first_bio(const struct request *rq);
+struct bio *rdif_bio_next(const struct bio *bio);
+void rdif_bio_iter(const struct bio *bio, struct bvec_iter *iter);
+bool rdif_bio_next_segment(struct bio *bio, struct bvec_iter *iter,
+		struct page **page, unsigned int *offset, unsigned int *len);
+struct bio_integrity_payload *rdif_bio_integrity(struct bio *bio);
+unsigned short rdif_bip_flags(const struct bio_integrity_payload *bip);
+u16 rdif_bip_app_tag(const struct bio_integrity_payload *bip);
+void rdif_bip_iter(const struct bio_integrity_payload *bip,
+		struct bvec_iter *iter);
+bool rdif_bip_next_segment(struct bio_integrity_payload *bip,
+		struct bvec_iter *iter, struct page **page, unsigned int *offset,
+		unsigned int *len);
+void *rdif_kmap_local_page(struct page *page);
+void rdif_kunmap_local(const void *addr);
+unsigned int rdif_nr_cpu_ids(void);
+loff_t rdif_file_size(struct file *file);
+bool rdif_file_is_bdev(struct file *file);
+bool rdif_file_is_reg(struct file *file);
+int rdif_file_punch(struct file *file, loff_t offset, loff_t len);
+bool rdif_is_err(const void *ptr);
+unsigned int rdif_memalloc_noio_save(void);
+void rdif_memalloc_noio_restore(unsigned int flags);
+
+#endif /* RDIF_BLK_HELPERS_H */
