@@ -6,7 +6,7 @@ RDIF_CACHE=${RDIF_CACHE:-$HOME/.cache/rdif}
 RDIF_LLVM=${RDIF_LLVM:--19}
 RDIF_KSERIES=${RDIF_KSERIES:-7.3}
 RDIF_KSUITE=${RDIF_KSUITE:-trixie-backports}
-RDIF_CONFIG_FRAGMENT=$RDIF_ROOT/scripts/rdif.config
+RDIF_CONFIG_FRAGMENT=${RDIF_CONFIG_FRAGMENT:-$RDIF_ROOT/scripts/rdif.config}
 
 RDIF_VENV=$RDIF_CACHE/venv
 export PATH="$RDIF_VENV/bin:$HOME/.cargo/bin:$HOME/.pyenv/shims:$PATH"

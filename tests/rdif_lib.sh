@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash disable=SC2034
+#
+# Helpers for rdif's shell tests (sourced, bash, after ktap.sh).
+#
+# The module is $RDIF_KO (scripts/guest exports it), else $RDIF_ROOT/rdif.ko,
+# else ../rdif.ko next to this directory.
+
+RDIF_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+RDIF_KO=${RDIF_KO:-${RDIF_ROOT:-$RDIF_TESTS_DIR/..}/rdif.ko}
+MIB=$((1024 * 1024))
+
+# Skip the whole script unless it can run; a missing module is a failure.
+rdif_require_env() {
+	[ "$(id -u)" = 0 ] || ktap_skip_all "must run as root"
+	if ! [ -r "$RDIF_KO" ]; then
+		ktap_header
+		echo "1..1"
+		echo "not ok 1 rdif.ko present # $RDIF_KO not found"
+		exit "$KSFT_FAIL"
+	fi
+}
+
+# wait_for SECS CMD...: poll CMD every 0.1 s until it succeeds.
+wait_for() {
+	local n=$(($1 * 10))
+	shift
+	while [ $n -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	"$@"
+}
+
+settle() {
+	command -v udevadm >/dev/null && udevadm settle --timeout=10 >/dev/null 2>&1
+	return 0
+}
+
+rdif_loaded() { [ -d /sys/module/rdif ]; }
+rdif_in_lsmod() { lsmod | awk '$1 == "rdif" { f = 1 } END { exit !f }'; }
+not() { ! "$@"; }
+is_blk() { [ -b "$1" ]; }
+absent() { ! [ -e "$1" ]; }
+
+# rdif_insmod [PARAM=VALUE...]: load the module, wait for /dev/rdif0.
+rdif_insmod() {
+	insmod "$RDIF_KO" "$@" || return 1
+	wait_for 10 is_blk /dev/rdif0 || { echo "/dev/rdif0 did not appear"; return 1; }
+	settle
+}
+
+# rdif_rmmod: unload the module, retrying while udev still holds a device
+# briefly open; then wait until its devices are gone.
+rdif_rmmod() {
+	rdif_loaded || return 0
+	settle
+	for _ in $(seq 50); do
+		rmmod rdif 2>/dev/null && break
+		sleep 0.1
+	done
+	rdif_loaded && { rmmod rdif; return 1; }
+	wait_for 10 absent /dev/rdif0 || { echo "/dev/rdif0 still there after rmmod"; return 1; }
+	return 0
+}
+
+# Start every script from a clean state.
+rdif_clean_start() {
+	if rdif_loaded; then
+		echo "rdif was loaded before the test; unloading it"
+		rdif_rmmod || { echo "cannot unload a stale rdif"; return 1; }
+	fi
+	return 0
+}
+
+# sectors DEV: the capacity /sys reports, in 512-byte sectors.
+sectors() { cat "/sys/block/$1/size"; }
+lbs() { cat "/sys/block/$1/queue/logical_block_size"; }
+
+# eq DESC-less equality check with a message on mismatch: eq WHAT GOT WANT
+eq() {
+	[ "$2" = "$3" ] && return 0
+	echo "$1: got '$2', want '$3'"
+	return 1
+}
