@@ -1,0 +1,43 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# fio 4 KiB random writes then verified reads (verify=crc32c) through the
+# block layer's auto-PI on two profiles, with the device checking PI on
+# writes and reads (read_check=1): no errors allowed.
+# Cases run indirectly, through ktap_run_cases.
+# shellcheck disable=SC2317
+set -uo pipefail
+. "$(dirname "$0")/ktap.sh"
+. "$(dirname "$0")/rdif_lib.sh"
+
+rdif_require_env
+command -v fio >/dev/null || ktap_skip_all "fio not installed"
+
+fio_pi() {
+	local engine=io_uring mark
+	cd /tmp || return 1
+	# shellcheck disable=SC2068
+	require "clean start" rdif_clean_start
+	# shellcheck disable=SC2086
+	require "insmod $*" rdif_insmod size=64 read_check=1 "$@"
+	mark=$(dmesg | wc -l)
+	fio --name=pi --filename=/dev/rdif0 --direct=1 --ioengine=$engine --iodepth=16 \
+		--rw=randwrite --bs=4k --size=32M --numjobs=1 --verify=crc32c \
+		--verify_fatal=1 --do_verify=1 --verify_state_save=0 --randrepeat=0 --output-format=terse \
+		--output=/tmp/rdif_fio.out >/tmp/rdif_fio.log 2>&1
+	expect "fio randwrite + verify exit 0" test $? = 0
+	cat /tmp/rdif_fio.log
+	# terse v3: field 5 is the job's error number.
+	expect "fio reports no error" eq "fio error" "$(cut -d';' -f5 /tmp/rdif_fio.out | head -n 1)" 0
+	fio --name=pi --filename=/dev/rdif0 --direct=1 --ioengine=$engine --iodepth=16 \
+		--rw=randread --bs=4k --size=32M --runtime=3 --time_based \
+		--output=/tmp/rdif_fio2.out >/tmp/rdif_fio2.log 2>&1
+	expect "fio randread exit 0" test $? = 0
+	expect "no protection errors logged" not grep -q "protection error\|guard tag error\|ref tag error" <(dmesg | tail -n +$((mark + 1)))
+	require "rmmod" rdif_rmmod
+}
+
+crc16_t1_512() { fio_pi csum=crc16 blocksize=512; }
+crc64_t1_4096() { fio_pi csum=crc64 blocksize=4096; }
+
+ktap_run_cases crc16_t1_512 crc64_t1_4096

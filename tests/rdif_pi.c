@@ -1,0 +1,614 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rdif_pi - O_DIRECT I/O with user-supplied protection information.
+ *
+ * Writes and reads a block device through io_uring with a PI attribute
+ * (IORING_RW_ATTR_FLAG_PI, struct io_uring_attr_pi), generating correct PI
+ * for the data in any format the device reports through FS_IOC_GETLBMD_CAP,
+ * optionally corrupting one field of one interval, and dumping or checking
+ * the PI a read returns. Used by rdif's selftests; useful on its own.
+ *
+ *   rdif_pi cap DEV
+ *   rdif_pi write DEV OFFSET LEN [options]
+ *   rdif_pi read DEV OFFSET LEN [options]
+ *
+ * Options:
+ *   --chk LIST      io_uring check flags: guard,ref,app (default: none)
+ *   --app-tag N     application tag written and checked (default 0)
+ *   --seed N        reference tag seed (default: OFFSET / interval)
+ *   --pattern N     data pattern seed (default 1); data is a function of
+ *                   the pattern and the byte's device offset
+ *   --corrupt F     write: spoil field F (guard, ref, app, data) of interval
+ *                   --at I (default 0) after PI generation
+ *   --at I          interval index inside the request for --corrupt
+ *   --no-pi         plain O_DIRECT pwrite/pread without a PI attribute
+ *   --verify        read: check data pattern and PI (guard, ref = seed + i,
+ *                   app = --app-tag unless escape); exit 3 on a mismatch
+ *   --expect-zero   read: check the data is zero and the PI is escape
+ *   --dump          read: print each interval's metadata
+ *   --pi-out FILE   read: write the raw metadata to FILE
+ *   --pi-in FILE    write: take the raw metadata from FILE
+ *
+ * Exit status: 0 on success, the errno of a failed I/O (e.g. 84 = EILSEQ),
+ * 3 for a --verify mismatch, 2 for usage errors.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <linux/io_uring.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- checksums (user-space reference implementations) ---- */
+
+static uint16_t crc16_t10dif(uint16_t crc, const uint8_t *p, size_t len)
+{
+	while (len--) {
+		crc ^= (uint16_t)*p++ << 8;
+		for (int i = 0; i < 8; i++)
+			crc = crc & 0x8000 ? (crc << 1) ^ 0x8bb7 : crc << 1;
+	}
+	return crc;
+}
+
+static uint64_t crc64_nvme_table[256];
+
+static void crc64_init(void)
+{
+	for (int i = 0; i < 256; i++) {
+		uint64_t c = i;
+
+		for (int j = 0; j < 8; j++)
+			c = c & 1 ? (c >> 1) ^ 0x9a6c9329ac4bc9b5ULL : c >> 1;
+		crc64_nvme_table[i] = c;
+	}
+}
+
+/* Same convention as the kernel's crc64_nvme(): pass 0 to start. */
+static uint64_t crc64_nvme(uint64_t crc, const uint8_t *p, size_t len)
+{
+	crc = ~crc;
+	while (len--)
+		crc = crc64_nvme_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* One's complement sum, 16-bit words in memory order, as csum_partial. */
+static uint32_t ip_sum(uint32_t sum, const uint8_t *p, size_t len)
+{
+	uint64_t s = sum;
+
+	for (; len >= 2; p += 2, len -= 2) {
+		uint16_t w;
+
+		memcpy(&w, p, 2);
+		s += w;
+	}
+	if (len) {
+		uint16_t w = 0;
+
+		memcpy(&w, p, 1);
+		s += w;
+	}
+	while (s >> 32)
+		s = (s & 0xffffffff) + (s >> 32);
+	return s;
+}
+
+static uint16_t ip_fold(uint32_t s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return ~s;
+}
+
+/* ---- format ---- */
+
+struct fmt {
+	unsigned int csum;	/* LBMD_PI_CSUM_* */
+	bool ref_tag;
+	unsigned int interval;
+	unsigned int md_size;
+	unsigned int pi_offset;
+	unsigned int pi_size;
+};
+
+static int get_fmt(int fd, struct fmt *f, bool print)
+{
+	struct logical_block_metadata_cap cap;
+
+	memset(&cap, 0, sizeof(cap));
+	if (ioctl(fd, FS_IOC_GETLBMD_CAP, &cap) < 0)
+		return -errno;
+	f->csum = cap.lbmd_guard_tag_type;
+	f->ref_tag = cap.lbmd_flags & LBMD_PI_CAP_REFTAG;
+	f->interval = cap.lbmd_interval;
+	f->md_size = cap.lbmd_size;
+	f->pi_offset = cap.lbmd_pi_offset;
+	f->pi_size = cap.lbmd_pi_size;
+	if (print)
+		printf("flags=0x%x interval=%u size=%u opaque_size=%u opaque_offset=%u "
+		       "pi_size=%u pi_offset=%u guard_tag_type=%u app_tag_size=%u "
+		       "ref_tag_size=%u storage_tag_size=%u\n",
+		       cap.lbmd_flags, cap.lbmd_interval, cap.lbmd_size,
+		       cap.lbmd_opaque_size, cap.lbmd_opaque_offset,
+		       cap.lbmd_pi_size, cap.lbmd_pi_offset,
+		       cap.lbmd_guard_tag_type, cap.lbmd_app_tag_size,
+		       cap.lbmd_ref_tag_size, cap.lbmd_storage_tag_size);
+	return 0;
+}
+
+static uint64_t ref_mask(const struct fmt *f)
+{
+	return f->csum == LBMD_PI_CSUM_CRC64_NVME ? (1ULL << 48) - 1 : 0xffffffffULL;
+}
+
+static uint64_t guard_of(const struct fmt *f, const uint8_t *data, const uint8_t *md)
+{
+	switch (f->csum) {
+	case LBMD_PI_CSUM_CRC16_T10DIF:
+		return crc16_t10dif(crc16_t10dif(0, data, f->interval), md, f->pi_offset);
+	case LBMD_PI_CSUM_CRC64_NVME:
+		return crc64_nvme(crc64_nvme(0, data, f->interval), md, f->pi_offset);
+	case LBMD_PI_CSUM_IP:
+		return ip_fold(ip_sum(ip_sum(0, data, f->interval), md, f->pi_offset));
+	}
+	return 0;
+}
+
+struct tuple {
+	uint64_t guard;
+	uint16_t app;
+	uint64_t ref;
+};
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		p[i] = v;
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void encode(const struct fmt *f, uint8_t *md, const struct tuple *t)
+{
+	uint8_t *p = md + f->pi_offset;
+
+	if (f->csum == LBMD_PI_CSUM_CRC64_NVME) {
+		put_be(p, t->guard, 8);
+		put_be(p + 8, t->app, 2);
+		put_be(p + 10, t->ref, 6);
+	} else if (f->csum) {
+		if (f->csum == LBMD_PI_CSUM_IP) {
+			uint16_t g = t->guard;
+
+			memcpy(p, &g, 2);
+		} else {
+			put_be(p, t->guard, 2);
+		}
+		put_be(p + 2, t->app, 2);
+		put_be(p + 4, t->ref, 4);
+	}
+}
+
+static void decode(const struct fmt *f, const uint8_t *md, struct tuple *t)
+{
+	const uint8_t *p = md + f->pi_offset;
+
+	if (f->csum == LBMD_PI_CSUM_CRC64_NVME) {
+		t->guard = get_be(p, 8);
+		t->app = get_be(p + 8, 2);
+		t->ref = get_be(p + 10, 6);
+	} else {
+		if (f->csum == LBMD_PI_CSUM_IP) {
+			uint16_t g;
+
+			memcpy(&g, p, 2);
+			t->guard = g;
+		} else {
+			t->guard = get_be(p, 2);
+		}
+		t->app = get_be(p + 2, 2);
+		t->ref = get_be(p + 4, 4);
+	}
+}
+
+static bool is_escape(const struct fmt *f, const struct tuple *t)
+{
+	return t->app == 0xffff && (f->ref_tag || t->ref == ref_mask(f));
+}
+
+/* ---- data pattern ---- */
+
+static uint8_t pattern_byte(uint64_t pattern, uint64_t off)
+{
+	uint64_t x = (off >> 3) * 0x9e3779b97f4a7c15ULL ^ pattern * 0xbf58476d1ce4e5b9ULL;
+
+	x ^= x >> 31;
+	return x >> (8 * (off & 7));
+}
+
+/* ---- io_uring, without liburing ---- */
+
+struct ring {
+	int fd;
+	unsigned int *sq_tail, *sq_mask, *sq_array;
+	unsigned int *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+};
+
+static int ring_init(struct ring *r)
+{
+	struct io_uring_params p;
+	void *sq, *cq;
+
+	memset(&p, 0, sizeof(p));
+	r->fd = syscall(__NR_io_uring_setup, 4, &p);
+	if (r->fd < 0)
+		return -errno;
+	if (!(p.features & IORING_FEAT_RW_ATTR))
+		return -EOPNOTSUPP;
+	sq = mmap(NULL, p.sq_off.array + p.sq_entries * sizeof(unsigned int),
+		  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
+	cq = mmap(NULL, p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe),
+		  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
+	r->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
+		       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || r->sqes == MAP_FAILED)
+		return -errno;
+	r->sq_tail = (unsigned int *)((char *)sq + p.sq_off.tail);
+	r->sq_mask = (unsigned int *)((char *)sq + p.sq_off.ring_mask);
+	r->sq_array = (unsigned int *)((char *)sq + p.sq_off.array);
+	r->cq_head = (unsigned int *)((char *)cq + p.cq_off.head);
+	r->cq_tail = (unsigned int *)((char *)cq + p.cq_off.tail);
+	r->cq_mask = (unsigned int *)((char *)cq + p.cq_off.ring_mask);
+	r->cqes = (struct io_uring_cqe *)((char *)cq + p.cq_off.cqes);
+	return 0;
+}
+
+/* One read or write with a PI attribute; returns bytes done or -errno. */
+static int ring_rw(struct ring *r, int op, int fd, void *buf, size_t len, uint64_t off,
+		   struct io_uring_attr_pi *pi)
+{
+	unsigned int tail = *r->sq_tail, idx = tail & *r->sq_mask, head;
+	struct io_uring_sqe *sqe = &r->sqes[idx];
+	int ret;
+
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = op;
+	sqe->fd = fd;
+	sqe->addr = (uintptr_t)buf;
+	sqe->len = len;
+	sqe->off = off;
+	if (pi) {
+		sqe->attr_ptr = (uintptr_t)pi;
+		sqe->attr_type_mask = IORING_RW_ATTR_FLAG_PI;
+	}
+	r->sq_array[idx] = idx;
+	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	ret = syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+	if (ret < 0)
+		return -errno;
+	head = *r->cq_head;
+	if (head == __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE))
+		return -EIO;
+	ret = r->cqes[head & *r->cq_mask].res;
+	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+	return ret;
+}
+
+/* ---- command line ---- */
+
+struct opts {
+	unsigned int chk;
+	uint16_t app_tag;
+	bool seed_set;
+	uint64_t seed;
+	uint64_t pattern;
+	const char *corrupt;
+	unsigned int at;
+	bool no_pi, verify, expect_zero, dump;
+	const char *pi_out, *pi_in;
+};
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: rdif_pi cap DEV\n"
+		"       rdif_pi write|read DEV OFFSET LEN [--chk guard,ref,app] [--app-tag N]\n"
+		"               [--seed N] [--pattern N] [--corrupt guard|ref|app|data] [--at I]\n"
+		"               [--no-pi] [--verify] [--expect-zero] [--dump]\n"
+		"               [--pi-out FILE] [--pi-in FILE]\n");
+	exit(2);
+}
+
+static uint64_t num(const char *s)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+
+	if (!*s || *end) {
+		fprintf(stderr, "rdif_pi: not a number: %s\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+static unsigned int parse_chk(const char *s)
+{
+	unsigned int f = 0;
+	char *copy = strdup(s), *tok, *save = NULL;
+
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, "guard"))
+			f |= IO_INTEGRITY_CHK_GUARD;
+		else if (!strcmp(tok, "ref"))
+			f |= IO_INTEGRITY_CHK_REFTAG;
+		else if (!strcmp(tok, "app"))
+			f |= IO_INTEGRITY_CHK_APPTAG;
+		else if (strcmp(tok, "none"))
+			usage();
+	}
+	free(copy);
+	return f;
+}
+
+static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
+		    const struct opts *o, struct ring *r)
+{
+	size_t n = len / f->interval, md_len = n * f->md_size;
+	uint8_t *data, *md = NULL;
+	struct io_uring_attr_pi pi;
+	int ret;
+
+	if (posix_memalign((void **)&data, 4096, len))
+		return ENOMEM;
+	for (size_t i = 0; i < len; i++)
+		data[i] = pattern_byte(o->pattern, off + i);
+	if (o->no_pi) {
+		ret = pwrite(fd, data, len, off) == (ssize_t)len ? 0 : errno ? errno : EIO;
+		free(data);
+		return ret;
+	}
+	md = calloc(1, md_len ? md_len : 1);
+	if (o->pi_in) {
+		FILE *in = fopen(o->pi_in, "rb");
+
+		if (!in || fread(md, 1, md_len, in) != md_len) {
+			fprintf(stderr, "rdif_pi: cannot read %zu bytes from %s\n", md_len, o->pi_in);
+			return 2;
+		}
+		fclose(in);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			uint8_t *m = md + i * f->md_size;
+			struct tuple t;
+
+			/* opaque bytes: a recognisable pattern */
+			for (unsigned int b = 0; b < f->md_size; b++)
+				m[b] = 0xa0 + (b & 0xf);
+			if (!f->csum)
+				continue;
+			t.guard = guard_of(f, data + i * f->interval, m);
+			t.app = o->app_tag;
+			t.ref = (o->seed + i) & ref_mask(f);
+			encode(f, m, &t);
+		}
+	}
+	if (o->corrupt) {
+		uint8_t *m = md + (size_t)o->at * f->md_size + f->pi_offset;
+		unsigned int big = f->csum == LBMD_PI_CSUM_CRC64_NVME;
+
+		if (o->at >= n)
+			usage();
+		if (!strcmp(o->corrupt, "guard"))
+			m[0] ^= 0x01;
+		else if (!strcmp(o->corrupt, "app"))
+			m[big ? 9 : 3] ^= 0x01;
+		else if (!strcmp(o->corrupt, "ref"))
+			m[big ? 15 : 7] ^= 0x01;
+		else if (!strcmp(o->corrupt, "data"))
+			data[(size_t)o->at * f->interval] ^= 0x01;
+		else
+			usage();
+	}
+	memset(&pi, 0, sizeof(pi));
+	pi.flags = o->chk;
+	pi.app_tag = o->app_tag;
+	pi.len = md_len;
+	pi.addr = (uintptr_t)md;
+	pi.seed = o->seed;
+	ret = ring_rw(r, IORING_OP_WRITE, fd, data, len, off, &pi);
+	free(data);
+	free(md);
+	if (ret < 0)
+		return -ret;
+	return ret == (int)len ? 0 : EIO;
+}
+
+static int do_read(int fd, const struct fmt *f, uint64_t off, size_t len,
+		   const struct opts *o, struct ring *r)
+{
+	size_t n = len / f->interval, md_len = n * f->md_size;
+	struct io_uring_attr_pi pi;
+	uint8_t *data, *md;
+	int ret, bad = 0;
+
+	if (posix_memalign((void **)&data, 4096, len))
+		return ENOMEM;
+	md = calloc(1, md_len ? md_len : 1);
+	if (o->no_pi) {
+		ret = pread(fd, data, len, off) == (ssize_t)len ? 0 : errno ? errno : EIO;
+	} else {
+		memset(&pi, 0, sizeof(pi));
+		pi.flags = o->chk;
+		pi.app_tag = o->app_tag;
+		pi.len = md_len;
+		pi.addr = (uintptr_t)md;
+		pi.seed = o->seed;
+		ret = ring_rw(r, IORING_OP_READ, fd, data, len, off, &pi);
+		ret = ret < 0 ? -ret : ret == (int)len ? 0 : EIO;
+	}
+	if (ret)
+		goto out;
+	if (o->pi_out) {
+		FILE *out = fopen(o->pi_out, "wb");
+
+		if (!out || fwrite(md, 1, md_len, out) != md_len) {
+			ret = 2;
+			goto out;
+		}
+		fclose(out);
+	}
+	for (size_t i = 0; i < n && !o->no_pi; i++) {
+		uint8_t *m = md + i * f->md_size;
+		struct tuple t = { 0 };
+
+		if (f->csum)
+			decode(f, m, &t);
+		if (o->dump) {
+			printf("%" PRIu64 ": ", o->seed + i);
+			if (f->csum)
+				printf("guard=%0*" PRIx64 " app=%04x ref=%0*" PRIx64 " md=",
+				       f->csum == LBMD_PI_CSUM_CRC64_NVME ? 16 : 4, t.guard, t.app,
+				       f->csum == LBMD_PI_CSUM_CRC64_NVME ? 12 : 8, t.ref);
+			for (unsigned int b = 0; b < f->md_size; b++)
+				printf("%02x", m[b]);
+			printf("\n");
+		}
+		if (o->expect_zero && f->csum && !is_escape(f, &t)) {
+			fprintf(stderr, "interval %zu: PI is not escape\n", i);
+			bad++;
+		}
+		if (o->verify && f->csum && !is_escape(f, &t)) {
+			uint64_t g = guard_of(f, data + i * f->interval, m);
+
+			if (t.guard != g || t.app != o->app_tag ||
+			    (f->ref_tag && t.ref != ((o->seed + i) & ref_mask(f)))) {
+				fprintf(stderr, "interval %zu: PI guard %" PRIx64 "/%" PRIx64
+					" app %x/%x ref %" PRIx64 "/%" PRIx64 " (got/want)\n",
+					i, t.guard, g, t.app, o->app_tag, t.ref,
+					(o->seed + i) & ref_mask(f));
+				bad++;
+			}
+		}
+	}
+	for (size_t i = 0; i < len && (o->verify || o->expect_zero); i++) {
+		uint8_t want = o->expect_zero ? 0 : pattern_byte(o->pattern, off + i);
+
+		if (data[i] != want) {
+			fprintf(stderr, "data mismatch at byte %zu: %02x, want %02x\n",
+				i, data[i], want);
+			bad++;
+			break;
+		}
+	}
+	if (bad)
+		ret = 3;
+out:
+	free(data);
+	free(md);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .pattern = 1 };
+	struct fmt f;
+	struct ring r;
+	uint64_t off;
+	size_t len;
+	int fd, ret, i;
+	bool wr;
+
+	crc64_init();
+	if (argc < 3)
+		usage();
+	fd = open(argv[2], O_RDWR | O_DIRECT);
+	if (fd < 0) {
+		perror(argv[2]);
+		return errno;
+	}
+	if (!strcmp(argv[1], "cap")) {
+		ret = get_fmt(fd, &f, true);
+		if (ret)
+			fprintf(stderr, "FS_IOC_GETLBMD_CAP: %s\n", strerror(-ret));
+		return -ret;
+	}
+	wr = !strcmp(argv[1], "write");
+	if ((!wr && strcmp(argv[1], "read")) || argc < 5)
+		usage();
+	off = num(argv[3]);
+	len = num(argv[4]);
+	for (i = 5; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--chk") && v)
+			o.chk = parse_chk(v), i++;
+		else if (!strcmp(a, "--app-tag") && v)
+			o.app_tag = num(v), i++;
+		else if (!strcmp(a, "--seed") && v)
+			o.seed = num(v), o.seed_set = true, i++;
+		else if (!strcmp(a, "--pattern") && v)
+			o.pattern = num(v), i++;
+		else if (!strcmp(a, "--corrupt") && v)
+			o.corrupt = v, i++;
+		else if (!strcmp(a, "--at") && v)
+			o.at = num(v), i++;
+		else if (!strcmp(a, "--pi-out") && v)
+			o.pi_out = v, i++;
+		else if (!strcmp(a, "--pi-in") && v)
+			o.pi_in = v, i++;
+		else if (!strcmp(a, "--no-pi"))
+			o.no_pi = true;
+		else if (!strcmp(a, "--verify"))
+			o.verify = true;
+		else if (!strcmp(a, "--expect-zero"))
+			o.expect_zero = true;
+		else if (!strcmp(a, "--dump"))
+			o.dump = true;
+		else
+			usage();
+	}
+	ret = get_fmt(fd, &f, false);
+	if (ret || !f.md_size) {
+		if (!o.no_pi) {
+			fprintf(stderr, "rdif_pi: %s has no integrity metadata\n", argv[2]);
+			return ret ? -ret : EINVAL;
+		}
+		f.interval = 512;
+	}
+	if (!len || len % f.interval || off % f.interval) {
+		fprintf(stderr, "rdif_pi: OFFSET and LEN must be multiples of %u\n", f.interval);
+		return 2;
+	}
+	if (!o.seed_set)
+		o.seed = off / f.interval;
+	if (!o.no_pi) {
+		ret = ring_init(&r);
+		if (ret) {
+			fprintf(stderr, "rdif_pi: io_uring: %s\n", strerror(-ret));
+			return -ret;
+		}
+	}
+	ret = wr ? do_write(fd, &f, off, len, &o, &r) : do_read(fd, &f, off, len, &o, &r);
+	if (ret && ret != 3)
+		fprintf(stderr, "rdif_pi: %s: %s\n", argv[1], strerror(ret));
+	return ret;
+}
