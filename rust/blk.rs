@@ -9,20 +9,20 @@
 //! (`helpers.c`) for the static inlines bindgen cannot see. All of rdif's
 //! `unsafe` code lives here; the driver above it is safe Rust.
 //!
-//! The model is deliberately simple: [`Operations::queue_rq`] handles a
-//! request synchronously and returns its status; the abstraction starts and
-//! ends the request around the call, so a driver cannot forget to end one or
-//! end it twice.
+//! The abstraction starts each request and hands it to the driver as an
+//! owned [`Pending`] request, which ends it exactly once: explicitly, or
+//! with an I/O error if the driver drops it.
 
 pub(crate) mod bio;
 pub(crate) mod disk;
 pub(crate) mod file;
 pub(crate) mod request;
 pub(crate) mod tag_set;
+pub(crate) mod wq;
 
 pub(crate) use bio::{Bio, Cursor, ShortBuffer};
 pub(crate) use disk::{GenDisk, Limits};
-pub(crate) use request::{Op, Request};
+pub(crate) use request::{Op, Pending, Request};
 pub(crate) use tag_set::{Operations, TagSet};
 
 /// The status a request completes with (the C `blk_status_t`).

@@ -20,12 +20,17 @@
 //! once between the bio and the store.
 
 use crate::{
-    blk::{self, bip, Bio, Cursor, Op, Request, Status},
+    blk::{self, bip, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request, Status},
     pi::{Checks, Csum, PiError, Profile, MAX_METADATA},
     store::{Store, CHUNK},
 };
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::prelude::*;
+use kernel::{
+    new_mutex, new_spinlock, new_work,
+    prelude::*,
+    sync::{Arc, ArcBorrow, Mutex, SpinLock},
+    workqueue::{impl_has_work, Work, WorkItem},
+};
 
 /// How a device is configured (validated).
 #[derive(Clone, Copy, Debug)]
@@ -49,10 +54,38 @@ pub(crate) struct Stats {
 }
 
 /// A device's state, shared by all its hardware queues.
+///
+/// A memory-backed device handles each request in `queue_rq`. A device
+/// whose store may sleep hands requests to a work item on its own
+/// workqueue: its I/O to the backing file may itself be block I/O, which
+/// cannot complete while the submitter is still inside `submit_bio`.
+#[pin_data]
 pub(crate) struct Device {
     cfg: DeviceConfig,
     store: Store,
     pub(crate) stats: Stats,
+    /// Requests waiting for the work item; room for every tag.
+    #[pin]
+    pending: SpinLock<KVec<Pending>>,
+    /// The work item's current batch, swapped with `pending`.
+    #[pin]
+    batch: Mutex<KVec<Pending>>,
+    #[pin]
+    work: Work<Device>,
+    /// The workqueue for `work`, if the store may sleep.
+    wq: Option<Arc<OwnedQueue>>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Device { self.work }
+}
+
+impl WorkItem for Device {
+    type Pointer = Arc<Device>;
+
+    fn run(this: Arc<Device>) {
+        this.drain();
+    }
 }
 
 impl Checks {
@@ -70,13 +103,78 @@ fn short(_: blk::ShortBuffer) -> Status {
     Status::IO_ERROR
 }
 
+/// Calls `f(pos, len)` for the pieces of `len` bytes at `pos` that lie
+/// within one store chunk each.
+fn for_each_chunk(
+    mut pos: u64,
+    mut len: usize,
+    mut f: impl FnMut(u64, usize) -> Result<(), Status>,
+) -> Result<(), Status> {
+    while len > 0 {
+        let k = len.min(CHUNK - (pos % CHUNK as u64) as usize);
+        f(pos, k)?;
+        pos += k as u64;
+        len -= k;
+    }
+    Ok(())
+}
+
 impl Device {
-    /// Creates a device over `store`, which must match `cfg`.
-    pub(crate) fn new(cfg: DeviceConfig, store: Store) -> Self {
-        Self {
+    /// Creates a device over `store`, which must match `cfg`. A store that
+    /// may sleep needs `wq`; `max_requests` is how many requests can be in
+    /// flight (tags of all hardware queues).
+    pub(crate) fn new(
+        cfg: DeviceConfig,
+        store: Store,
+        wq: Option<Arc<OwnedQueue>>,
+        max_requests: usize,
+    ) -> impl PinInit<Self, Error> {
+        let room = if wq.is_some() { max_requests } else { 0 };
+        try_pin_init!(Device {
             cfg,
             store,
             stats: Stats::default(),
+            pending <- new_spinlock!(KVec::with_capacity(room, GFP_KERNEL)?),
+            batch <- new_mutex!(KVec::with_capacity(room, GFP_KERNEL)?),
+            work <- new_work!("rdif::Device::work"),
+            wq,
+        }? Error)
+    }
+
+    /// Takes a request from blk-mq: handles it at once, or queues it for
+    /// the work item. Hands it back if it must be retried later.
+    pub(crate) fn submit(this: ArcBorrow<'_, Self>, rq: Pending) -> Result<(), Pending> {
+        let Some(wq) = &this.wq else {
+            return match this.handle(&rq.request()) {
+                // Nothing was changed: blk-mq retries the request later.
+                Err(Status::RESOURCE) => Err(rq),
+                result => {
+                    rq.end(result);
+                    Ok(())
+                }
+            };
+        };
+        this.pending
+            .lock()
+            .push_within_capacity(rq)
+            .map_err(|e| e.0)?;
+        // Fails only if the work item is queued already, which is as good.
+        let _ = wq.enqueue(Arc::from(this));
+        Ok(())
+    }
+
+    /// The work item: handles queued requests until there are none.
+    fn drain(&self) {
+        let mut batch = self.batch.lock();
+        loop {
+            core::mem::swap(&mut *self.pending.lock(), &mut *batch);
+            if batch.is_empty() {
+                break;
+            }
+            while let Some(rq) = batch.pop() {
+                let result = self.handle(&rq.request());
+                rq.end(result);
+            }
         }
     }
 
@@ -191,13 +289,12 @@ impl Device {
     /// them to `guard` if given.
     fn copy_in(
         &self,
-        mut pos: u64,
-        mut len: usize,
+        pos: u64,
+        len: usize,
         src: &mut Cursor<'_>,
         mut guard: Option<&mut crate::pi::Guard>,
     ) -> Result<(), Status> {
-        while len > 0 {
-            let k = len.min(CHUNK - (pos % CHUNK as u64) as usize);
+        for_each_chunk(pos, len, |pos, k| {
             self.store
                 .write_data(pos, k, |dst| {
                     let mut o = 0;
@@ -209,11 +306,8 @@ impl Device {
                         o += b.len();
                     })
                 })?
-                .map_err(short)?;
-            pos += k as u64;
-            len -= k;
-        }
-        Ok(())
+                .map_err(short)
+        })
     }
 
     fn store_bio(&self, bio: &Bio<'_>) -> Result<(), Status> {
@@ -317,13 +411,12 @@ impl Device {
     /// is stored), adding them to `guard` if given.
     fn copy_out(
         &self,
-        mut pos: u64,
-        mut len: usize,
+        pos: u64,
+        len: usize,
         dst: &mut Cursor<'_>,
         mut guard: Option<&mut crate::pi::Guard>,
     ) -> Result<(), Status> {
-        while len > 0 {
-            let k = len.min(CHUNK - (pos % CHUNK as u64) as usize);
+        for_each_chunk(pos, len, |pos, k| {
             self.store
                 .read_data(pos, k, |src| {
                     if let Some(g) = guard.as_deref_mut() {
@@ -331,10 +424,7 @@ impl Device {
                     }
                     dst.copy_from(src)
                 })?
-                .map_err(short)?;
-            pos += k as u64;
-            len -= k;
-        }
-        Ok(())
+                .map_err(short)
+        })
     }
 }

@@ -20,7 +20,8 @@ mod store;
 
 use blk::{
     disk::{Checksum, IntegrityLimits},
-    GenDisk, Limits, Operations, Request, Status, TagSet,
+    wq::OwnedQueue,
+    GenDisk, Limits, Operations, Pending, TagSet,
 };
 use device::Device;
 use kernel::{
@@ -97,8 +98,8 @@ struct RdifOps;
 impl Operations for RdifOps {
     type QueueData = Arc<Device>;
 
-    fn queue_rq(dev: ArcBorrow<'_, Device>, rq: &Request<'_>) -> Result<(), Status> {
-        dev.handle(rq)
+    fn queue_rq(dev: ArcBorrow<'_, Device>, rq: Pending) -> Result<(), Pending> {
+        Device::submit(dev, rq)
     }
 }
 
@@ -107,15 +108,12 @@ impl Operations for RdifOps {
 pub(crate) struct Registry {
     #[pin]
     names: Mutex<KVec<CString>>,
-    /// The module that owns the disks.
-    module: &'static ThisModule,
 }
 
 impl Registry {
-    fn new(module: &'static ThisModule) -> impl PinInit<Self> {
+    fn new() -> impl PinInit<Self> {
         pin_init!(Registry {
             names <- new_mutex!(KVec::new()),
-            module,
         })
     }
 
@@ -156,11 +154,24 @@ impl Drop for NameClaim {
     }
 }
 
-/// A disk and its claim on its name; dropping it removes the disk.
+/// A disk, its workqueue if it has one, and its claim on its name;
+/// dropping it removes the disk.
 pub(crate) struct RdifDisk {
-    // Declared first: the disk goes before its name is given back.
-    _disk: GenDisk<RdifOps>,
+    disk: Option<GenDisk<RdifOps>>,
+    wq: Option<Arc<OwnedQueue>>,
     _name: NameClaim,
+}
+
+impl Drop for RdifDisk {
+    fn drop(&mut self) {
+        // Removing the disk waits for every request to end; the work item
+        // may still be finishing, so wait for it before the workqueue goes
+        // (never from the workqueue itself).
+        drop(self.disk.take());
+        if let Some(wq) = &self.wq {
+            wq.flush();
+        }
+    }
 }
 
 fn csum_param() -> Result<Csum> {
@@ -238,9 +249,20 @@ pub(crate) fn create_disk(
         )?),
     };
     let blocking = store.may_sleep();
-    let dev = Arc::new(Device::new(cfg, store), GFP_KERNEL)?;
+    let wq = if blocking {
+        Some(Arc::new(OwnedQueue::new(name)?, GFP_KERNEL)?)
+    } else {
+        None
+    };
+    let max_requests = v.hw_queues as usize * v.queue_depth as usize;
+    let dev = Arc::pin_init(
+        Device::new(cfg, store, wq.clone(), max_requests),
+        GFP_KERNEL,
+    )?;
     let tag_set = Arc::pin_init(
-        TagSet::new(v.hw_queues, v.queue_depth, blocking),
+        // `queue_rq` never sleeps: a store that may sleep is served by a
+        // work item.
+        TagSet::new(v.hw_queues, v.queue_depth, false),
         GFP_KERNEL,
     )?;
     let mut limits = Limits::new()
@@ -255,16 +277,10 @@ pub(crate) fn create_disk(
     if cfg.profile.has_metadata() {
         limits = limits.integrity(integrity_limits(&cfg.profile), 128);
     }
-    let disk = GenDisk::new(
-        name,
-        cfg.capacity >> 9,
-        limits,
-        tag_set,
-        dev,
-        registry.module,
-    )?;
+    let disk = GenDisk::new(name, cfg.capacity >> 9, limits, tag_set, dev)?;
     Ok(RdifDisk {
-        _disk: disk,
+        disk: Some(disk),
+        wq,
         _name: claim,
     })
 }
@@ -277,8 +293,8 @@ struct State {
 }
 
 impl State {
-    fn new(module: &'static ThisModule) -> Result<Self> {
-        let registry = Arc::pin_init(Registry::new(module), GFP_KERNEL)?;
+    fn new() -> Result<Self> {
+        let registry = Arc::pin_init(Registry::new(), GFP_KERNEL)?;
         Ok(Self {
             _disks: default_disks(&registry)?,
             registry,
@@ -327,8 +343,8 @@ fn default_disks(registry: &Arc<Registry>) -> Result<KVec<RdifDisk>> {
 }
 
 impl kernel::InPlaceModule for RdifModule {
-    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        let state = State::new(module);
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let state = State::new();
         let registry = state.as_ref().map(|s| s.registry.clone()).map_err(|e| *e);
         try_pin_init!(RdifModule {
             state: state?,

@@ -8,8 +8,18 @@
 use super::{Operations, TagSet};
 use kernel::{
     bindings, error, error::from_err_ptr, prelude::*, static_lock_class, sync::Arc,
-    types::ForeignOwnable, ThisModule,
+    types::ForeignOwnable,
 };
+
+// The bindings' structs end in zero-length arrays, which this lint flags;
+// only the address of this one is taken.
+#[allow(improper_ctypes)]
+extern "C" {
+    /// The operations of every disk of this module (`helpers.c`): only an
+    /// owner, so an open disk pins the module. Static, because an open disk
+    /// still uses them after `del_gendisk`.
+    static rdif_bdev_fops: bindings::block_device_operations;
+}
 
 /// `enum blk_integrity_checksum`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,13 +125,11 @@ impl Limits {
 /// # Invariants
 ///
 /// - `gendisk` is a valid disk allocated by `__blk_mq_alloc_disk` on the tag
-///   set `_tag_set`, added with `device_add_disk`, and `fops` is its
-///   operations table.
+///   set `_tag_set` and added with `device_add_disk`.
 /// - `gendisk->queue->queuedata` came from `T::QueueData::into_foreign`.
 pub(crate) struct GenDisk<T: Operations> {
     gendisk: *mut bindings::gendisk,
     _tag_set: Arc<TagSet<T>>,
-    _fops: KBox<bindings::block_device_operations>,
 }
 
 // SAFETY: `GenDisk` owns a disk reference, usable from any thread, plus
@@ -132,27 +140,18 @@ unsafe impl<T: Operations> Sync for GenDisk<T> {}
 
 impl<T: Operations> GenDisk<T> {
     /// Allocates a disk named `name` on `tag_set` with `limits` and adds it.
-    ///
-    /// `module` owns the disk's operations, so the module cannot be
-    /// unloaded while the disk is open.
+    /// While the disk is open, the module cannot be unloaded.
     pub(crate) fn new(
         name: &CStr,
         capacity_sectors: u64,
         limits: Limits,
         tag_set: Arc<TagSet<T>>,
         queue_data: T::QueueData,
-        module: &'static ThisModule,
     ) -> Result<Self> {
         let name = name.to_bytes_with_nul();
         if name.len() > bindings::DISK_NAME_LEN as usize {
             return Err(EINVAL);
         }
-
-        // SAFETY: all-zero is a valid `block_device_operations` (no
-        // callbacks, no owner).
-        let mut fops: bindings::block_device_operations = unsafe { core::mem::zeroed() };
-        fops.owner = module.as_ptr();
-        let fops = KBox::new(fops, GFP_KERNEL)?;
 
         let mut lim = limits.0;
         let data = queue_data.into_foreign();
@@ -177,10 +176,9 @@ impl<T: Operations> GenDisk<T> {
         };
 
         // SAFETY: `gendisk` is a valid disk that is not yet added, so this
-        // code has exclusive access to it. `fops` lives in a box that the
-        // returned `GenDisk` keeps until after `del_gendisk`.
+        // code has exclusive access to it. `rdif_bdev_fops` is static.
         unsafe {
-            (*gendisk).fops = &*fops;
+            (*gendisk).fops = &raw const rdif_bdev_fops;
             let dst = &mut (*gendisk).disk_name;
             for (d, s) in dst.iter_mut().zip(name.iter()) {
                 *d = *s as kernel::ffi::c_char;
@@ -208,7 +206,6 @@ impl<T: Operations> GenDisk<T> {
         Ok(Self {
             gendisk,
             _tag_set: tag_set,
-            _fops: fops,
         })
     }
 }

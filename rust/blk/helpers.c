@@ -17,7 +17,9 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/module.h>
 #include <linux/sched/mm.h>
+#include <linux/workqueue.h>
 
 #include "helpers.h"
 
@@ -35,6 +37,16 @@ static_assert(BIP_CHECK_APPTAG == 1 << 7);
 static_assert(BLK_INTEGRITY_DEVICE_CAPABLE == 1 << 2);
 static_assert(BLK_INTEGRITY_REF_TAG == 1 << 3);
 static_assert(BLK_SPLIT_INTERVAL_CAPABLE == 1 << 5);
+
+/*
+ * The operations of every disk of this module: none but the owner, which
+ * keeps the module loaded while a disk is open. Static, because an open
+ * disk outlives its removal (del_gendisk) and still reaches its fops when
+ * the last opener closes it.
+ */
+const struct block_device_operations rdif_bdev_fops = {
+	.owner = THIS_MODULE,
+};
 
 /* Requests. */
 
@@ -151,9 +163,10 @@ unsigned int rdif_nr_cpu_ids(void)
 
 /* Backing files. */
 
+/* For a block device node, the size is that of the bdev inode behind it. */
 loff_t rdif_file_size(struct file *file)
 {
-	return i_size_read(file_inode(file));
+	return i_size_read(file->f_mapping->host);
 }
 
 bool rdif_file_is_bdev(struct file *file)
@@ -187,4 +200,16 @@ unsigned int rdif_memalloc_noio_save(void)
 void rdif_memalloc_noio_restore(unsigned int flags)
 {
 	memalloc_noio_restore(flags);
+}
+
+/* Workqueues of the driver's own. */
+
+struct workqueue_struct *rdif_alloc_workqueue(const char *name)
+{
+	return alloc_workqueue("%s", WQ_MEM_RECLAIM | WQ_UNBOUND, 0, name);
+}
+
+void rdif_flush_workqueue(struct workqueue_struct *wq)
+{
+	flush_workqueue(wq);
 }

@@ -13,6 +13,10 @@ struct bio_integrity_payload;
 struct file;
 struct page;
 struct request;
+struct workqueue_struct;
+struct block_device_operations;
+
+extern const struct block_device_operations rdif_bdev_fops;
 
 sector_t rdif_blk_rq_pos(const struct request *rq);
 unsigned int rdif_blk_rq_bytes(const struct request *rq);
@@ -41,5 +45,7 @@ int rdif_file_punch(struct file *file, loff_t offset, loff_t len);
 bool rdif_is_err(const void *ptr);
 unsigned int rdif_memalloc_noio_save(void);
 void rdif_memalloc_noio_restore(unsigned int flags);
+struct workqueue_struct *rdif_alloc_workqueue(const char *name);
+void rdif_flush_workqueue(struct workqueue_struct *wq);
 
 #endif /* RDIF_BLK_HELPERS_H */

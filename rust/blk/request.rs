@@ -132,3 +132,66 @@ impl<'a> Iterator for Bios<'a> {
         Some(bio)
     }
 }
+
+/// A started request that the driver owns until it ends it, possibly from
+/// another context (a work item).
+///
+/// # Invariants
+///
+/// `ptr` points to a started request that is not ended yet; this object
+/// ends it exactly once: in [`Pending::end`], or with an I/O error if it is
+/// dropped.
+pub(crate) struct Pending {
+    ptr: NonNull<bindings::request>,
+}
+
+// SAFETY: a started request may be ended from any context.
+unsafe impl Send for Pending {}
+
+impl Pending {
+    /// Takes ownership of a started request.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a started request that nothing else ends.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::request>) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self { ptr }
+    }
+
+    /// The request, to look at.
+    pub(crate) fn request(&self) -> Request<'_> {
+        // SAFETY: the request is started and not ended while `self` lives
+        // (type invariant).
+        unsafe { Request::from_raw(self.ptr) }
+    }
+
+    /// Ends the request with the status of `result`.
+    pub(crate) fn end(self, result: Result<(), super::Status>) {
+        let status = match result {
+            Ok(()) => 0,
+            Err(s) => s.raw(),
+        };
+        let ptr = self.ptr;
+        core::mem::forget(self);
+        // SAFETY: the request is started and not yet ended (type
+        // invariant); `forget` above makes this the only end.
+        unsafe { bindings::blk_mq_end_request(ptr.as_ptr(), status) };
+    }
+
+    /// Gives the request back to blk-mq without ending it, for
+    /// `queue_rq` to return `BLK_STS_RESOURCE`.
+    pub(crate) fn into_raw(self) -> NonNull<bindings::request> {
+        let ptr = self.ptr;
+        core::mem::forget(self);
+        ptr
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // SAFETY: the request is started and not yet ended (type
+        // invariant), and this is the last use of `self`.
+        unsafe { bindings::blk_mq_end_request(self.ptr.as_ptr(), super::Status::IO_ERROR.raw()) };
+    }
+}

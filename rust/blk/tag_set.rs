@@ -4,29 +4,27 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::{Request, Status};
+use super::{Pending, Status};
 use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
 use kernel::{bindings, error, prelude::*, types::ForeignOwnable, types::Opaque};
 
 /// The operations of a blk-mq driver.
 ///
-/// Requests are handled synchronously: [`Operations::queue_rq`] does the
-/// whole request and returns how it ends. The abstraction starts the request
-/// before the call and ends it with the returned status after it.
+/// The abstraction starts each request before handing it to
+/// [`Operations::queue_rq`] as a [`Pending`] request, which the driver ends
+/// (at once, or later from another context) or hands back.
 pub(crate) trait Operations: Sized + 'static {
     /// Data shared by all queues of a disk, stored in `queue->queuedata`.
     type QueueData: ForeignOwnable + Send + Sync;
 
-    /// Handles one request.
-    ///
-    /// `Ok` ends the request successfully and `Err` ends it with that
-    /// status, except [`Status::RESOURCE`], which does not end it: blk-mq
-    /// requeues the request and dispatches it again later. A driver returns
-    /// it only when it has changed nothing yet.
+    /// Takes one request. `Ok` means the driver has taken it: it has ended
+    /// it or will end it. `Err` hands it back unchanged: blk-mq requeues
+    /// it and dispatches it again later (`BLK_STS_RESOURCE`), so a driver
+    /// returns it only for a transient shortage, having changed nothing.
     fn queue_rq(
         data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
-        rq: &Request<'_>,
-    ) -> Result<(), Status>;
+        rq: Pending,
+    ) -> Result<(), Pending>;
 }
 
 struct OperationsVTable<T: Operations>(PhantomData<T>);
@@ -43,32 +41,27 @@ impl<T: Operations> OperationsVTable<T> {
         bd: *const bindings::blk_mq_queue_data,
     ) -> bindings::blk_status_t {
         // SAFETY: `bd` is valid for the duration of the call (C contract).
-        let rq = unsafe { (*bd).rq };
+        let Some(rq) = NonNull::new(unsafe { (*bd).rq }) else {
+            return Status::IO_ERROR.raw();
+        };
         // SAFETY: `rq` is a valid request handed to this driver and not yet
         // started; starting it is the driver's first duty.
-        unsafe { bindings::blk_mq_start_request(rq) };
+        unsafe { bindings::blk_mq_start_request(rq.as_ptr()) };
         // SAFETY: `hctx` and its queue are valid during the call, and the
         // queue's `queuedata` came from `into_foreign` and is only reclaimed
         // after the disk is deleted, when no `queue_rq` can run any more.
         let data = unsafe { T::QueueData::borrow((*(*hctx).queue).queuedata) };
-        let status = match NonNull::new(rq) {
-            Some(ptr) => {
-                // SAFETY: the request was started above and is ended below,
-                // after the last use of `request`.
-                let request = unsafe { Request::from_raw(ptr) };
-                match T::queue_rq(data, &request) {
-                    Ok(()) => 0,
-                    // A transient shortage: hand the started request back;
-                    // blk-mq requeues it and dispatches it again later.
-                    Err(Status::RESOURCE) => return Status::RESOURCE.raw(),
-                    Err(status) => status.raw(),
-                }
+        // SAFETY: the request was started above, and only the `Pending`
+        // ends it.
+        let pending = unsafe { Pending::from_raw(rq) };
+        match T::queue_rq(data, pending) {
+            Ok(()) => 0,
+            Err(pending) => {
+                // Not ended: blk-mq requeues the started request.
+                let _ = pending.into_raw();
+                Status::RESOURCE.raw()
             }
-            None => Status::IO_ERROR.raw(),
-        };
-        // SAFETY: `rq` was started above and is ended exactly once, here.
-        unsafe { bindings::blk_mq_end_request(rq, status) };
-        0
+        }
     }
 
     const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {
