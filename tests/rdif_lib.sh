@@ -84,3 +84,37 @@ eq() {
 	echo "$1: got '$2', want '$3'"
 	return 1
 }
+
+# --- configfs devices (tests source this after ktap.sh) ---------------------
+CFS=/sys/kernel/config/rdif
+
+# cfs_write ATTR VALUE: write VALUE into a configfs attribute; prints OK or
+# the errno's name (EINVAL, EBUSY, EEXIST) or the error message.
+cfs_write() {
+	local err
+	err=$( { printf '%s\n' "$2" >"$1"; } 2>&1)
+	case $err in
+	"") echo OK ;;
+	*"Invalid argument"*) echo EINVAL ;;
+	*"busy"*) echo EBUSY ;;
+	*"File exists"*) echo EEXIST ;;
+	*) echo "$err" ;;
+	esac
+}
+
+# cfs_load: load rdif without default devices, with configfs mounted.
+cfs_load() {
+	require "clean start" rdif_clean_start
+	require "insmod nr_devices=0" insmod "$RDIF_KO" nr_devices=0
+	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+	require "configfs subsystem" test -d $CFS
+}
+
+# cfs_unload: remove every configfs device (powered or not), unload rdif.
+cfs_unload() {
+	local d
+	for d in "$CFS"/*/; do
+		[ -d "$d" ] && rmdir "$d"
+	done
+	require "rmmod" rdif_rmmod
+}

@@ -369,6 +369,18 @@ static unsigned int parse_chk(const char *s)
 	return f;
 }
 
+/* The PI attribute of one I/O: the metadata buffer, checks, tags, seed. */
+static void pi_attr(struct io_uring_attr_pi *pi, const struct opts *o, uint8_t *md,
+		    size_t md_len)
+{
+	memset(pi, 0, sizeof(*pi));
+	pi->flags = o->chk;
+	pi->app_tag = o->app_tag;
+	pi->len = md_len;
+	pi->addr = (uintptr_t)md;
+	pi->seed = o->seed;
+}
+
 static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 		    const struct opts *o, struct ring *r)
 {
@@ -428,12 +440,7 @@ static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 		else
 			usage();
 	}
-	memset(&pi, 0, sizeof(pi));
-	pi.flags = o->chk;
-	pi.app_tag = o->app_tag;
-	pi.len = md_len;
-	pi.addr = (uintptr_t)md;
-	pi.seed = o->seed;
+	pi_attr(&pi, o, md, md_len);
 	ret = ring_rw(r, IORING_OP_WRITE, fd, data, len, off, &pi);
 	free(data);
 	free(md);
@@ -456,12 +463,7 @@ static int do_read(int fd, const struct fmt *f, uint64_t off, size_t len,
 	if (o->no_pi) {
 		ret = pread(fd, data, len, off) == (ssize_t)len ? 0 : errno ? errno : EIO;
 	} else {
-		memset(&pi, 0, sizeof(pi));
-		pi.flags = o->chk;
-		pi.app_tag = o->app_tag;
-		pi.len = md_len;
-		pi.addr = (uintptr_t)md;
-		pi.seed = o->seed;
+		pi_attr(&pi, o, md, md_len);
 		ret = ring_rw(r, IORING_OP_READ, fd, data, len, off, &pi);
 		ret = ret < 0 ? -ret : ret == (int)len ? 0 : EIO;
 	}

@@ -1,0 +1,202 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Persistent backing stores: data and PI written through the device survive
+# power off/on and a module reload, on a regular file and on a loop device;
+# a store of another format is refused and left alone; format creates a
+# fresh store; a write that fails its PI check changes neither region.
+#
+# With RDIF_PERSIST_DIR set (scripts/check points it at a host directory),
+# persist_across_boot leaves a store there for the next guest boot, which
+# runs rdif_backing_reboot.sh to check it.
+# Cases run indirectly, through ktap_run_cases.
+# shellcheck disable=SC2317
+set -uo pipefail
+. "$(dirname "$0")/ktap.sh"
+. "$(dirname "$0")/rdif_lib.sh"
+
+rdif_require_env
+PI=$RDIF_TESTS_DIR/rdif_pi
+IMG=/tmp/rdif_backing.img
+EILSEQ=84
+
+
+
+
+# mkdev NAME BACKING ATTR=VALUE...: describe a device (not powered)
+mkdev() {
+	local name=$1 backing=$2 kv
+	shift 2
+	mkdir -p $CFS/$name
+	cfs_write $CFS/$name/size 16 >/dev/null
+	for kv in "$@"; do
+		require "$name ${kv%%=*}" eq "$kv" "$(cfs_write $CFS/$name/${kv%%=*} "${kv#*=}")" OK
+	done
+	require "$name backing" eq backing "$(cfs_write $CFS/$name/backing "$backing")" OK
+}
+
+power() {
+	local r
+	r=$(cfs_write $CFS/$1/power "$2")
+	[ "$r" = OK ] && [ "$2" = 1 ] && { wait_for 10 is_blk /dev/$1 || r="no /dev/$1"; settle; }
+	[ "$r" = OK ] && [ "$2" = 0 ] && { wait_for 10 absent /dev/$1 || r="/dev/$1 still there"; }
+	echo "$r"
+}
+
+# pi_rc ARGS: rdif_pi's exit status
+pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
+
+# write_set DEV: data + user PI at three places, one with a non-zero app tag
+write_set() {
+	[ "$(pi_rc write "$1" 0 65536 --pattern 21 --chk guard,ref)" = 0 ] &&
+		[ "$(pi_rc write "$1" $((5 * MIB)) 8192 --pattern 22 --app-tag 0x55aa --chk guard,ref,app)" = 0 ] &&
+		[ "$(pi_rc write "$1" $((16 * MIB - 4096)) 4096 --pattern 23 --chk guard,ref)" = 0 ]
+}
+
+# verify_set DEV: the same, read back byte for byte with the device
+# checking PI, and through the block layer's auto-verify
+verify_set() {
+	[ "$(pi_rc read "$1" 0 65536 --pattern 21 --verify --chk guard,ref)" = 0 ] &&
+		[ "$(pi_rc read "$1" $((5 * MIB)) 8192 --pattern 22 --app-tag 0x55aa --verify --chk guard,ref,app)" = 0 ] &&
+		[ "$(pi_rc read "$1" $((16 * MIB - 4096)) 4096 --pattern 23 --verify --chk guard,ref)" = 0 ] &&
+		dd if="$1" of=/dev/null bs=64k iflag=direct status=none &&
+		[ "$(pi_rc read "$1" $((8 * MIB)) 65536 --expect-zero --chk guard,ref)" = 0 ]
+}
+
+regular_file() {
+	cfs_load
+	rm -f $IMG
+	mkdev f $IMG csum=crc16 blocksize=512
+	require "power on (new file)" eq power "$(power f 1)" OK
+	expect "file created" test -f $IMG
+	expect "fresh store reads zeroes with escape PI" eq fresh \
+		"$(pi_rc read /dev/f 0 $((1 * MIB)) --expect-zero --chk guard,ref)" 0
+	require "write data and PI" write_set /dev/f
+	expect "reads back before power off" verify_set /dev/f
+	require "power off" eq power "$(power f 0)" OK
+	require "power on again" eq power "$(power f 1)" OK
+	expect "data and PI survive power 0/1" verify_set /dev/f
+	expect "write cache advertised" eq write_cache "$(cat /sys/block/f/queue/write_cache)" "write back"
+	expect "fsync (flush) works" dd if=/dev/zero of=/dev/f bs=4k seek=2000 count=1 oflag=direct conv=fsync status=none
+	expect "FUA/sync writes work" dd if=/dev/zero of=/dev/f bs=4k seek=2001 count=1 oflag=direct,dsync status=none
+	# discard: zeroes and escape PI, persistently
+	expect "discard" blkdiscard -f -o $((5 * MIB)) -l $((1 * MIB)) /dev/f
+	expect "discarded range reads zeroes with escape PI" eq discard \
+		"$(pi_rc read /dev/f $((5 * MIB)) $((1 * MIB)) --expect-zero --chk guard,ref)" 0
+	require "power off" eq power "$(power f 0)" OK
+	require "power on again" eq power "$(power f 1)" OK
+	expect "discard persists" eq discard \
+		"$(pi_rc read /dev/f $((5 * MIB)) $((1 * MIB)) --expect-zero --chk guard,ref)" 0
+	cfs_unload
+}
+
+module_reload() {
+	cfs_load
+	rm -f $IMG
+	mkdev r $IMG csum=crc64 blocksize=4096
+	require "power on" eq power "$(power r 1)" OK
+	require "write" write_set /dev/r
+	cfs_unload
+	cfs_load
+	mkdev r $IMG csum=crc64 blocksize=4096
+	require "power on after reload" eq power "$(power r 1)" OK
+	expect "data and PI survive a module reload" verify_set /dev/r
+	cfs_unload
+}
+
+mismatch_refused() {
+	local sum mark
+	cfs_load
+	rm -f $IMG
+	mkdev m $IMG csum=crc16 blocksize=4096
+	require "power on" eq power "$(power m 1)" OK
+	require "write" write_set /dev/m
+	require "power off" eq power "$(power m 0)" OK
+	sum=$(md5sum <$IMG)
+	for kv in csum=ip ref_tag=0 blocksize=512 size=32 metadata_size=16 interval=512; do
+		mkdev m $IMG csum=crc16 blocksize=4096 metadata_size=0 ref_tag=1 interval=0
+		cfs_write $CFS/m/${kv%%=*} "${kv#*=}" >/dev/null
+		mark=$(dmesg | wc -l)
+		expect "$kv: power on refused" eq power "$(power m 1)" EINVAL
+		expect "$kv: reason logged" grep -q "rdif: m: backing $IMG: the store has another" \
+			<(dmesg | tail -n +$((mark + 1)))
+	done
+	expect "refusals left the store untouched" eq md5 "$(md5sum <$IMG)" "$sum"
+	mkdev m $IMG csum=crc16 blocksize=4096 metadata_size=0 ref_tag=1 interval=0 size=16
+	require "matching format powers on" eq power "$(power m 1)" OK
+	expect "old contents intact" verify_set /dev/m
+	require "power off" eq power "$(power m 0)" OK
+	printf 'garbage!' | dd of=$IMG conv=notrunc status=none
+	expect "no header: refused" eq power "$(power m 1)" EINVAL
+	# format creates a fresh store with the configured format.
+	cfs_write $CFS/m/csum ip >/dev/null
+	expect "format" eq format "$(cfs_write $CFS/m/format 1)" OK
+	expect "powers on after format" eq power "$(power m 1)" OK
+	expect "formatted store reads zeroes with escape PI" eq fresh \
+		"$(pi_rc read /dev/m 0 $((1 * MIB)) --expect-zero)" 0
+	expect "format while powered: EBUSY" eq format "$(cfs_write $CFS/m/format 1)" EBUSY
+	cfs_unload
+}
+
+loop_device() {
+	local loop r
+	cfs_load
+	rm -f /tmp/rdif_loop.img
+	truncate -s 64M /tmp/rdif_loop.img
+	loop=$(losetup -f --show /tmp/rdif_loop.img) || { skip_case "no loop device"; }
+	echo "loop device $loop"
+	mkdev l "$loop" csum=crc16 blocksize=512 metadata_size=16 pi_offset=8
+	expect "unformatted device refused" eq power "$(power l 1)" EINVAL
+	expect "format" eq format "$(cfs_write $CFS/l/format 1)" OK
+	require "power on" eq power "$(power l 1)" OK
+	require "write" write_set /dev/l
+	require "power off" eq power "$(power l 0)" OK
+	require "power on" eq power "$(power l 1)" OK
+	expect "data and PI survive on a loop device" verify_set /dev/l
+	cfs_write $CFS/l/size 128 >/dev/null 2>&1
+	cfs_unload
+	cfs_load
+	mkdev l "$loop" csum=crc16 blocksize=512 metadata_size=16 pi_offset=8 size=128
+	r=$(power l 1)
+	echo "power on over a too small device: $r"
+	expect "too small a device refused" test "$r" != OK
+	cfs_unload
+	losetup -d "$loop"
+	rm -f /tmp/rdif_loop.img
+}
+
+# A write whose PI is wrong changes neither the data nor the metadata region.
+rejected_write_changes_nothing() {
+	local sum
+	cfs_load
+	rm -f $IMG
+	mkdev w $IMG csum=crc16 blocksize=512
+	require "power on" eq power "$(power w 1)" OK
+	require "write" write_set /dev/w
+	expect "flush" blockdev --flushbufs /dev/w
+	sum=$(md5sum <$IMG)
+	expect "bad guard rejected" eq guard "$(pi_rc write /dev/w 0 65536 --pattern 9 --chk guard,ref --corrupt guard --at 100)" $EILSEQ
+	expect "bad ref rejected" eq ref "$(pi_rc write /dev/w 0 65536 --pattern 9 --chk guard,ref --corrupt ref --at 127)" $EILSEQ
+	expect "bad app rejected" eq app "$(pi_rc write /dev/w 0 65536 --pattern 9 --app-tag 3 --chk app --corrupt app)" $EILSEQ
+	expect "data and metadata regions unchanged" eq md5 "$(md5sum <$IMG)" "$sum"
+	expect "old data still verifies" verify_set /dev/w
+	cfs_unload
+}
+
+persist_across_boot() {
+	[ -n "${RDIF_PERSIST_DIR:-}" ] || skip_case "RDIF_PERSIST_DIR not set (scripts/check sets it)"
+	cfs_load
+	local img=$RDIF_PERSIST_DIR/reboot.img
+	rm -f "$img"
+	mkdev p "$img" csum=crc64 blocksize=4096
+	require "power on" eq power "$(power p 1)" OK
+	require "write" write_set /dev/p
+	expect "flush to stable storage" blockdev --flushbufs /dev/p
+	require "power off" eq power "$(power p 0)" OK
+	cfs_unload
+	expect "store left for the next boot" test -s "$img"
+}
+
+[ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
+ktap_run_cases regular_file module_reload mismatch_refused loop_device \
+	rejected_write_changes_nothing persist_across_boot
