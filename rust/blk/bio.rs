@@ -246,11 +246,11 @@ impl Segment<'_> {
     pub(crate) fn with_slice<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         // SAFETY: `self.page` is a valid page by the type invariant.
         let base = unsafe { rdif_kmap_local_page(self.page.as_ptr()) };
-        // SAFETY: the mapping covers the whole page and `offset + len` is
-        // within it (type invariant). The block layer keeps the page alive
-        // and does not write to a buffer the device is reading.
-        let bytes =
-            unsafe { core::slice::from_raw_parts(base.cast::<u8>().add(self.offset), self.len) };
+        // SAFETY: `offset < PAGE_SIZE` (type invariant): inside the mapping.
+        let start = unsafe { base.cast::<u8>().add(self.offset) };
+        // SAFETY: `[start, start + len)` lies in the mapped page (type
+        // invariant); the page is alive and unchanged while a write reads it.
+        let bytes = unsafe { core::slice::from_raw_parts(start, self.len) };
         let ret = f(bytes);
         // SAFETY: `base` came from the `kmap_local_page` above, and mappings
         // made inside `f` were undone when it returned (stack order).
@@ -265,12 +265,11 @@ impl Segment<'_> {
     pub(crate) fn with_slice_mut<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> R {
         // SAFETY: `self.page` is a valid page by the type invariant.
         let base = unsafe { rdif_kmap_local_page(self.page.as_ptr()) };
-        // SAFETY: as in `with_slice`; while a read request is in the
-        // driver, nothing else in the kernel accesses its buffers, and
-        // `&mut self` keeps this the only slice of the segment.
-        let bytes = unsafe {
-            core::slice::from_raw_parts_mut(base.cast::<u8>().add(self.offset), self.len)
-        };
+        // SAFETY: `offset < PAGE_SIZE` (type invariant): inside the mapping.
+        let start = unsafe { base.cast::<u8>().add(self.offset) };
+        // SAFETY: as in `with_slice`; nothing else accesses a read's buffer
+        // while the driver has it, and `&mut self` makes this the only slice.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(start, self.len) };
         let ret = f(bytes);
         // SAFETY: as in `with_slice`.
         unsafe { rdif_kunmap_local(base) };

@@ -60,10 +60,9 @@ impl Deref for OwnedQueue {
 
 impl Drop for OwnedQueue {
     fn drop(&mut self) {
-        // SAFETY: `ptr` was allocated by `alloc_workqueue` and is owned by
-        // `self`; `destroy_workqueue` drains it first. It must not run on
-        // this very workqueue, which owners ensure by flushing it and
-        // dropping it from elsewhere.
+        // `destroy_workqueue` drains the queue first, so it must not run on
+        // the queue itself: owners flush it and drop it from elsewhere.
+        // SAFETY: `ptr` came from `alloc_workqueue` and `self` owns it.
         unsafe { bindings::destroy_workqueue(self.ptr.as_ptr()) };
     }
 }
