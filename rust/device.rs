@@ -20,7 +20,7 @@
 //! once between the bio and the store.
 
 use crate::{
-    blk::{self, bip, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request, Status},
+    blk::{self, bio::Integrity, bip, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request, Status},
     pi::{Checks, Csum, PiError, Profile, MAX_METADATA},
     store::{Store, CHUNK},
 };
@@ -224,6 +224,16 @@ impl Device {
         )
     }
 
+    /// A cursor over the metadata of an integrity payload that must hold
+    /// `n` intervals' worth; a shorter payload fails the request.
+    fn payload_cursor<'a>(&self, bip: &Integrity<'a>, n: u64) -> Result<Cursor<'a>, Status> {
+        let need = n * self.cfg.profile.metadata_size() as u64;
+        if u64::from(bip.segments().remaining()) < need {
+            return Err(Status::IO_ERROR);
+        }
+        Ok(Cursor::new(bip.segments()))
+    }
+
     fn count(&self, e: PiError) -> Status {
         let c = match e {
             PiError::Guard => &self.stats.guard_errors,
@@ -258,16 +268,13 @@ impl Device {
         let p = &self.cfg.profile;
         let ms = p.metadata_size();
         let (first, n) = self.interval_span(bio);
-        if u64::from(bip.segments().remaining()) < n * ms as u64 {
-            return Err(Status::IO_ERROR);
-        }
+        let mut md_cur = self.payload_cursor(&bip, n)?;
         let flags = bip.flags();
         if flags & bip::CHECK_FLAGS == 0 || p.csum() == Csum::None {
             return Ok(());
         }
         let checks = Checks::from_bip(flags, bip.app_tag());
         let mut data = Cursor::new(bio.segments());
-        let mut md_cur = Cursor::new(bip.segments());
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..ms];
         for i in 0..n {
@@ -365,15 +372,7 @@ impl Device {
         let ms = p.metadata_size();
         let (first, n) = self.interval_span(&bio);
         let bip = bio.integrity();
-        let mut md_cur = match bip {
-            Some(b) => {
-                if u64::from(b.segments().remaining()) < n * ms as u64 {
-                    return Err(Status::IO_ERROR);
-                }
-                Some(Cursor::new(b.segments()))
-            }
-            None => None,
-        };
+        let mut md_cur = bip.map(|b| self.payload_cursor(&b, n)).transpose()?;
         // The device checks what `read_check` asks for, plus what a
         // submitter's own payload asks for (the block layer verifies its
         // auto-PI buffers itself after completion).

@@ -11,7 +11,7 @@
 
 use super::CHUNK;
 use crate::blk::file::BackingFile;
-use crate::pi::{Csum, Profile, ProfileConfig, MAX_METADATA};
+use crate::pi::{Csum, Guard, Profile, ProfileConfig, MAX_METADATA};
 use kernel::prelude::*;
 
 /// Header magic.
@@ -23,14 +23,11 @@ pub(crate) const HEADER_SIZE: u64 = 4096;
 /// Bytes of the header covered by its checksum.
 const HEADER_FIELDS: usize = 64;
 
-extern "C" {
-    // lib/crc/crc64-main.c
-    fn crc64_nvme(crc: u64, p: *const core::ffi::c_void, len: usize) -> u64;
-}
-
+/// CRC64-NVMe of the header fields, with the guard code of [`crate::pi`].
 fn header_crc(fields: &[u8]) -> u64 {
-    // SAFETY: `fields` is a valid slice for reads of its length.
-    unsafe { crc64_nvme(0, fields.as_ptr().cast(), fields.len()) }
+    let mut crc = Guard::new(Csum::Crc64);
+    crc.update(fields);
+    crc.finish()
 }
 
 /// Where things are in a backing store.
