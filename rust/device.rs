@@ -21,10 +21,11 @@
 
 use crate::{
     blk::{self, bio::Integrity, bip, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request, Status},
+    inject::{Command, Failure, Field, Injector, ReadFault, ReadFaults, WriteFault},
     pi::{Checks, Csum, PiError, Profile, MAX_METADATA},
+    stats::{Counter, Stats},
     store::{Store, CHUNK},
 };
-use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     new_mutex, new_spinlock, new_work,
     prelude::*,
@@ -45,14 +46,6 @@ pub(crate) struct DeviceConfig {
     pub(crate) read_check: bool,
 }
 
-/// Per-device counters.
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub(crate) guard_errors: AtomicU64,
-    pub(crate) ref_errors: AtomicU64,
-    pub(crate) app_errors: AtomicU64,
-}
-
 /// A device's state, shared by all its hardware queues.
 ///
 /// A memory-backed device handles each request in `queue_rq`. A device
@@ -64,6 +57,8 @@ pub(crate) struct Device {
     cfg: DeviceConfig,
     store: Store,
     pub(crate) stats: Stats,
+    #[pin]
+    pub(crate) inject: Injector,
     /// Requests waiting for the work item; room for every tag.
     #[pin]
     pending: SpinLock<KVec<Pending>>,
@@ -133,7 +128,8 @@ impl Device {
         try_pin_init!(Device {
             cfg,
             store,
-            stats: Stats::default(),
+            stats: Stats::new()?,
+            inject <- Injector::new(),
             pending <- new_spinlock!(KVec::with_capacity(room, GFP_KERNEL)?),
             batch <- new_mutex!(KVec::with_capacity(room, GFP_KERNEL)?),
             work <- new_work!("rdif::Device::work"),
@@ -144,6 +140,25 @@ impl Device {
     /// Takes a request from blk-mq: handles it at once, or queues it for
     /// the work item. Hands it back if it must be retried later.
     pub(crate) fn submit(this: ArcBorrow<'_, Self>, rq: Pending) -> Result<(), Pending> {
+        let op = rq.request().op();
+        if matches!(op, Op::Read | Op::Write) {
+            match this.inject.fail(op == Op::Write) {
+                None => {}
+                Some(Failure::Resource) => {
+                    this.stats.inc(Counter::InjRequeued);
+                    return Err(rq);
+                }
+                Some(how) => {
+                    this.stats.inc(Counter::InjFailed);
+                    rq.end(Err(if how == Failure::Protection {
+                        Status::PROTECTION
+                    } else {
+                        Status::IO_ERROR
+                    }));
+                    return Ok(());
+                }
+            }
+        }
         let Some(wq) = &this.wq else {
             return match this.handle(&rq.request()) {
                 // Nothing was changed: blk-mq retries the request later.
@@ -200,16 +215,24 @@ impl Device {
             return Err(Status::IO_ERROR);
         }
         match op {
-            Op::Read => rq.bios().try_for_each(|bio| self.read_bio(bio)),
+            Op::Read => {
+                self.stats.inc(Counter::Reads);
+                rq.bios().try_for_each(|bio| self.read_bio(bio))
+            }
             Op::Write => {
+                self.stats.inc(Counter::Writes);
                 self.write(rq)?;
                 if rq.is_fua() {
                     self.store.sync_range(pos, len)?;
                 }
                 Ok(())
             }
-            Op::Flush => self.store.flush(),
+            Op::Flush => {
+                self.stats.inc(Counter::Flushes);
+                self.store.flush()
+            }
             Op::Discard | Op::SecureErase | Op::WriteZeroes => {
+                self.stats.inc(Counter::Discards);
                 self.store.reset(&self.cfg.profile, pos, len)
             }
             Op::Other(_) => Err(Status::NOT_SUPPORTED),
@@ -234,14 +257,29 @@ impl Device {
         Ok(Cursor::new(bip.segments()))
     }
 
-    fn count(&self, e: PiError) -> Status {
-        let c = match e {
-            PiError::Guard => &self.stats.guard_errors,
-            PiError::Ref => &self.stats.ref_errors,
-            PiError::App => &self.stats.app_errors,
+    /// Counts a failed check (on a write if `write`) and returns the
+    /// status that reports it.
+    fn count(&self, e: PiError, write: bool) -> Status {
+        let c = match (e, write) {
+            (PiError::Guard, true) => Counter::GuardErrorsWrite,
+            (PiError::Ref, true) => Counter::RefErrorsWrite,
+            (PiError::App, true) => Counter::AppErrorsWrite,
+            (PiError::Guard, false) => Counter::GuardErrorsRead,
+            (PiError::Ref, false) => Counter::RefErrorsRead,
+            (PiError::App, false) => Counter::AppErrorsRead,
         };
-        c.fetch_add(1, Ordering::Relaxed);
+        self.stats.inc(c);
         Status::PROTECTION
+    }
+
+    /// Number of protection intervals of the device.
+    pub(crate) fn nr_intervals(&self) -> u64 {
+        self.cfg.capacity >> self.cfg.profile.interval_shift()
+    }
+
+    /// The device's format.
+    pub(crate) fn profile(&self) -> &Profile {
+        &self.cfg.profile
     }
 
     fn write(&self, rq: &Request<'_>) -> Result<(), Status> {
@@ -252,11 +290,28 @@ impl Device {
                 self.verify_bio(&bio)?;
             }
         }
-        // 2. Allocate all that the write needs; on failure blk-mq retries.
+        // 2. An injected fault may lose the write or store it elsewhere
+        //    (its part beyond the end of the device is dropped).
+        let first = p.sector_to_interval(rq.sector());
+        let n = u64::from(rq.bytes()) >> p.interval_shift();
+        let dest = match self.inject.write_fault(first, n) {
+            None => first,
+            Some(WriteFault::Lost) => {
+                self.stats.inc(Counter::InjLost);
+                return Ok(());
+            }
+            Some(WriteFault::Misdirect(target)) => {
+                self.stats.inc(Counter::InjMisdirected);
+                target
+            }
+        };
+        let fit = n.min(self.nr_intervals().saturating_sub(dest));
+        // 3. Allocate all that the write needs; on failure blk-mq retries.
         self.store
-            .reserve(p, rq.sector() << 9, u64::from(rq.bytes()))?;
-        // 3. Store: data, then metadata, interval by interval.
-        rq.bios().try_for_each(|bio| self.store_bio(&bio))
+            .reserve(p, dest << p.interval_shift(), fit << p.interval_shift())?;
+        // 4. Store: data, then metadata, interval by interval.
+        let delta = dest.wrapping_sub(first);
+        rq.bios().try_for_each(|bio| self.store_bio(&bio, delta))
     }
 
     /// Checks a bio's PI as its payload asks; also rejects payloads too
@@ -274,6 +329,7 @@ impl Device {
             return Ok(());
         }
         let checks = Checks::from_bip(flags, bip.app_tag());
+        self.stats.add(Counter::CheckedWrite, n);
         let mut data = Cursor::new(bio.segments());
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..ms];
@@ -287,7 +343,7 @@ impl Device {
             let guard = p.finish_guard(guard, md);
             let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
             p.check(&tuple, guard, first + i, checks)
-                .map_err(|e| self.count(e))?;
+                .map_err(|e| self.count(e, true))?;
         }
         Ok(())
     }
@@ -317,15 +373,20 @@ impl Device {
         })
     }
 
-    fn store_bio(&self, bio: &Bio<'_>) -> Result<(), Status> {
-        let pos = bio.sector() << 9;
-        let mut data = Cursor::new(bio.segments());
-        if !self.cfg.profile.has_metadata() {
-            return self.copy_in(pos, bio.size() as usize, &mut data, None);
-        }
+    /// Stores a bio `delta` intervals away from its own place (0 unless a
+    /// write is misdirected), up to the end of the device.
+    fn store_bio(&self, bio: &Bio<'_>, delta: u64) -> Result<(), Status> {
         let p = &self.cfg.profile;
-        let ms = p.metadata_size();
         let (first, n) = self.interval_span(bio);
+        let dest = first.wrapping_add(delta);
+        let n = n.min(self.nr_intervals().saturating_sub(dest));
+        let pos = dest << p.interval_shift();
+        let mut data = Cursor::new(bio.segments());
+        self.stats.add(Counter::WriteIntervals, n);
+        if !p.has_metadata() {
+            return self.copy_in(pos, (n << p.interval_shift()) as usize, &mut data, None);
+        }
+        let ms = p.metadata_size();
         let bip = bio.integrity();
         // A payload the block layer attached without asking for checks is
         // the zeroed buffer of `write_generate=0`: it carries no PI.
@@ -335,6 +396,11 @@ impl Device {
         let has_tuple = p.csum() != Csum::None;
         let generate = has_tuple && !carries_pi && self.cfg.pract;
         let escape = has_tuple && !carries_pi && !self.cfg.pract;
+        if generate {
+            self.stats.add(Counter::PractGenerated, n);
+        } else if escape {
+            self.stats.add(Counter::EscapeWritten, n);
+        }
         let mut md_cur = bip.map(|b| Cursor::new(b.segments()));
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..ms];
@@ -352,25 +418,28 @@ impl Device {
                 None => md.fill(0),
             }
             if generate {
+                // The device generated PI for the place it was sent to.
                 let g = p.finish_guard(guard, md);
                 p.generate(md, g, first + i);
             } else if escape {
                 p.fill_escape_tuple(md);
             }
-            self.store.write_meta(first + i, md)?;
+            self.store.write_meta(dest + i, md)?;
         }
         Ok(())
     }
 
     fn read_bio(&self, bio: Bio<'_>) -> Result<(), Status> {
+        let p = &self.cfg.profile;
         let pos = bio.sector() << 9;
+        let (first, n) = self.interval_span(&bio);
         let mut data = Cursor::new(bio.segments());
-        if !self.cfg.profile.has_metadata() {
+        let faults = self.inject.read_faults(first, n);
+        self.stats.add(Counter::ReadIntervals, n);
+        if !p.has_metadata() && faults.is_empty() {
             return self.copy_out(pos, bio.size() as usize, &mut data, None);
         }
-        let p = &self.cfg.profile;
         let ms = p.metadata_size();
-        let (first, n) = self.interval_span(&bio);
         let bip = bio.integrity();
         let mut md_cur = bip.map(|b| self.payload_cursor(&b, n)).transpose()?;
         // The device checks what `read_check` asks for, plus what a
@@ -386,24 +455,182 @@ impl Device {
             checks = checks.union(asked);
         }
         let check = checks != Checks::NONE && p.csum() != Csum::None;
+        if check {
+            self.stats.add(Counter::CheckedRead, n);
+        }
+        let mut escapes = 0;
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..ms];
         for i in 0..n {
             let ipos = pos + (i << p.interval_shift());
             let mut guard = p.guard();
-            self.copy_out(ipos, p.interval(), &mut data, check.then_some(&mut guard))?;
+            let guard_arg = check.then_some(&mut guard);
+            if faults.at(first + i).any(|f| f == Field::Data) {
+                self.copy_out_spoilt(ipos, p.interval(), &mut data, guard_arg)?;
+            } else {
+                self.copy_out(ipos, p.interval(), &mut data, guard_arg)?;
+            }
+            if !p.has_metadata() {
+                continue;
+            }
             self.store.read_meta(first + i, md)?;
-            if check {
-                let g = p.finish_guard(guard, md);
-                let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
-                p.check(&tuple, g, first + i, checks)
-                    .map_err(|e| self.count(e))?;
+            if self.spoil(first + i, md, &faults) {
+                self.stats.inc(Counter::InjCorrupt);
+            }
+            let tuple = p.read_tuple(md);
+            if let Some(t) = &tuple {
+                if p.is_escape(t) {
+                    escapes += 1;
+                }
+                if check {
+                    let g = p.finish_guard(guard, md);
+                    p.check(t, g, first + i, checks)
+                        .map_err(|e| self.count(e, false))?;
+                }
             }
             if let Some(c) = md_cur.as_mut() {
                 c.copy_from(md).map_err(short)?;
             }
         }
+        self.stats.add(Counter::EscapeRead, escapes);
         Ok(())
+    }
+
+    /// Applies the persistent corruptions of `faults` to the metadata `md`
+    /// of `interval`; returns whether any did.
+    fn spoil(&self, interval: u64, md: &mut [u8], faults: &ReadFaults) -> bool {
+        let mut spoilt = false;
+        for f in faults.at(interval) {
+            if let Field::Tuple(t) = f {
+                spoilt |= self.cfg.profile.corrupt(md, t);
+            }
+        }
+        spoilt
+    }
+
+    /// Copies the metadata of `interval` into `md` as a read would return
+    /// it (persistent corruptions applied), for inspection.
+    pub(crate) fn metadata(&self, interval: u64, md: &mut [u8]) -> Result<(), Status> {
+        if interval >= self.nr_intervals() || md.len() != self.cfg.profile.metadata_size() {
+            return Err(Status::IO_ERROR);
+        }
+        self.store.read_meta(interval, md)?;
+        self.spoil(interval, md, &self.inject.read_faults(interval, 1));
+        Ok(())
+    }
+
+    /// Carries out an injection command. On error nothing changed, and the
+    /// message says why.
+    pub(crate) fn inject(&self, cmd: Command) -> Result<(), (Error, &'static str)> {
+        let inval = |msg| Err((EINVAL, msg));
+        let nr = self.nr_intervals();
+        let has_tuple = self.cfg.profile.csum() != Csum::None;
+        match cmd {
+            Command::Corrupt { range, .. } if range.end() > nr => {
+                inval("range beyond the end of the device")
+            }
+            Command::Corrupt {
+                field: Field::Tuple(_),
+                ..
+            } if !has_tuple => inval("the format has no PI tuple"),
+            Command::Corrupt {
+                field,
+                range,
+                persistent: true,
+            } => self
+                .inject
+                .arm_read(ReadFault { range, field })
+                .map_err(|e| (e, "too many persistent corruptions armed")),
+            Command::Corrupt {
+                field,
+                range,
+                persistent: false,
+            } => self
+                .corrupt_stored(field, range.first, range.end())
+                .map_err(|s| {
+                    if s == Status::RESOURCE {
+                        (ENOMEM, "out of memory")
+                    } else {
+                        (EIO, "store I/O failed")
+                    }
+                }),
+            Command::Write {
+                fault: WriteFault::Misdirect(t),
+                ..
+            } if t >= nr => inval("target beyond the end of the device"),
+            Command::Write { range: Some(r), .. } if r.end() > nr => {
+                inval("range beyond the end of the device")
+            }
+            Command::Write { fault, range } => self
+                .inject
+                .arm_write(range, fault)
+                .map_err(|e| (e, "too many write faults armed")),
+            Command::Fail { dir, count, how } => {
+                self.inject.arm_fail(dir, count, how);
+                Ok(())
+            }
+            Command::Clear => {
+                self.inject.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// Spoils `field` of the stored intervals `first..end` now (a later
+    /// write of an interval heals it).
+    fn corrupt_stored(&self, field: Field, first: u64, end: u64) -> Result<(), Status> {
+        // Keeps the work item (the I/O path of a backing store) out
+        // meanwhile. A memory store's I/O path does not take this lock: a
+        // write racing with the injection on the same interval may win.
+        let _batch = self.batch.lock();
+        let p = &self.cfg.profile;
+        let mut md_buf = [0u8; MAX_METADATA];
+        let md = &mut md_buf[..p.metadata_size()];
+        for i in first..end {
+            let pos = i << p.interval_shift();
+            self.store.reserve(p, pos, p.interval() as u64)?;
+            match field {
+                Field::Data => {
+                    let b = self
+                        .store
+                        .read_data(pos, 1, |src| src.first().copied().unwrap_or(0))?;
+                    self.store.write_data(pos, 1, |dst| {
+                        if let Some(d) = dst.first_mut() {
+                            *d = b ^ 0xff;
+                        }
+                    })?;
+                }
+                Field::Tuple(t) => {
+                    self.store.read_meta(i, md)?;
+                    p.corrupt(md, t);
+                    self.store.write_meta(i, md)?;
+                }
+            }
+            self.stats.inc(Counter::InjCorrupt);
+        }
+        Ok(())
+    }
+
+    /// Like [`Self::copy_out`], with the first byte's bits flipped (an
+    /// injected data corruption).
+    fn copy_out_spoilt(
+        &self,
+        pos: u64,
+        len: usize,
+        dst: &mut Cursor<'_>,
+        mut guard: Option<&mut crate::pi::Guard>,
+    ) -> Result<(), Status> {
+        self.store
+            .read_data(pos, 1, |src| {
+                let b = [src.first().copied().unwrap_or(0) ^ 0xff];
+                if let Some(g) = guard.as_deref_mut() {
+                    g.update(&b);
+                }
+                dst.copy_from(&b)
+            })?
+            .map_err(short)?;
+        self.stats.inc(Counter::InjCorrupt);
+        self.copy_out(pos + 1, len - 1, dst, guard)
     }
 
     /// Copies `len` stored bytes at `pos` into `dst` (zeroes where nothing

@@ -286,6 +286,22 @@ impl Profile {
         }
     }
 
+    /// Spoils `field` of the tuple in `md` (one interval's metadata) by
+    /// flipping every bit of its least significant byte. Returns false,
+    /// changing nothing, if the format has no tuple.
+    pub(crate) fn corrupt(&self, md: &mut [u8], field: TupleField) -> bool {
+        let Some(mut t) = self.read_tuple(md) else {
+            return false;
+        };
+        match field {
+            TupleField::Guard => t.guard ^= 0xff,
+            TupleField::App => t.app ^= 0xff,
+            TupleField::Ref => t.reftag ^= 0xff,
+        }
+        self.write_tuple(md, &t);
+        true
+    }
+
     /// Generates PI as a PRACT device does: the computed guard, app tag 0,
     /// and the interval as reference tag (also for Type 3, as Linux does).
     pub(crate) fn generate(&self, md: &mut [u8], guard: u64, interval: u64) {
@@ -358,6 +374,17 @@ impl Checks {
             apptag: other.apptag.or(self.apptag),
         }
     }
+}
+
+/// A field of a PI tuple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TupleField {
+    /// The guard tag.
+    Guard,
+    /// The reference tag.
+    Ref,
+    /// The application tag.
+    App,
 }
 
 /// Which check failed.

@@ -13,9 +13,12 @@
 
 mod blk;
 mod configfs;
+mod debugfs;
 mod device;
+mod inject;
 mod pi;
 mod settings;
+mod stats;
 mod store;
 
 use blk::{
@@ -104,16 +107,19 @@ impl Operations for RdifOps {
 }
 
 /// Names of the disks that exist, so that two rdif devices never collide.
+/// Also holds the debugfs directory of the module.
 #[pin_data]
 pub(crate) struct Registry {
     #[pin]
     names: Mutex<KVec<CString>>,
+    debugfs: kernel::debugfs::Dir,
 }
 
 impl Registry {
     fn new() -> impl PinInit<Self> {
         pin_init!(Registry {
             names <- new_mutex!(KVec::new()),
+            debugfs: kernel::debugfs::Dir::new(c"rdif"),
         })
     }
 
@@ -157,6 +163,7 @@ impl Drop for NameClaim {
 /// A disk, its workqueue if it has one, and its claim on its name;
 /// dropping it removes the disk.
 pub(crate) struct RdifDisk {
+    debugfs: Option<Pin<KBox<kernel::debugfs::Scope<debugfs::DebugData>>>>,
     disk: Option<GenDisk<RdifOps>>,
     wq: Option<Arc<OwnedQueue>>,
     _name: NameClaim,
@@ -164,6 +171,9 @@ pub(crate) struct RdifDisk {
 
 impl Drop for RdifDisk {
     fn drop(&mut self) {
+        // No debugfs access (injection may write to the store) once the
+        // files are gone; removing them waits for those in progress.
+        drop(self.debugfs.take());
         // Removing the disk waits for every request to end; the work item
         // may still be finishing, so wait for it before the workqueue goes
         // (never from the workqueue itself).
@@ -277,8 +287,13 @@ pub(crate) fn create_disk(
     if cfg.profile.has_metadata() {
         limits = limits.integrity(integrity_limits(&cfg.profile), 128);
     }
+    let debugfs = KBox::pin_init(
+        debugfs::device_dir(&registry.debugfs, name, dev.clone())?,
+        GFP_KERNEL,
+    )?;
     let disk = GenDisk::new(name, cfg.capacity >> 9, limits, tag_set, dev)?;
     Ok(RdifDisk {
+        debugfs: Some(debugfs),
         disk: Some(disk),
         wq,
         _name: claim,

@@ -131,6 +131,40 @@ mod tests {
     }
 
     #[test]
+    fn corrupt_flips_one_byte_of_one_field() {
+        // CRC64 tuple at offset 8 of 32 bytes: the low byte of each field
+        // is at tuple offsets 7 (guard), 9 (app) and 15 (ref).
+        let p = profile(Csum::Crc64, true, 4096, 32, 8, 0);
+        let mut orig = [0u8; 32];
+        for (i, b) in orig.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        for (field, at) in [
+            (TupleField::Guard, 8 + 7),
+            (TupleField::App, 8 + 9),
+            (TupleField::Ref, 8 + 15),
+        ] {
+            let mut md = orig;
+            assert!(p.corrupt(&mut md, field));
+            for (i, (a, b)) in md.iter().zip(orig.iter()).enumerate() {
+                assert_eq!(a ^ b, if i == at { 0xff } else { 0 });
+            }
+        }
+        // T10 tuple: guard low byte 1, app 3, ref 7.
+        let p = profile(Csum::Crc16, true, 512, 0, 0, 0);
+        let mut md = [0u8; 8];
+        assert!(p.corrupt(&mut md, TupleField::Ref));
+        assert_eq!(md, [0, 0, 0, 0, 0, 0, 0, 0xff]);
+        assert!(p.corrupt(&mut md, TupleField::Guard));
+        assert_eq!(md, [0, 0xff, 0, 0, 0, 0, 0, 0xff]);
+        // No tuple: nothing to corrupt, nothing changed.
+        let p = profile(Csum::None, true, 512, 8, 0, 0);
+        let mut md = [7u8; 8];
+        assert!(!p.corrupt(&mut md, TupleField::Guard));
+        assert_eq!(md, [7u8; 8]);
+    }
+
+    #[test]
     fn tuple_at_offset_and_guard_covers_prefix() {
         let p = profile(Csum::Crc16, true, 4096, 64, 56, 0);
         let mut md = [0u8; 64];

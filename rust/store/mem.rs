@@ -10,6 +10,7 @@
 //! reference to it never outlives the lock.
 
 use crate::pi::Profile;
+use core::num::NonZeroU64;
 use kernel::{
     alloc::{flags, AllocError, Flags},
     prelude::*,
@@ -185,13 +186,16 @@ impl DataStore {
 pub(crate) struct MetaStore {
     chunks: Chunks,
     profile: Profile,
-    per_chunk: usize,
+    /// Intervals per chunk (a non-zero divisor has no panic path).
+    per_chunk: NonZeroU64,
 }
 
 impl MetaStore {
     /// An empty store: every interval reads as escape PI.
     pub(crate) fn new(profile: Profile) -> Result<Self> {
-        let per_chunk = CHUNK / profile.metadata_size().max(1);
+        // At least 16: `metadata_size` is at most 255.
+        let per_chunk =
+            NonZeroU64::new((CHUNK / profile.metadata_size().max(1)) as u64).ok_or(EINVAL)?;
         Ok(Self {
             chunks: Chunks::new()?,
             profile,
@@ -200,14 +204,14 @@ impl MetaStore {
     }
 
     fn slot(&self, interval: u64) -> (usize, usize) {
-        let idx = (interval / self.per_chunk as u64) as usize;
-        let off = (interval % self.per_chunk as u64) as usize * self.profile.metadata_size();
+        let idx = (interval / self.per_chunk) as usize;
+        let off = (interval % self.per_chunk) as usize * self.profile.metadata_size();
         (idx, off)
     }
 
     fn fill_escape(&self, c: &mut Chunk) {
         let ms = self.profile.metadata_size();
-        for md in c.0.chunks_exact_mut(ms).take(self.per_chunk) {
+        for md in c.0.chunks_exact_mut(ms).take(self.per_chunk.get() as usize) {
             self.profile.fill_escape(md);
         }
     }
@@ -270,15 +274,15 @@ impl MetaStore {
     /// Resets `count` intervals from `first` to escape PI, freeing whole
     /// chunks.
     pub(crate) fn reset(&self, first: u64, count: u64) {
-        let pc = self.per_chunk as u64;
+        let pc = self.per_chunk;
         let ms = self.profile.metadata_size();
         let end = first + count;
         let mut i = first;
         while i < end {
             let (idx, _) = self.slot(i);
-            let chunk_end = (idx as u64 + 1) * pc;
+            let chunk_end = (idx as u64 + 1) * pc.get();
             let k = chunk_end.min(end) - i;
-            if i % pc == 0 && k == pc {
+            if i % pc == 0 && k == pc.get() {
                 self.chunks.remove(idx);
             } else {
                 // Absent chunks read as escape already.
