@@ -15,9 +15,20 @@ rdif_log() { printf '[rdif] %s\n' "$*" >&2; }
 rdif_die() { printf '[rdif] error: %s\n' "$*" >&2; exit 1; }
 
 # A private apt configuration: its own sources list, lists and cache under
-# $RDIF_CACHE/apt, so the host's apt sources are never touched.
+# $RDIF_CACHE/apt (binary packages) or, with --src, $RDIF_CACHE/apt-src
+# (deb-src: source packages), so the host's apt sources are never touched.
+rdif_apt_dir() {
+	if [ "${1:-}" = --src ]; then
+		printf '%s\n' "$RDIF_CACHE/apt-src"
+	else
+		printf '%s\n' "$RDIF_CACHE/apt"
+	fi
+}
+
+# rdif_apt_opts [--src]: apt-get/apt-cache options for that configuration.
 rdif_apt_opts() {
-	local a=$RDIF_CACHE/apt
+	local a
+	a=$(rdif_apt_dir "$@")
 	printf '%s\n' \
 		-o "Dir::Etc::SourceList=$a/sources.list" \
 		-o "Dir::Etc::SourceParts=$a/sources.list.d" \
@@ -28,13 +39,16 @@ rdif_apt_opts() {
 		-o "Debug::NoLocking=1"
 }
 
-# rdif_private_apt SUITE...: prepare (and refresh once a day) the private
-# apt lists for the given Debian suites.
+# rdif_private_apt [--src] SUITE...: prepare (and refresh once a day) the
+# private apt lists for the given Debian suites (--src: their sources).
 rdif_private_apt() {
-	local a=$RDIF_CACHE/apt suites="$*" stamp
+	local src='' type=deb
+	[ "${1:-}" = --src ] && { src=--src; type=deb-src; shift; }
+	local a suites="$*" stamp
+	a=$(rdif_apt_dir $src)
 	mkdir -p "$a/lists/partial" "$a/cache/archives/partial" "$a/sources.list.d"
 	: >"$a/status"
-	local want="deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suites main"
+	local want="$type [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suites main"
 	stamp=$a/lists/.rdif-updated
 	if [ "$(cat "$a/sources.list" 2>/dev/null)" != "$want" ]; then
 		printf '%s\n' "$want" >"$a/sources.list"
@@ -42,7 +56,7 @@ rdif_private_apt() {
 	fi
 	if [ -z "$(find "$stamp" -mmin -1440 2>/dev/null)" ]; then
 		local -a opts
-		mapfile -t opts < <(rdif_apt_opts)
+		mapfile -t opts < <(rdif_apt_opts $src)
 		apt-get "${opts[@]}" -q update >&2 || rdif_die "private apt update failed"
 		touch "$stamp"
 	fi
