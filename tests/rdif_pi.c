@@ -11,6 +11,12 @@
  *   rdif_pi cap DEV
  *   rdif_pi write DEV OFFSET LEN [options]
  *   rdif_pi read DEV OFFSET LEN [options]
+ *   rdif_pi phys FILE
+ *
+ * phys prints the physical byte offset, on the file system's device, of
+ * FILE's first extent (FS_IOC_FIEMAP, after syncing the file); it fails if
+ * the file has no extent or its first one is not plain allocated data
+ * (delayed allocation, unwritten, inline, encoded, ...).
  *
  * Options:
  *   --chk LIST      io_uring check flags: guard,ref,app (default: none)
@@ -28,6 +34,8 @@
  *   --dump          read: print each interval's metadata
  *   --pi-out FILE   read: write the raw metadata to FILE
  *   --pi-in FILE    write: take the raw metadata from FILE
+ *   --data-in FILE  write: take the data from FILE (LEN bytes) instead of
+ *                   the pattern
  *
  * Exit status: 0 on success, the errno of a failed I/O (e.g. 84 = EILSEQ),
  * 3 for a --verify mismatch, 2 for usage errors.
@@ -36,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <linux/io_uring.h>
 #include <stdbool.h>
@@ -313,6 +322,59 @@ static int ring_rw(struct ring *r, int op, int fd, void *buf, size_t len, uint64
 	return ret;
 }
 
+/* ---- physical location of a file ---- */
+
+/*
+ * Print the physical byte offset of the first extent of @path. Only a plain
+ * allocated extent qualifies: anything whose data is not at a known place
+ * of its own on the device is refused.
+ */
+static int do_phys(const char *path)
+{
+	const unsigned int bad = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC |
+		FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_ENCRYPTED |
+		FIEMAP_EXTENT_NOT_ALIGNED | FIEMAP_EXTENT_DATA_INLINE |
+		FIEMAP_EXTENT_DATA_TAIL | FIEMAP_EXTENT_UNWRITTEN;
+	struct fiemap *fm;
+	struct fiemap_extent *fe;
+	int fd, ret = 0;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		perror(path);
+		return errno;
+	}
+	fm = calloc(1, sizeof(*fm) + sizeof(*fe));
+	if (!fm) {
+		close(fd);
+		return ENOMEM;
+	}
+	fm->fm_start = 0;
+	fm->fm_length = FIEMAP_MAX_OFFSET;
+	fm->fm_flags = FIEMAP_FLAG_SYNC;
+	fm->fm_extent_count = 1;
+	if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
+		ret = errno;
+		fprintf(stderr, "rdif_pi: FS_IOC_FIEMAP %s: %s\n", path, strerror(ret));
+		goto out;
+	}
+	fe = &fm->fm_extents[0];
+	if (!fm->fm_mapped_extents) {
+		fprintf(stderr, "rdif_pi: %s has no extent\n", path);
+		ret = ENODATA;
+	} else if (fe->fe_flags & bad) {
+		fprintf(stderr, "rdif_pi: %s: first extent is not plain data (flags 0x%x)\n",
+			path, fe->fe_flags);
+		ret = EINVAL;
+	} else {
+		printf("%llu\n", (unsigned long long)fe->fe_physical);
+	}
+out:
+	free(fm);
+	close(fd);
+	return ret;
+}
+
 /* ---- command line ---- */
 
 struct opts {
@@ -324,17 +386,18 @@ struct opts {
 	const char *corrupt;
 	unsigned int at;
 	bool no_pi, verify, expect_zero, dump;
-	const char *pi_out, *pi_in;
+	const char *pi_out, *pi_in, *data_in;
 };
 
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: rdif_pi cap DEV\n"
+		"       rdif_pi phys FILE\n"
 		"       rdif_pi write|read DEV OFFSET LEN [--chk guard,ref,app] [--app-tag N]\n"
 		"               [--seed N] [--pattern N] [--corrupt guard|ref|app|data] [--at I]\n"
 		"               [--no-pi] [--verify] [--expect-zero] [--dump]\n"
-		"               [--pi-out FILE] [--pi-in FILE]\n");
+		"               [--pi-out FILE] [--pi-in FILE] [--data-in FILE]\n");
 	exit(2);
 }
 
@@ -391,8 +454,22 @@ static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 
 	if (posix_memalign((void **)&data, 4096, len))
 		return ENOMEM;
-	for (size_t i = 0; i < len; i++)
-		data[i] = pattern_byte(o->pattern, off + i);
+	if (o->data_in) {
+		FILE *in = fopen(o->data_in, "rb");
+
+		size_t got = in ? fread(data, 1, len, in) : 0;
+
+		if (in)
+			fclose(in);
+		if (got != len) {
+			fprintf(stderr, "rdif_pi: cannot read %zu bytes from %s\n", len, o->data_in);
+			free(data);
+			return 2;
+		}
+	} else {
+		for (size_t i = 0; i < len; i++)
+			data[i] = pattern_byte(o->pattern, off + i);
+	}
 	if (o->no_pi) {
 		ret = pwrite(fd, data, len, off) == (ssize_t)len ? 0 : errno ? errno : EIO;
 		free(data);
@@ -542,6 +619,11 @@ int main(int argc, char **argv)
 	crc64_init();
 	if (argc < 3)
 		usage();
+	if (!strcmp(argv[1], "phys")) {
+		if (argc != 3)
+			usage();
+		return do_phys(argv[2]);
+	}
 	fd = open(argv[2], O_RDWR | O_DIRECT);
 	if (fd < 0) {
 		perror(argv[2]);
@@ -577,6 +659,8 @@ int main(int argc, char **argv)
 			o.pi_out = v, i++;
 		else if (!strcmp(a, "--pi-in") && v)
 			o.pi_in = v, i++;
+		else if (!strcmp(a, "--data-in") && v)
+			o.data_in = v, i++;
 		else if (!strcmp(a, "--no-pi"))
 			o.no_pi = true;
 		else if (!strcmp(a, "--verify"))
