@@ -278,6 +278,8 @@ pub(crate) fn create_disk(
     let mut limits = Limits::new()
         .block_size(cfg.profile.block_size())
         .max_hw_sectors(2048)
+        // Requests are walked page by page: any segment layout will do.
+        .segments(u16::MAX, u32::MAX)
         .max_discard_sectors(u32::MAX >> 9)
         .max_write_zeroes_sectors(u32::MAX >> 9);
     if blocking {

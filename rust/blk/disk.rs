@@ -82,6 +82,16 @@ impl Limits {
         self
     }
 
+    /// Sets the most data segments per request and the largest segment in
+    /// bytes. A driver that walks requests page by page has no limit of its
+    /// own; the block layer's defaults (128 segments of 64 KiB) also cap
+    /// integrity requests at one 64 KiB segment.
+    pub(crate) fn segments(mut self, max_segments: u16, max_segment_size: u32) -> Self {
+        self.0.max_segments = max_segments;
+        self.0.max_segment_size = max_segment_size;
+        self
+    }
+
     /// Enables discard up to `sectors` per request.
     pub(crate) fn max_discard_sectors(mut self, sectors: u32) -> Self {
         self.0.max_hw_discard_sectors = sectors;
