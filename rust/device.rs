@@ -306,9 +306,15 @@ impl Device {
             }
         };
         let fit = n.min(self.nr_intervals().saturating_sub(dest));
+        let (dpos, dlen) = (dest << p.interval_shift(), fit << p.interval_shift());
         // 3. Allocate all that the write needs; on failure blk-mq retries.
-        self.store
-            .reserve(p, dest << p.interval_shift(), fit << p.interval_shift())?;
+        //    Data within one chunk and no metadata is all or nothing anyway
+        //    (the chunk is allocated before anything is copied), so that
+        //    case skips the extra lookup.
+        let one_chunk = dpos % CHUNK as u64 + dlen <= CHUNK as u64;
+        if p.has_metadata() || !one_chunk {
+            self.store.reserve(p, dpos, dlen)?;
+        }
         // 4. Store: data, then metadata, interval by interval.
         let delta = dest.wrapping_sub(first);
         rq.bios().try_for_each(|bio| self.store_bio(&bio, delta))
@@ -334,16 +340,22 @@ impl Device {
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..ms];
         for i in 0..n {
-            let mut guard = p.guard();
-            if checks.guard {
+            md_cur.copy_to(md).map_err(short)?;
+            let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
+            if !checks.guard {
+                p.check(&tuple, 0, first + i, checks)
+                    .map_err(|e| self.count(e, true))?;
+            } else if p.is_escape(&tuple) {
+                // Nothing to check: no checksum of this interval's data.
+                data.read(p.interval(), |_| {}).map_err(short)?;
+            } else {
+                let mut guard = p.guard();
                 data.read(p.interval(), |b| guard.update(b))
                     .map_err(short)?;
+                let guard = p.finish_guard(guard, md);
+                p.check(&tuple, guard, first + i, checks)
+                    .map_err(|e| self.count(e, true))?;
             }
-            md_cur.copy_to(md).map_err(short)?;
-            let guard = p.finish_guard(guard, md);
-            let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
-            p.check(&tuple, guard, first + i, checks)
-                .map_err(|e| self.count(e, true))?;
         }
         Ok(())
     }
@@ -462,31 +474,32 @@ impl Device {
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..ms];
         for i in 0..n {
+            // Metadata first: an escape tuple needs no checksum of the data.
+            let tuple = if p.has_metadata() {
+                self.store.read_meta(first + i, md)?;
+                if self.spoil(first + i, md, &faults) {
+                    self.stats.inc(Counter::InjCorrupt);
+                }
+                p.read_tuple(md)
+            } else {
+                None
+            };
+            let escape = tuple.as_ref().is_some_and(|t| p.is_escape(t));
+            escapes += u64::from(escape);
+            let verify = check && tuple.is_some() && !escape;
+            let sum = verify && checks.guard;
             let ipos = pos + (i << p.interval_shift());
             let mut guard = p.guard();
-            let guard_arg = check.then_some(&mut guard);
+            let guard_arg = sum.then_some(&mut guard);
             if faults.at(first + i).any(|f| f == Field::Data) {
                 self.copy_out_spoilt(ipos, p.interval(), &mut data, guard_arg)?;
             } else {
                 self.copy_out(ipos, p.interval(), &mut data, guard_arg)?;
             }
-            if !p.has_metadata() {
-                continue;
-            }
-            self.store.read_meta(first + i, md)?;
-            if self.spoil(first + i, md, &faults) {
-                self.stats.inc(Counter::InjCorrupt);
-            }
-            let tuple = p.read_tuple(md);
-            if let Some(t) = &tuple {
-                if p.is_escape(t) {
-                    escapes += 1;
-                }
-                if check {
-                    let g = p.finish_guard(guard, md);
-                    p.check(t, g, first + i, checks)
-                        .map_err(|e| self.count(e, false))?;
-                }
+            if let (true, Some(t)) = (verify, &tuple) {
+                let g = if sum { p.finish_guard(guard, md) } else { 0 };
+                p.check(t, g, first + i, checks)
+                    .map_err(|e| self.count(e, false))?;
             }
             if let Some(c) = md_cur.as_mut() {
                 c.copy_from(md).map_err(short)?;
