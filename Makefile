@@ -8,6 +8,8 @@
 #   make kdir             print the kernel tree used
 #   make check            set up, build and run every test in a guest
 #   make demo             set up, build, boot a guest with rdif loaded
+#   make bench            set up, build and benchmark rdif against other drivers
+#                         in a guest (BENCH=short: a quick development run)
 #   make clean
 
 LLVM ?= -19
@@ -19,7 +21,7 @@ ifeq ($(origin KDIR),undefined)
 KDIR = $(shell $(RDIF_ROOT)/scripts/setup >&2 && $(RDIF_ROOT)/scripts/kernel)
 endif
 
-.PHONY: all modules kdir clean check demo setup rustfmt
+.PHONY: all modules kdir clean check demo bench setup rustfmt
 
 all: modules
 
@@ -46,3 +48,6 @@ check:
 
 demo:
 	@$(RDIF_ROOT)/scripts/demo
+
+bench:
+	@BENCH=$(or $(BENCH),full) $(RDIF_ROOT)/scripts/bench
