@@ -67,17 +67,6 @@ pub(crate) mod bip {
 }
 
 extern "C" {
-    fn rdif_nr_cpu_ids() -> u32;
-}
-
-/// Number of CPU ids blk-mq maps queues to (`nr_cpu_ids`): one hardware
-/// queue per CPU.
-pub(crate) fn nr_cpu_ids() -> u32 {
-    // SAFETY: reads a variable fixed at boot.
-    unsafe { rdif_nr_cpu_ids() }
-}
-
-extern "C" {
     fn rdif_memalloc_noio_save() -> u32;
     fn rdif_memalloc_noio_restore(flags: u32);
 }

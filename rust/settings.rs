@@ -4,7 +4,6 @@
 //! them, and their validation into what a device is built from.
 
 use crate::{
-    blk,
     device::DeviceConfig,
     pi::{Csum, Profile, ProfileConfig},
 };
@@ -92,7 +91,8 @@ impl Settings {
         if !(1..=MAX_QUEUE_DEPTH).contains(&self.queue_depth) {
             return Err("queue_depth must be 1 to 4096");
         }
-        let cpus = blk::nr_cpu_ids();
+        // blk-mq maps hardware queues to CPU ids.
+        let cpus = kernel::cpu::nr_cpu_ids();
         let hw_queues = match self.hw_queues {
             0 => cpus,
             n if n <= cpus => n,

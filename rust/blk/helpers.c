@@ -154,13 +154,6 @@ void rdif_kunmap_local(const void *addr)
 	kunmap_local(addr);
 }
 
-/* CPUs blk-mq can map a hardware queue to. */
-
-unsigned int rdif_nr_cpu_ids(void)
-{
-	return nr_cpu_ids;
-}
-
 /* Backing files. */
 
 /* For a block device node, the size is that of the bdev inode behind it. */

@@ -37,7 +37,6 @@ bool rdif_bip_next_segment(struct bio_integrity_payload *bip,
 		unsigned int *len);
 void *rdif_kmap_local_page(struct page *page);
 void rdif_kunmap_local(const void *addr);
-unsigned int rdif_nr_cpu_ids(void);
 loff_t rdif_file_size(struct file *file);
 bool rdif_file_is_bdev(struct file *file);
 bool rdif_file_is_reg(struct file *file);
