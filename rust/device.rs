@@ -98,22 +98,6 @@ fn short(_: blk::ShortBuffer) -> Status {
     Status::IO_ERROR
 }
 
-/// Calls `f(pos, len)` for the pieces of `len` bytes at `pos` that lie
-/// within one store chunk each.
-fn for_each_chunk(
-    mut pos: u64,
-    mut len: usize,
-    mut f: impl FnMut(u64, usize) -> Result<(), Status>,
-) -> Result<(), Status> {
-    while len > 0 {
-        let k = len.min(CHUNK - (pos % CHUNK as u64) as usize);
-        f(pos, k)?;
-        pos += k as u64;
-        len -= k;
-    }
-    Ok(())
-}
-
 impl Device {
     /// Creates a device over `store`, which must match `cfg`. A store that
     /// may sleep needs `wq`; `max_requests` is how many requests can be in
@@ -369,19 +353,16 @@ impl Device {
         src: &mut Cursor<'_>,
         mut guard: Option<&mut crate::pi::Guard>,
     ) -> Result<(), Status> {
-        for_each_chunk(pos, len, |pos, k| {
-            self.store
-                .write_data(pos, k, |dst| {
-                    let mut o = 0;
-                    src.read(k, |b| {
-                        dst[o..o + b.len()].copy_from_slice(b);
-                        if let Some(g) = guard.as_deref_mut() {
-                            g.update(b);
-                        }
-                        o += b.len();
-                    })
-                })?
-                .map_err(short)
+        self.store.write_data(pos, len, |dst| {
+            let mut o = 0;
+            src.read(dst.len(), |b| {
+                dst[o..o + b.len()].copy_from_slice(b);
+                if let Some(g) = guard.as_deref_mut() {
+                    g.update(b);
+                }
+                o += b.len();
+            })
+            .map_err(short)
         })
     }
 
@@ -604,13 +585,18 @@ impl Device {
             self.store.reserve(p, pos, p.interval() as u64)?;
             match field {
                 Field::Data => {
-                    let b = self
-                        .store
-                        .read_data(pos, 1, |src| src.first().copied().unwrap_or(0))?;
+                    // Read, then write: a backing store's write does not
+                    // see the stored byte.
+                    let mut b = 0;
+                    self.store.read_data(pos, 1, |src| {
+                        b = src.first().copied().unwrap_or(0);
+                        Ok(())
+                    })?;
                     self.store.write_data(pos, 1, |dst| {
                         if let Some(d) = dst.first_mut() {
                             *d = b ^ 0xff;
                         }
+                        Ok(())
                     })?;
                 }
                 Field::Tuple(t) => {
@@ -633,15 +619,13 @@ impl Device {
         dst: &mut Cursor<'_>,
         mut guard: Option<&mut crate::pi::Guard>,
     ) -> Result<(), Status> {
-        self.store
-            .read_data(pos, 1, |src| {
-                let b = [src.first().copied().unwrap_or(0) ^ 0xff];
-                if let Some(g) = guard.as_deref_mut() {
-                    g.update(&b);
-                }
-                dst.copy_from(&b)
-            })?
-            .map_err(short)?;
+        self.store.read_data(pos, 1, |src| {
+            let b = [src.first().copied().unwrap_or(0) ^ 0xff];
+            if let Some(g) = guard.as_deref_mut() {
+                g.update(&b);
+            }
+            dst.copy_from(&b).map_err(short)
+        })?;
         self.stats.inc(Counter::InjCorrupt);
         self.copy_out(pos + 1, len - 1, dst, guard)
     }
@@ -655,15 +639,11 @@ impl Device {
         dst: &mut Cursor<'_>,
         mut guard: Option<&mut crate::pi::Guard>,
     ) -> Result<(), Status> {
-        for_each_chunk(pos, len, |pos, k| {
-            self.store
-                .read_data(pos, k, |src| {
-                    if let Some(g) = guard.as_deref_mut() {
-                        g.update(src);
-                    }
-                    dst.copy_from(src)
-                })?
-                .map_err(short)
+        self.store.read_data(pos, len, |src| {
+            if let Some(g) = guard.as_deref_mut() {
+                g.update(src);
+            }
+            dst.copy_from(src).map_err(short)
         })
     }
 }

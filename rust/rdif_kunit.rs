@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! KUnit tests for rdif's pure logic: PI formats, guards, reference tags,
-//! escapes and profile validation.
+//! escapes and profile validation; and the memory store (chunk arithmetic,
+//! accesses across chunks and shards, zeroing, escape metadata).
 //!
 //! Built as its own module (`rdif_kunit.ko`) so that loading `rdif.ko`
 //! never runs tests. Guards are checked against check values computed
@@ -9,12 +10,17 @@
 //! "123456789" and the worked example of RFC 1071).
 
 // The same source files as in rdif.ko: an inline module at this directory
-// makes `pi` and its children resolve exactly as they do there.
+// makes `pi` and its children resolve exactly as they do there, and the
+// re-export below lets `crate::pi` name it as it does in rdif.ko.
 #[allow(dead_code)]
 #[path = "."]
 mod src {
     pub(crate) mod pi;
+    pub(crate) mod store {
+        pub(crate) mod mem;
+    }
 }
+pub(crate) use src::pi;
 
 use kernel::prelude::*;
 
@@ -366,5 +372,134 @@ mod tests {
         assert_eq!(Csum::parse(b"none"), Some(Csum::None));
         assert_eq!(Csum::parse(b"crc32"), None);
         assert_eq!(Csum::parse(b""), None);
+    }
+}
+
+#[kunit_tests(rdif_store)]
+mod store_tests {
+    use super::src::{
+        pi::*,
+        store::mem::{chunk_span, piece, DataStore, MetaStore, CHUNK},
+    };
+    use kernel::{alloc::AllocError, prelude::*};
+
+    #[test]
+    fn chunk_arithmetic() {
+        assert_eq!(chunk_span(0, 0), None);
+        assert_eq!(chunk_span(u64::MAX, 2), None);
+        assert_eq!(chunk_span(0, 1), Some((0, 0)));
+        assert_eq!(chunk_span(4095, 2), Some((0, 1)));
+        assert_eq!(chunk_span(8192, 8192), Some((2, 3)));
+        // 100 bytes into chunk 15, across chunks 16 and into 17.
+        let (pos, len) = (15 * 4096 + 100, 2 * 4096);
+        assert_eq!(chunk_span(pos, len as u64), Some((15, 17)));
+        assert_eq!(piece(pos, len, 15, 17, 15), 100..4096);
+        assert_eq!(piece(pos, len, 15, 17, 16), 0..4096);
+        assert_eq!(piece(pos, len, 15, 17, 17), 0..100);
+        assert_eq!(piece(5, 10, 0, 0, 0), 5..15);
+    }
+
+    /// The byte a test pattern has at device offset `pos`.
+    fn pattern(pos: u64) -> u8 {
+        (pos % 251) as u8 ^ 0x5a
+    }
+
+    /// Reads `len` bytes at `pos`, checking that pieces stay within chunks;
+    /// `want(p)` is the byte expected at offset `p`.
+    fn check_read(d: &DataStore, pos: u64, len: usize, want: impl Fn(u64) -> u8) -> bool {
+        let mut at = pos;
+        let mut ok = true;
+        let r: Result<(), AllocError> = d.read(pos, len, |b| {
+            ok &= b.len() <= CHUNK && (at % CHUNK as u64) as usize + b.len() <= CHUNK;
+            for (i, x) in b.iter().enumerate() {
+                ok &= *x == want(at + i as u64);
+            }
+            at += b.len() as u64;
+            Ok(())
+        });
+        ok && r.is_ok() && at == pos + len as u64
+    }
+
+    #[test]
+    fn data_across_chunks_and_shards() -> Result {
+        let d = DataStore::new()?;
+        // Nothing written: zeroes.
+        assert!(check_read(&d, 0, 3 * CHUNK, |_| 0));
+        // A write starting inside chunk 15 (the last of shard 0's run) and
+        // ending inside chunk 17.
+        let (pos, len) = (15 * 4096 + 100, 2 * 4096);
+        d.reserve(pos, len as u64)?;
+        let mut at = pos;
+        let r: Result<(), AllocError> = d.write(pos, len, |b| {
+            for x in b.iter_mut() {
+                *x = pattern(at);
+                at += 1;
+            }
+            Ok(())
+        });
+        assert!(r.is_ok());
+        assert_eq!(at, pos + len as u64);
+        let end = pos + len as u64;
+        let inside = |p: u64| if (pos..end).contains(&p) { pattern(p) } else { 0 };
+        assert!(check_read(&d, 14 * 4096, 5 * CHUNK, inside));
+        // An error of the callback stops the access.
+        let mut calls = 0;
+        let r: Result<(), AllocError> = d.read(pos, len, |_| {
+            calls += 1;
+            Err(AllocError)
+        });
+        assert!(r.is_err() && calls == 1);
+        // Zero a partial range and a whole chunk (16, freed).
+        d.zero(pos + 10, 20);
+        d.zero(16 * 4096, 4096);
+        let zeroed = |p: u64| {
+            if (pos + 10..pos + 30).contains(&p) || (16 * 4096..17 * 4096).contains(&p) {
+                0
+            } else {
+                inside(p)
+            }
+        };
+        assert!(check_read(&d, 14 * 4096, 5 * CHUNK, zeroed));
+        // A write over the freed chunk allocates it again.
+        let r: Result<(), AllocError> = d.write(16 * 4096, 16, |b| {
+            b.fill(7);
+            Ok(())
+        });
+        assert!(r.is_ok());
+        assert!(check_read(&d, 16 * 4096, 32, |p| if p < 16 * 4096 + 16 { 7 } else { 0 }));
+        Ok(())
+    }
+
+    #[test]
+    fn metadata_reads_escape_until_written() -> Result {
+        let p = Profile::new(&ProfileConfig {
+            csum: Csum::Crc16,
+            ref_tag: true,
+            block_size: 512,
+            metadata_size: 8,
+            pi_offset: 0,
+            interval: 0,
+        })
+        .map_err(|_| EINVAL)?;
+        let m = MetaStore::new(p)?;
+        let mut escape = [0u8; 8];
+        p.fill_escape(&mut escape);
+        let mut md = [0u8; 8];
+        assert!(!m.read(1000, &mut md));
+        assert_eq!(md, escape);
+        // 512 intervals per chunk: 511 and 512 lie in different chunks.
+        m.reserve(511, 2)?;
+        assert!(m.read(511, &mut md) && md == escape);
+        m.write(511, &[1, 2, 3, 4, 5, 6, 7, 8])?;
+        m.write(512, &[9; 8])?;
+        assert!(m.read(511, &mut md) && md == [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(m.read(512, &mut md) && md == [9; 8]);
+        assert!(m.read(510, &mut md) && md == escape);
+        m.reset(511, 1);
+        assert!(m.read(511, &mut md) && md == escape);
+        // A whole chunk reset is freed: it reads as never written.
+        m.reset(512, 512);
+        assert!(!m.read(512, &mut md) && md == escape);
+        Ok(())
     }
 }

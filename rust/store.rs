@@ -8,7 +8,7 @@ pub(crate) mod mem;
 
 use crate::{blk::Status, pi::Profile};
 use file::FileStore;
-use kernel::prelude::*;
+use kernel::{alloc::AllocError, prelude::*};
 use mem::{DataStore, MetaStore};
 
 pub(crate) use mem::CHUNK;
@@ -27,10 +27,41 @@ pub(crate) enum Store {
     File(KBox<FileStore>),
 }
 
-static ZEROES: [u8; CHUNK] = [0; CHUNK];
+/// Largest piece of data moved by one access of a backing file.
+pub(crate) const FILE_IO: usize = 64 * 1024;
 
 fn io_error(_: Error) -> Status {
     Status::IO_ERROR
+}
+
+/// A store that cannot allocate what a request needs has the request
+/// retried later, without having changed anything.
+impl From<AllocError> for Status {
+    fn from(_: AllocError) -> Self {
+        Status::RESOURCE
+    }
+}
+
+/// A bounce buffer for up to `len` bytes of file I/O.
+fn file_buffer(len: usize) -> Result<KVec<u8>, Status> {
+    Ok(KVec::from_elem(0u8, len.min(FILE_IO), GFP_KERNEL)?)
+}
+
+/// Calls `f(pos, len)` for the pieces of `len` bytes at `pos` that lie
+/// within one aligned block of `size` bytes each.
+fn for_each_piece(
+    mut pos: u64,
+    mut len: usize,
+    size: usize,
+    mut f: impl FnMut(u64, usize) -> Result<(), Status>,
+) -> Result<(), Status> {
+    while len > 0 {
+        let k = len.min(size - (pos % size as u64) as usize);
+        f(pos, k)?;
+        pos += k as u64;
+        len -= k;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -58,10 +89,9 @@ impl Store {
     pub(crate) fn reserve(&self, p: &Profile, pos: u64, len: u64) -> Result<(), Status> {
         match self {
             Store::Mem { data, meta } => {
-                data.reserve(pos, len).map_err(|_| Status::RESOURCE)?;
+                data.reserve(pos, len)?;
                 if let Some(meta) = meta {
-                    meta.reserve(p.sector_to_interval(pos >> 9), len >> p.interval_shift())
-                        .map_err(|_| Status::RESOURCE)?;
+                    meta.reserve(p.sector_to_interval(pos >> 9), len >> p.interval_shift())?;
                 }
                 Ok(())
             }
@@ -70,41 +100,46 @@ impl Store {
     }
 
     /// Calls `f` with the `len` data bytes at `pos` (zeroes where nothing
-    /// was written).
-    pub(crate) fn read_data<R>(
+    /// was written), in order, in pieces of at most [`CHUNK`] bytes for a
+    /// memory store and [`FILE_IO`] bytes for a backing file. A memory
+    /// store calls `f` under a spinlock: it must not sleep.
+    pub(crate) fn read_data(
         &self,
         pos: u64,
         len: usize,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, Status> {
+        mut f: impl FnMut(&[u8]) -> Result<(), Status>,
+    ) -> Result<(), Status> {
         match self {
-            Store::Mem { data, .. } => {
-                Ok(data.read(pos, len, |src| f(src.unwrap_or(&ZEROES[..len]))))
-            }
+            Store::Mem { data, .. } => data.read(pos, len, f),
             Store::File(s) => {
-                let mut buf =
-                    KVec::from_elem(0u8, len, GFP_KERNEL).map_err(|_| Status::RESOURCE)?;
-                s.read_data(pos, &mut buf).map_err(io_error)?;
-                Ok(f(&buf))
+                let mut buf = file_buffer(len)?;
+                for_each_piece(pos, len, FILE_IO, |pos, k| {
+                    let b = &mut buf[..k];
+                    s.read_data(pos, b).map_err(io_error)?;
+                    f(b)
+                })
             }
         }
     }
 
-    /// Lets `f` fill the `len` data bytes at `pos`.
-    pub(crate) fn write_data<R>(
+    /// Lets `f` fill the `len` data bytes at `pos`, in order, in pieces as
+    /// [`Self::read_data`] does. A memory store calls `f` under a spinlock:
+    /// it must not sleep.
+    pub(crate) fn write_data(
         &self,
         pos: u64,
         len: usize,
-        f: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, Status> {
+        mut f: impl FnMut(&mut [u8]) -> Result<(), Status>,
+    ) -> Result<(), Status> {
         match self {
-            Store::Mem { data, .. } => data.write(pos, len, f).map_err(|_| Status::RESOURCE),
+            Store::Mem { data, .. } => data.write(pos, len, f),
             Store::File(s) => {
-                let mut buf =
-                    KVec::from_elem(0u8, len, GFP_KERNEL).map_err(|_| Status::RESOURCE)?;
-                let r = f(&mut buf);
-                s.write_data(pos, &buf).map_err(io_error)?;
-                Ok(r)
+                let mut buf = file_buffer(len)?;
+                for_each_piece(pos, len, FILE_IO, |pos, k| {
+                    let b = &mut buf[..k];
+                    f(b)?;
+                    s.write_data(pos, b).map_err(io_error)
+                })
             }
         }
     }
@@ -125,7 +160,7 @@ impl Store {
     /// Stores the metadata of `interval`.
     pub(crate) fn write_meta(&self, interval: u64, md: &[u8]) -> Result<(), Status> {
         match self {
-            Store::Mem { meta: Some(m), .. } => m.write(interval, md).map_err(|_| Status::RESOURCE),
+            Store::Mem { meta: Some(m), .. } => Ok(m.write(interval, md)?),
             Store::Mem { meta: None, .. } => Err(Status::IO_ERROR),
             Store::File(s) => s.write_meta(interval, md).map_err(io_error),
         }

@@ -17,33 +17,47 @@ mark=$(dmesg | wc -l)
 if ! insmod "$KO"; then
 	ktap_header; ktap_plan 1; ktap_fail "insmod rdif_kunit.ko"; exit "$KSFT_FAIL"
 fi
-res=/sys/kernel/debug/kunit/rdif_pi/results
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
-if [ -r "$res" ]; then
-	out=$(cat "$res")
-else
-	out=$(dmesg | tail -n +$((mark + 1)) | sed 's/^\[[ 0-9.]*\] //')
-fi
-rmmod rdif_kunit
+suites=(rdif_pi rdif_store)
+log=$(dmesg | tail -n +$((mark + 1)) | sed 's/^\[[ 0-9.]*\] //')
 
+# Each suite's results: its debugfs file, else its part of the kernel log.
 # Nested KTAP: the suite's cases are indented "ok N name" lines.
-cases=$(echo "$out" | grep -E '^\s+(not )?ok [0-9]+ ')
+suite_results() {
+	local res=/sys/kernel/debug/kunit/$1/results
+	if [ -r "$res" ]; then
+		cat "$res"
+	else
+		echo "$log" | sed -n "/# Subtest: $1\$/,/^\s*\(not \)\?ok [0-9]* $1\$/p"
+	fi
+}
+declare -A out
+total=0
+for s in "${suites[@]}"; do
+	out[$s]=$(suite_results "$s")
+	total=$((total + $(echo "${out[$s]}" | grep -cE '^\s+(not )?ok [0-9]+ ')))
+done
+rmmod rdif_kunit
 ktap_header
-n=$(echo "$cases" | grep -c .)
-if [ "$n" = 0 ]; then
-	ktap_plan 1
-	ktap_fail "rdif_pi suite produced results"
-	echo "$out" | sed 's/^/# /'
-	exit "$KSFT_FAIL"
-fi
-ktap_plan "$n"
-while read -r line; do
-	name=$(echo "$line" | sed -E 's/^(not )?ok [0-9]+ //; s/ #.*//')
-	case $line in
-	"not ok"*) ktap_fail "kunit.rdif_pi.$name" ;;
-	*"# SKIP"*) ktap_skip "kunit.rdif_pi.$name" ;;
-	*) ktap_ok "kunit.rdif_pi.$name" ;;
-	esac
-done <<<"$(echo "$cases" | sed 's/^\s*//')"
-echo "$out" | grep -E '^# |^\s+# ' | grep -v speed | sed 's/^\s*//; s/^/# /'
+ktap_plan $((total + ${#suites[@]}))
+for s in "${suites[@]}"; do
+	cases=$(echo "${out[$s]}" | grep -E '^\s+(not )?ok [0-9]+ ' | sed 's/^\s*//')
+	# A suite that did not run, or ran no case, fails.
+	if [ -n "$cases" ]; then
+		ktap_ok "kunit.$s ran"
+	else
+		ktap_fail "kunit.$s ran"
+		echo "${out[$s]}" | sed 's/^/# /'
+		continue
+	fi
+	while read -r line; do
+		name=$(echo "$line" | sed -E 's/^(not )?ok [0-9]+ //; s/ #.*//')
+		case $line in
+		"not ok"*) ktap_fail "kunit.$s.$name" ;;
+		*"# SKIP"*) ktap_skip "kunit.$s.$name" ;;
+		*) ktap_ok "kunit.$s.$name" ;;
+		esac
+	done <<<"$cases"
+	echo "${out[$s]}" | grep -E '^# |^\s+# ' | grep -v speed | sed 's/^\s*//; s/^/# /'
+done
 ktap_finished

@@ -4,13 +4,14 @@
 //! xarrays of 4 KiB chunks, allocated on first write.
 //!
 //! There is no device-wide lock: chunks are spread over [`NR_SHARDS`]
-//! xarrays by their index (runs of 16 chunks, 64 KiB, per shard), and each
-//! xarray lock is held only while one chunk is copied. Two xarray locks are
-//! never held at once. A chunk is only freed under its shard lock, so a
-//! reference to it never outlives the lock.
+//! xarrays by their index (runs of 16 chunks, 64 KiB, per shard). An access
+//! of several chunks takes each shard's lock once for its run of chunks, and
+//! holds it only while they are copied. Two xarray locks are never held at
+//! once. A chunk is only freed under its shard lock, so a reference to it
+//! never outlives the lock.
 
 use crate::pi::Profile;
-use core::num::NonZeroU64;
+use core::{num::NonZeroU64, ops::Range};
 use kernel::{
     alloc::{flags, AllocError, Flags},
     prelude::*,
@@ -26,6 +27,9 @@ const SHARD_RUN_SHIFT: u32 = 4;
 #[repr(C, align(8))]
 pub(crate) struct Chunk(pub(crate) [u8; CHUNK]);
 
+/// What a chunk never written reads as.
+static ZERO_CHUNK: Chunk = Chunk([0; CHUNK]);
+
 // SAFETY: a byte array is valid when all bits are zero.
 unsafe impl pin_init::Zeroable for Chunk {}
 
@@ -38,6 +42,22 @@ fn io_gfp() -> Flags {
 /// A sparse array of chunks.
 struct Chunks {
     shards: KVec<Pin<KBox<XArray<KBox<Chunk>>>>>,
+}
+
+/// The chunk indices from `first` to `last` (inclusive) that share the shard
+/// of `first`: `first..end`.
+fn shard_run(first: usize, last: usize) -> Range<usize> {
+    let run_end = ((first >> SHARD_RUN_SHIFT) + 1) << SHARD_RUN_SHIFT;
+    first..run_end.min(last.saturating_add(1))
+}
+
+/// A new chunk, zeroed and then prepared by `init`. Used under an xarray
+/// lock: the allocation cannot sleep.
+fn new_chunk(init: &impl Fn(&mut Chunk)) -> Result<KBox<Chunk>, AllocError> {
+    let mut chunk =
+        KBox::init(pin_init::init_zeroed::<Chunk>(), io_gfp()).map_err(|_| AllocError)?;
+    init(&mut chunk);
+    Ok(chunk)
 }
 
 impl Chunks {
@@ -56,42 +76,74 @@ impl Chunks {
         &self.shards[(idx >> SHARD_RUN_SHIFT) % NR_SHARDS]
     }
 
-    /// Makes sure chunk `idx` exists; a new chunk is zeroed, then `init`
-    /// prepares it.
-    fn reserve(&self, idx: usize, init: impl FnOnce(&mut Chunk)) -> Result<(), AllocError> {
-        let xa = self.shard(idx);
-        if xa.lock().get(idx).is_some() {
-            return Ok(());
-        }
-        let mut chunk =
-            KBox::init(pin_init::init_zeroed::<Chunk>(), io_gfp()).map_err(|_| AllocError)?;
-        init(&mut chunk);
-        let mut guard = xa.lock();
-        if guard.get(idx).is_some() {
-            // Another request created it meanwhile; it is as good as ours.
-            return Ok(());
-        }
-        // `io_gfp()` cannot sleep, so the lock is held throughout and nothing
-        // can be stored at `idx` in between.
-        guard
-            .store(idx, chunk, io_gfp())
-            .map(|_| ())
-            .map_err(|_| AllocError)
+    /// Makes sure chunks `first..=last` exist; a new chunk is zeroed, then
+    /// `init` prepares it. On failure, the chunks allocated so far stay
+    /// (they read as before).
+    fn reserve(
+        &self,
+        first: usize,
+        last: usize,
+        init: impl Fn(&mut Chunk),
+    ) -> Result<(), AllocError> {
+        self.write(first, last, init, |_, _| Ok(()))
     }
 
-    /// Calls `f` with chunk `idx`, or `None` where nothing was stored.
-    fn read<R>(&self, idx: usize, f: impl FnOnce(Option<&Chunk>) -> R) -> R {
-        let guard = self.shard(idx).lock();
-        f(guard.get(idx))
+    /// Calls `f(idx, chunk)` for chunks `first..=last` in order, with `None`
+    /// where nothing is stored. A shard's lock is held across the
+    /// consecutive chunks it holds (up to 64 KiB) rather than taken per
+    /// chunk.
+    fn read<E>(
+        &self,
+        first: usize,
+        last: usize,
+        mut f: impl FnMut(usize, Option<&Chunk>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut idx = first;
+        while idx <= last {
+            let run = shard_run(idx, last);
+            idx = run.end;
+            let guard = self.shard(run.start).lock();
+            for i in run {
+                f(i, guard.get(i))?;
+            }
+        }
+        Ok(())
     }
 
-    /// Calls `f` with chunk `idx` to change it; gives `f` back if the chunk
-    /// does not exist.
-    fn write<R, F: FnOnce(&mut Chunk) -> R>(&self, idx: usize, f: F) -> Result<R, F> {
-        let mut guard = self.shard(idx).lock();
-        match guard.get_mut(idx) {
-            Some(c) => Ok(f(c)),
-            None => Err(f),
+    /// Calls `f(idx, chunk)` to change chunks `first..=last` in order,
+    /// locking as [`Self::read`] does. A chunk that does not exist (never
+    /// reserved, or freed by a concurrent discard since) is allocated as
+    /// [`Self::reserve`] does; `io_gfp()` cannot sleep, so the lock is held
+    /// throughout.
+    fn write<E: From<AllocError>>(
+        &self,
+        first: usize,
+        last: usize,
+        init: impl Fn(&mut Chunk),
+        mut f: impl FnMut(usize, &mut Chunk) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut idx = first;
+        while idx <= last {
+            let run = shard_run(idx, last);
+            idx = run.end;
+            let mut guard = self.shard(run.start).lock();
+            for i in run {
+                if guard.get(i).is_none() {
+                    let chunk = new_chunk(&init)?;
+                    guard.store(i, chunk, io_gfp()).map_err(|_| AllocError)?;
+                }
+                if let Some(c) = guard.get_mut(i) {
+                    f(i, c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with chunk `idx` to change it, if it exists.
+    fn modify(&self, idx: usize, f: impl FnOnce(&mut Chunk)) {
+        if let Some(c) = self.shard(idx).lock().get_mut(idx) {
+            f(c);
         }
     }
 
@@ -100,6 +152,28 @@ impl Chunks {
         // Freed outside the lock.
         drop(removed);
     }
+}
+
+/// The first and last chunk of `len` bytes at `pos`, `None` if `len` is 0.
+pub(crate) fn chunk_span(pos: u64, len: u64) -> Option<(usize, usize)> {
+    let end = pos.checked_add(len)?.checked_sub(1)?;
+    (len > 0).then_some(((pos / CHUNK as u64) as usize, (end / CHUNK as u64) as usize))
+}
+
+/// The bytes of chunk `idx` that `len` bytes at `pos`, spanning chunks
+/// `first..=last`, cover.
+pub(crate) fn piece(pos: u64, len: usize, first: usize, last: usize, idx: usize) -> Range<usize> {
+    let start = if idx == first {
+        (pos % CHUNK as u64) as usize
+    } else {
+        0
+    };
+    let end = if idx == last {
+        ((pos + len as u64 - 1) % CHUNK as u64) as usize + 1
+    } else {
+        CHUNK
+    };
+    start..end
 }
 
 /// The data of a device, addressed by byte offset.
@@ -118,48 +192,50 @@ impl DataStore {
     /// Allocates what a write of `len` bytes at `pos` needs, so that the
     /// write itself cannot fail. Allocated chunks read as zeroes, as before.
     pub(crate) fn reserve(&self, pos: u64, len: u64) -> Result<(), AllocError> {
-        if len == 0 {
-            return Ok(());
+        match chunk_span(pos, len) {
+            Some((first, last)) => self.chunks.reserve(first, last, |_| {}),
+            None => Ok(()),
         }
-        let first = (pos / CHUNK as u64) as usize;
-        let last = ((pos + len - 1) / CHUNK as u64) as usize;
-        for idx in first..=last {
-            self.chunks.reserve(idx, |_| {})?;
-        }
-        Ok(())
     }
 
-    /// Calls `f` with the `len` stored bytes at `pos` (`len` must not cross
-    /// a chunk boundary), or `None` where they were never written.
-    pub(crate) fn read<R>(&self, pos: u64, len: usize, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        let (idx, off) = ((pos / CHUNK as u64) as usize, (pos % CHUNK as u64) as usize);
-        self.chunks
-            .read(idx, |c| f(c.and_then(|c| c.0.get(off..off + len))))
-    }
-
-    /// Calls `f` to change the `len` bytes at `pos` (which must not cross a
-    /// chunk boundary). Allocates the chunk if a concurrent discard freed
-    /// it since `reserve`.
-    pub(crate) fn write<R>(
+    /// Calls `f` with the stored bytes of `len` bytes at `pos`, in order,
+    /// one piece per chunk (zeroes for a piece never written).
+    pub(crate) fn read<E>(
         &self,
         pos: u64,
         len: usize,
-        f: impl FnOnce(&mut [u8]) -> R,
-    ) -> Result<R, AllocError> {
-        let (idx, off) = ((pos / CHUNK as u64) as usize, (pos % CHUNK as u64) as usize);
-        if off + len > CHUNK {
-            return Err(AllocError);
-        }
-        let mut f = |c: &mut Chunk| f(&mut c.0[off..off + len]);
-        loop {
-            match self.chunks.write(idx, f) {
-                Ok(r) => return Ok(r),
-                Err(back) => {
-                    f = back;
-                    self.chunks.reserve(idx, |_| {})?;
-                }
-            }
-        }
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some((first, last)) = chunk_span(pos, len as u64) else {
+            return Ok(());
+        };
+        self.chunks.read(first, last, |idx, c| {
+            let r = piece(pos, len, first, last, idx);
+            f(&c.unwrap_or(&ZERO_CHUNK).0[r])
+        })
+    }
+
+    /// Calls `f` to change the bytes of `len` bytes at `pos`, in order, one
+    /// piece per chunk. Allocates a chunk if a concurrent discard freed it
+    /// since `reserve`.
+    pub(crate) fn write<E: From<AllocError>>(
+        &self,
+        pos: u64,
+        len: usize,
+        mut f: impl FnMut(&mut [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some((first, last)) = chunk_span(pos, len as u64) else {
+            return Ok(());
+        };
+        self.chunks.write(
+            first,
+            last,
+            |_| {},
+            |idx, c| {
+                let r = piece(pos, len, first, last, idx);
+                f(&mut c.0[r])
+            },
+        )
     }
 
     /// Makes `len` bytes at `pos` read as zeroes, freeing whole chunks.
@@ -174,7 +250,7 @@ impl DataStore {
                 self.chunks.remove(idx);
             } else {
                 // Nothing to zero where nothing is stored.
-                let _ = self.chunks.write(idx, |c| c.0[off..off + k].fill(0));
+                self.chunks.modify(idx, |c| c.0[off..off + k].fill(0));
             }
             p += k as u64;
         }
@@ -224,10 +300,7 @@ impl MetaStore {
         }
         let (a, _) = self.slot(first);
         let (b, _) = self.slot(first + count - 1);
-        for idx in a..=b {
-            self.chunks.reserve(idx, |c| self.fill_escape(c))?;
-        }
-        Ok(())
+        self.chunks.reserve(a, b, |c| self.fill_escape(c))
     }
 
     /// Copies the metadata of `interval` into `out` (`metadata_size`
@@ -236,15 +309,14 @@ impl MetaStore {
     pub(crate) fn read(&self, interval: u64, out: &mut [u8]) -> bool {
         let (idx, off) = self.slot(interval);
         let ms = out.len();
-        let found = self
-            .chunks
-            .read(idx, |c| match c.and_then(|c| c.0.get(off..off + ms)) {
-                Some(src) => {
-                    out.copy_from_slice(src);
-                    true
-                }
-                None => false,
-            });
+        let mut found = false;
+        let _ = self.chunks.read(idx, idx, |_, c| {
+            if let Some(src) = c.and_then(|c| c.0.get(off..off + ms)) {
+                out.copy_from_slice(src);
+                found = true;
+            }
+            Ok::<(), ()>(())
+        });
         if !found {
             self.profile.fill_escape(out);
         }
@@ -255,20 +327,17 @@ impl MetaStore {
     /// concurrent discard freed it since `reserve`.
     pub(crate) fn write(&self, interval: u64, md: &[u8]) -> Result<(), AllocError> {
         let (idx, off) = self.slot(interval);
-        let mut f = |c: &mut Chunk| {
-            if let Some(dst) = c.0.get_mut(off..off + md.len()) {
-                dst.copy_from_slice(md);
-            }
-        };
-        loop {
-            match self.chunks.write(idx, f) {
-                Ok(()) => return Ok(()),
-                Err(back) => {
-                    f = back;
-                    self.chunks.reserve(idx, |c| self.fill_escape(c))?;
+        self.chunks.write(
+            idx,
+            idx,
+            |c| self.fill_escape(c),
+            |_, c| {
+                if let Some(dst) = c.0.get_mut(off..off + md.len()) {
+                    dst.copy_from_slice(md);
                 }
-            }
-        }
+                Ok(())
+            },
+        )
     }
 
     /// Resets `count` intervals from `first` to escape PI, freeing whole
@@ -286,7 +355,7 @@ impl MetaStore {
                 self.chunks.remove(idx);
             } else {
                 // Absent chunks read as escape already.
-                let _ = self.chunks.write(idx, |c| {
+                self.chunks.modify(idx, |c| {
                     for j in i..i + k {
                         let off = (j % pc) as usize * ms;
                         self.profile.fill_escape(&mut c.0[off..off + ms]);
