@@ -311,10 +311,15 @@ def report(d, rows):
                  "(set-up and build included; not the %s s spent waiting for other guests)"
                  % (host["guest_wall_s"], host.get("total_wall_s", "?"),
                     host.get("waited_s", "?")))
-    if guest.get("kernel_debug") not in (None, "", "unknown"):
-        L.append("- guest kernel debugging options: %s (lock debugging and lockdep "
-                 "cost every lock operation: numbers are those of this debug kernel)"
-                 % guest["kernel_debug"])
+    flavour = host.get("kernel_flavour", "?")
+    dbg = guest.get("kernel_debug", "unknown") or "unknown"
+    if dbg in ("none", "unknown"):
+        L.append("- guest kernel: %s kernel, debugging options that slow I/O paths: %s"
+                 % (flavour, dbg))
+    else:
+        L.append("- guest kernel: %s kernel, debugging options: %s (lock debugging and "
+                 "lockdep cost every lock operation: numbers are those of this debug "
+                 "kernel)" % (flavour, dbg))
     L.append("- points: %d, failed or unusable: %d" % (len(rows), nfail))
     splats = kernel_splats(d)
     if splats:

@@ -7,6 +7,10 @@ RDIF_LLVM=${RDIF_LLVM:--19}
 RDIF_KSERIES=${RDIF_KSERIES:-7.3}
 RDIF_KSUITE=${RDIF_KSUITE:-trixie-backports}
 RDIF_CONFIG_FRAGMENT=${RDIF_CONFIG_FRAGMENT:-$RDIF_ROOT/scripts/rdif.config}
+# Which kernel: "test" (rdif.config: lock debugging, lockdep, overflow
+# checks; what the tests run on) or "bench" (rdif.config plus
+# rdif-bench.config, which turns those off; what the benchmark runs on).
+RDIF_KERNEL_FLAVOUR=${RDIF_KERNEL_FLAVOUR:-test}
 
 RDIF_VENV=$RDIF_CACHE/venv
 export PATH="$RDIF_VENV/bin:$HOME/.cargo/bin:$HOME/.pyenv/shims:$PATH"
@@ -62,11 +66,35 @@ rdif_private_apt() {
 	fi
 }
 
-# Hash of everything a built test kernel depends on: the fragment, the
+# The config fragments of the kernel flavour, in the order they apply.
+rdif_config_fragments() {
+	printf '%s\n' "$RDIF_CONFIG_FRAGMENT"
+	case $RDIF_KERNEL_FLAVOUR in
+	test) ;;
+	bench) printf '%s\n' "$RDIF_ROOT/scripts/rdif-bench.config" ;;
+	*) rdif_die "RDIF_KERNEL_FLAVOUR must be test or bench, not '$RDIF_KERNEL_FLAVOUR'" ;;
+	esac
+}
+
+# The fragments merged into one: for each option, the last fragment that
+# sets it wins.
+rdif_merged_fragment() {
+	local -a frags
+	mapfile -t frags < <(rdif_config_fragments)
+	awk '
+	/^CONFIG_[A-Za-z0-9_]+=/ { o = $0; sub(/=.*/, "", o) }
+	/^# CONFIG_[A-Za-z0-9_]+ is not set$/ { o = $2 }
+	o != "" { if (!(o in v)) order[n++] = o; v[o] = $0; o = "" }
+	END { for (i = 0; i < n; i++) print v[order[i]] }
+	' "${frags[@]}"
+}
+
+# Hash of everything a built test kernel depends on: the fragments, the
 # kernel build script and the toolchain that must also build the module.
 rdif_kernel_key() {
 	{
-		cat "$RDIF_CONFIG_FRAGMENT" "$RDIF_ROOT/scripts/kernel"
+		rdif_merged_fragment
+		cat "$RDIF_ROOT/scripts/kernel"
 		rustc --version 2>/dev/null
 		"clang$RDIF_LLVM" --version 2>/dev/null | head -n 1
 		bindgen --version 2>/dev/null
