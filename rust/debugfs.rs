@@ -19,7 +19,10 @@ use crate::{
     inject::Command,
     pi::{Csum, MAX_METADATA},
 };
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::{
+    num::NonZeroU64,
+    sync::atomic::{AtomicU64, Ordering},
+};
 use kernel::{
     debugfs::{BinaryWriter, Dir, Scope, ScopedDir},
     fmt,
@@ -218,15 +221,19 @@ impl BinaryWriter for MetadataFile {
         offset: &mut file::Offset,
     ) -> Result<usize> {
         let dev = &self.0;
-        let ms = dev.profile().metadata_size();
-        let total = dev.nr_intervals() * ms as u64;
+        let Some(msz) = NonZeroU64::new(dev.profile().metadata_size() as u64) else {
+            // No metadata: an empty file.
+            return Ok(0);
+        };
+        let ms = msz.get() as usize;
+        let total = dev.nr_intervals() * msz.get();
         let mut pos = u64::try_from(*offset).map_err(|_| EINVAL)?;
         let mut done = 0;
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..ms];
         // One call returns at most 1 MiB.
         while pos < total && !writer.is_empty() && done < (1 << 20) {
-            let (i, o) = (pos / ms as u64, (pos % ms as u64) as usize);
+            let (i, o) = (pos / msz, (pos % msz) as usize);
             dev.metadata(i, md).map_err(|_| EIO)?;
             let k = (ms - o).min(writer.len());
             writer.write_slice(&md[o..o + k])?;

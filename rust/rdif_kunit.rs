@@ -440,7 +440,13 @@ mod store_tests {
         assert!(r.is_ok());
         assert_eq!(at, pos + len as u64);
         let end = pos + len as u64;
-        let inside = |p: u64| if (pos..end).contains(&p) { pattern(p) } else { 0 };
+        let inside = |p: u64| {
+            if (pos..end).contains(&p) {
+                pattern(p)
+            } else {
+                0
+            }
+        };
         assert!(check_read(&d, 14 * 4096, 5 * CHUNK, inside));
         // An error of the callback stops the access.
         let mut calls = 0;
@@ -466,7 +472,11 @@ mod store_tests {
             Ok(())
         });
         assert!(r.is_ok());
-        assert!(check_read(&d, 16 * 4096, 32, |p| if p < 16 * 4096 + 16 { 7 } else { 0 }));
+        assert!(check_read(&d, 16 * 4096, 32, |p| if p < 16 * 4096 + 16 {
+            7
+        } else {
+            0
+        }));
         Ok(())
     }
 

@@ -132,9 +132,9 @@ impl Chunks {
                     let chunk = new_chunk(&init)?;
                     guard.store(i, chunk, io_gfp()).map_err(|_| AllocError)?;
                 }
-                if let Some(c) = guard.get_mut(i) {
-                    f(i, c)?;
-                }
+                // Present: found, or stored just above under this lock.
+                let c = guard.get_mut(i).ok_or(AllocError)?;
+                f(i, c)?;
             }
         }
         Ok(())
