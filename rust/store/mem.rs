@@ -128,13 +128,16 @@ impl Chunks {
             idx = run.end;
             let mut guard = self.shard(run.start).lock();
             for i in run {
-                if guard.get(i).is_none() {
-                    let chunk = new_chunk(&init)?;
-                    guard.store(i, chunk, io_gfp()).map_err(|_| AllocError)?;
+                match guard.get_mut(i) {
+                    Some(c) => f(i, c)?,
+                    None => {
+                        guard
+                            .store(i, new_chunk(&init)?, io_gfp())
+                            .map_err(|_| AllocError)?;
+                        // Stored just above, under this lock.
+                        f(i, guard.get_mut(i).ok_or(AllocError)?)?;
+                    }
                 }
-                // Present: found, or stored just above under this lock.
-                let c = guard.get_mut(i).ok_or(AllocError)?;
-                f(i, c)?;
             }
         }
         Ok(())
