@@ -9,7 +9,8 @@
 #   make check            set up, build and run every test in a guest
 #   make demo             set up, build, boot a guest with rdif loaded
 #   make bench            set up, build and benchmark rdif against other drivers
-#                         in a guest (BENCH=short: a quick development run)
+#                         in a guest (BENCH=short: a quick development run;
+#                         BENCH=goals: goals G1 and G3 with more repeats)
 #   make clean
 
 LLVM ?= -19

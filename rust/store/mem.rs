@@ -45,7 +45,8 @@ struct Chunks {
 }
 
 /// The chunk indices from `first` to `last` (inclusive) that share the shard
-/// of `first`: `first..end`.
+/// of `first`: `first..end`. Chunk indices stay below 2^28 (devices are at
+/// most 1 TiB), so nothing here comes near overflowing.
 fn shard_run(first: usize, last: usize) -> Range<usize> {
     let run_end = ((first >> SHARD_RUN_SHIFT) + 1) << SHARD_RUN_SHIFT;
     first..run_end.min(last.saturating_add(1))
