@@ -28,7 +28,7 @@ pub(crate) enum Store {
 }
 
 /// Largest piece of data moved by one access of a backing file.
-pub(crate) const FILE_IO: usize = 64 * 1024;
+const FILE_IO: usize = 64 * 1024;
 
 fn io_error(_: Error) -> Status {
     Status::IO_ERROR
@@ -48,15 +48,14 @@ fn file_buffer(len: usize) -> Result<KVec<u8>, Status> {
 }
 
 /// Calls `f(pos, len)` for the pieces of `len` bytes at `pos` that lie
-/// within one aligned block of `size` bytes each.
-fn for_each_piece(
+/// within one aligned block of [`FILE_IO`] bytes each.
+fn for_each_file_piece(
     mut pos: u64,
     mut len: usize,
-    size: usize,
     mut f: impl FnMut(u64, usize) -> Result<(), Status>,
 ) -> Result<(), Status> {
     while len > 0 {
-        let k = len.min(size - (pos % size as u64) as usize);
+        let k = len.min(FILE_IO - (pos % FILE_IO as u64) as usize);
         f(pos, k)?;
         pos += k as u64;
         len -= k;
@@ -113,7 +112,7 @@ impl Store {
             Store::Mem { data, .. } => data.read(pos, len, f),
             Store::File(s) => {
                 let mut buf = file_buffer(len)?;
-                for_each_piece(pos, len, FILE_IO, |pos, k| {
+                for_each_file_piece(pos, len, |pos, k| {
                     let b = &mut buf[..k];
                     s.read_data(pos, b).map_err(io_error)?;
                     f(b)
@@ -135,7 +134,7 @@ impl Store {
             Store::Mem { data, .. } => data.write(pos, len, f),
             Store::File(s) => {
                 let mut buf = file_buffer(len)?;
-                for_each_piece(pos, len, FILE_IO, |pos, k| {
+                for_each_file_piece(pos, len, |pos, k| {
                     let b = &mut buf[..k];
                     f(b)?;
                     s.write_data(pos, b).map_err(io_error)
