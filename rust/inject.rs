@@ -307,24 +307,25 @@ impl Rules {
 /// The persistent corruptions that apply to one read, copied out of the
 /// lock: at most [`MAX_RULES`].
 pub(crate) struct ReadFaults {
-    rules: [Option<ReadFault>; MAX_RULES],
+    /// `None` while nothing is armed, so that the common case fills in no
+    /// array on every read.
+    rules: Option<[Option<ReadFault>; MAX_RULES]>,
 }
 
 impl ReadFaults {
     /// No corruption at all.
-    pub(crate) const NONE: ReadFaults = ReadFaults {
-        rules: [None; MAX_RULES],
-    };
+    pub(crate) const NONE: ReadFaults = ReadFaults { rules: None };
 
     /// Whether any rule applies.
     pub(crate) fn is_empty(&self) -> bool {
-        self.rules[0].is_none()
+        self.rules.as_ref().is_none_or(|r| r[0].is_none())
     }
 
     /// The fields to spoil in interval `i`.
     pub(crate) fn at(&self, i: u64) -> impl Iterator<Item = Field> + '_ {
         self.rules
             .iter()
+            .flatten()
             .map_while(|r| r.as_ref())
             .filter(move |r| r.range.contains(i))
             .map(|r| r.field)
@@ -442,19 +443,19 @@ impl Injector {
     /// The persistent corruptions that touch `count` intervals at `first`.
     #[inline]
     pub(crate) fn read_faults(&self, first: u64, count: u64) -> ReadFaults {
-        let mut out = ReadFaults::NONE;
         if !self.armed() {
-            return out;
+            return ReadFaults::NONE;
         }
+        let mut out = [None; MAX_RULES];
         let rules = self.rules.lock();
         let hits = rules
             .reads
             .iter()
             .filter(|f| f.range.overlaps(first, count));
-        for (slot, f) in out.rules.iter_mut().zip(hits) {
+        for (slot, f) in out.iter_mut().zip(hits) {
             *slot = Some(*f);
         }
-        out
+        ReadFaults { rules: Some(out) }
     }
 
     /// Lists the armed rules, one per line, in command syntax.
