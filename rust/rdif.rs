@@ -16,6 +16,7 @@ mod configfs;
 mod debugfs;
 mod device;
 mod inject;
+mod percpu;
 mod pi;
 mod settings;
 mod stats;

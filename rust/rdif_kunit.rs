@@ -2,7 +2,8 @@
 
 //! KUnit tests for rdif's pure logic: PI formats, guards, reference tags,
 //! escapes and profile validation; and the memory store (chunk arithmetic,
-//! accesses across chunks and shards, zeroing, escape metadata).
+//! accesses across chunks and shards, zeroing, escape metadata); and the
+//! per-CPU counters behind the `stats` file.
 //!
 //! Built as its own module (`rdif_kunit.ko`) so that loading `rdif.ko`
 //! never runs tests. Guards are checked against check values computed
@@ -15,6 +16,7 @@
 #[allow(dead_code)]
 #[path = "."]
 mod src {
+    pub(crate) mod percpu;
     pub(crate) mod pi;
     pub(crate) mod store {
         pub(crate) mod mem;
@@ -510,6 +512,30 @@ mod store_tests {
         // A whole chunk reset is freed: it reads as never written.
         m.reset(512, 512);
         assert!(!m.read(512, &mut md) && md == escape);
+        Ok(())
+    }
+}
+
+#[kunit_tests(rdif_percpu)]
+mod percpu_tests {
+    use super::src::percpu::PerCpuCounters;
+    use kernel::{alloc::AllocError, prelude::*};
+
+    #[test]
+    fn counters_add_sum_zero() -> Result<(), AllocError> {
+        let c = PerCpuCounters::<3>::new()?;
+        assert_eq!((c.sum(0), c.sum(1), c.sum(2)), (0, 0, 0));
+        c.add(1, 5);
+        c.add(1, 7);
+        c.add(2, u64::MAX);
+        c.add(2, 2);
+        // Out of range: ignored, reads as 0.
+        c.add(3, 9);
+        assert_eq!((c.sum(0), c.sum(1), c.sum(2), c.sum(3)), (0, 12, 1, 0));
+        c.zero();
+        assert_eq!((c.sum(0), c.sum(1), c.sum(2)), (0, 0, 0));
+        c.add(0, 1);
+        assert_eq!(c.sum(0), 1);
         Ok(())
     }
 }

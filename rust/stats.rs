@@ -2,13 +2,12 @@
 
 //! Per-device counters.
 //!
-//! Each CPU counts into its own cache-line-aligned block, so the I/O path
-//! never bounces a shared line between CPUs; readers add the blocks up. A
-//! task that migrates between picking its block and counting only costs an
-//! atomic add on another CPU's line, never a lost count.
+//! Per-CPU counters ([`PerCpuCounters`]): counting on the I/O path is one
+//! unlocked add to the CPU's own copy; reading the `stats` file adds the
+//! copies up.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::{cpu, fmt, prelude::*};
+use crate::percpu::PerCpuCounters;
+use kernel::{fmt, prelude::*};
 
 macro_rules! counters {
     ($($(#[doc = $doc:literal])* $name:ident => $text:literal,)*) => {
@@ -82,49 +81,23 @@ counters! {
 
 const NR_COUNTERS: usize = Counter::ALL.len();
 
-/// One CPU's counters, on cache lines of their own.
-#[repr(C, align(64))]
-struct Block([AtomicU64; NR_COUNTERS]);
-
-impl Block {
-    fn new() -> Self {
-        Block([const { AtomicU64::new(0) }; NR_COUNTERS])
-    }
-}
-
 /// A device's counters.
-///
-/// # Invariants
-///
-/// `blocks` is not empty.
 pub(crate) struct Stats {
-    blocks: KVec<Block>,
+    counters: PerCpuCounters<NR_COUNTERS>,
 }
 
 impl Stats {
-    /// Zeroed counters, one block per possible CPU id.
+    /// Zeroed counters.
     pub(crate) fn new() -> Result<Self> {
-        let n = (cpu::nr_cpu_ids() as usize).max(1);
-        let mut blocks = KVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            blocks.push(Block::new(), GFP_KERNEL)?;
-        }
-        // INVARIANT: `n >= 1` blocks were pushed.
-        Ok(Stats { blocks })
-    }
-
-    fn block(&self) -> &Block {
-        let i = cpu::CpuId::current().as_u32() as usize;
-        // A CPU id is below `nr_cpu_ids`, so the fallback (there is a block
-        // 0 by the type invariant) is never taken. No division here: the
-        // remainder's divide-by-zero panic path would be one more.
-        self.blocks.get(i).unwrap_or(&self.blocks[0])
+        Ok(Stats {
+            counters: PerCpuCounters::new()?,
+        })
     }
 
     /// Adds `n` to counter `c`.
     #[inline]
     pub(crate) fn add(&self, c: Counter, n: u64) {
-        self.block().0[c as usize].fetch_add(n, Ordering::Relaxed);
+        self.counters.add(c as usize, n);
     }
 
     /// Adds one to counter `c`.
@@ -135,19 +108,12 @@ impl Stats {
 
     /// The current value of counter `c`.
     pub(crate) fn get(&self, c: Counter) -> u64 {
-        self.blocks
-            .iter()
-            .map(|b| b.0[c as usize].load(Ordering::Relaxed))
-            .fold(0, u64::wrapping_add)
+        self.counters.sum(c as usize)
     }
 
     /// Zeroes every counter. Counts racing with the reset may survive it.
     pub(crate) fn reset(&self) {
-        for b in self.blocks.iter() {
-            for c in b.0.iter() {
-                c.store(0, Ordering::Relaxed);
-            }
-        }
+        self.counters.zero();
     }
 
     /// Writes `name value` lines, one per counter.
