@@ -266,13 +266,66 @@ def rdif_checks(d):
                      per("checked_read", "read_intervals"),
                      str(c.get("write_intervals", "-")),
                      per("checked_write", "write_intervals"),
+                     per("pract_generated", "write_intervals"),
                      str(sum(v for k, v in c.items() if "_errors_" in k))])
-    L = ["rdif's counters over the whole run (debugfs stats): the device checks each "
-         "interval at most once per request, so a PI format with read_check shows 1.000 "
-         "check per interval read and written, and no PI errors.", ""]
+    L = ["rdif's counters over the whole run (debugfs stats): the device checks or "
+         "generates each interval's PI at most once per request, so a PI format with "
+         "read_check and auto-PI shows 1.000 check per interval read and written, and "
+         "no PI errors (rdif-crc16-rc0 does not check reads; rdif-crc16-dev gets no PI "
+         "with its writes and generates it).", ""]
     L += md_table(["device", "intervals read", "device checks per interval read",
                    "intervals written", "device checks per interval written",
-                   "PI errors"], rows)
+                   "PI generated per interval written", "PI errors"], rows)
+    L.append("")
+    return L
+
+
+def pi_cost(summ, crc):
+    """G4's breakdown: microseconds per 4 KiB I/O (1 / median IOPS at depth
+    32, one job) of rdif without integrity, with CRC16 PI done by the device
+    alone, with auto-PI but no device check on reads, and with both; the
+    differences are what each party's PI work costs, next to one CRC16 pass
+    over 4 KiB at the guest's measured speed."""
+    devs = ("rdif-noint", "rdif-crc16-dev", "rdif-crc16-rc0", "rdif-crc16")
+    mbps = crc.get("crc_t10dif", {}).get(4096)
+    jobs = ("4k-randread-qd32-j1", "4k-randwrite-qd32-j1")
+    t = {}
+    for j in jobs:
+        for dv in devs:
+            st = summ.get((dv, j))
+            if not st or not st.get("iops"):
+                return []
+            t[dv, j] = 1e6 / st["iops"]
+    crc_us = 4096 / mbps if mbps else None
+    L = ["## G4: where the time of PI goes (4 KiB random, depth 32, one job)", "",
+         "Microseconds per I/O (1 / median IOPS). rdif-crc16-dev: write_generate=0 "
+         "read_verify=0, the device alone generates PI on writes and checks it on "
+         "reads; rdif-crc16-rc0: auto-PI, no device check on reads; rdif-crc16: "
+         "auto-PI and device checks (the benchmark's configuration). One CRC16 pass "
+         "over 4 KiB at the guest's crc_kunit speed: %s." %
+         ("%.1f us" % crc_us if crc_us else "n/a"), ""]
+    rows = []
+    for j in jobs:
+        rows.append([j] + ["%.1f" % t[dv, j] for dv in devs])
+    L += md_table(["job"] + list(devs), rows)
+    L.append("")
+    rd, wr = jobs
+
+    def item(label, us):
+        passes = " = %.2f CRC passes" % (us / crc_us) if crc_us else ""
+        return "- %s: %+.1f us%s" % (label, us, passes)
+    L.append(item("read, the device's own PI work (check), rdif-crc16-dev - rdif-noint",
+                  t["rdif-crc16-dev", rd] - t["rdif-noint", rd]))
+    L.append(item("read, the device's check under auto-PI, rdif-crc16 - rdif-crc16-rc0",
+                  t["rdif-crc16", rd] - t["rdif-crc16-rc0", rd]))
+    L.append(item("read, the block layer's auto-PI (PI buffer, verification after "
+                  "completion in kintegrityd), rdif-crc16-rc0 - rdif-noint",
+                  t["rdif-crc16-rc0", rd] - t["rdif-noint", rd]))
+    L.append(item("write, the device's own PI work (generation), rdif-crc16-dev - rdif-noint",
+                  t["rdif-crc16-dev", wr] - t["rdif-noint", wr]))
+    L.append(item("write, the block layer's auto-PI (generation; the device then checks "
+                  "instead of generating), rdif-crc16 - rdif-crc16-dev",
+                  t["rdif-crc16", wr] - t["rdif-crc16-dev", wr]))
     L.append("")
     return L
 
@@ -415,6 +468,7 @@ def report(d, rows):
              "crc64_nvme %s MB/s (one CPU; see above)" % (c16 or "n/a", c64 or "n/a"))
     L.append("")
     L += rdif_checks(d)
+    L += pi_cost(summ, crc)
     for gid in ("G1", "G2", "G3"):
         vs = [g[-1] for g in grows if g[0] == gid]
         L.append("- %s: %s" % (gid, "PASS" if vs and all(v == "PASS" for v in vs)
