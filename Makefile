@@ -7,6 +7,7 @@
 #   make CLIPPY=1         the same, with clippy lints on the Rust code
 #   make kdir             print the kernel tree used
 #   make check            set up, build and run every test in a guest
+#                         (KERNEL=kasan: on the KASAN kernel instead; not CI)
 #   make demo             set up, build, boot a guest with rdif loaded
 #   make bench            set up, build and benchmark rdif against other drivers
 #                         in a guest (BENCH=short: a quick development run;
@@ -45,7 +46,7 @@ clean:
 	@$(MAKE) -C $(RDIF_ROOT)/tests clean >/dev/null 2>&1 || true
 
 check:
-	@$(RDIF_ROOT)/scripts/check
+	@RDIF_KERNEL_FLAVOUR=$(or $(KERNEL),test) $(RDIF_ROOT)/scripts/check
 
 demo:
 	@$(RDIF_ROOT)/scripts/demo

@@ -8,8 +8,10 @@ RDIF_KSERIES=${RDIF_KSERIES:-7.3}
 RDIF_KSUITE=${RDIF_KSUITE:-trixie-backports}
 RDIF_CONFIG_FRAGMENT=${RDIF_CONFIG_FRAGMENT:-$RDIF_ROOT/scripts/rdif.config}
 # Which kernel: "test" (rdif.config: lock debugging, lockdep, overflow
-# checks; what the tests run on) or "bench" (rdif.config plus
-# rdif-bench.config, which turns those off; what the benchmark runs on).
+# checks; what the tests run on), "bench" (rdif.config plus
+# rdif-bench.config, which turns those off; what the benchmark runs on) or
+# "kasan" (rdif.config plus rdif-kasan.config: KASAN, KFENCE, forced kmap
+# mappings; `make check KERNEL=kasan`).
 RDIF_KERNEL_FLAVOUR=${RDIF_KERNEL_FLAVOUR:-test}
 
 RDIF_VENV=$RDIF_CACHE/venv
@@ -72,7 +74,8 @@ rdif_config_fragments() {
 	case $RDIF_KERNEL_FLAVOUR in
 	test) ;;
 	bench) printf '%s\n' "$RDIF_ROOT/scripts/rdif-bench.config" ;;
-	*) rdif_die "RDIF_KERNEL_FLAVOUR must be test or bench, not '$RDIF_KERNEL_FLAVOUR'" ;;
+	kasan) printf '%s\n' "$RDIF_ROOT/scripts/rdif-kasan.config" ;;
+	*) rdif_die "RDIF_KERNEL_FLAVOUR must be test, bench or kasan, not '$RDIF_KERNEL_FLAVOUR'" ;;
 	esac
 }
 
