@@ -146,7 +146,11 @@ impl Profile {
             if c.pi_offset != 0 {
                 return Err("pi_offset needs a checksum (csum=none has no PI tuple)");
             }
-        } else if c.pi_offset + tuple > metadata_size {
+        } else if c
+            .pi_offset
+            .checked_add(tuple)
+            .is_none_or(|end| end > metadata_size)
+        {
             return Err("pi_offset + PI tuple size (8, or 16 for crc64) exceeds metadata_size");
         }
         // INVARIANT: checked above.

@@ -102,9 +102,25 @@ mod tests {
 
     #[test]
     fn guard_is_incremental() {
+        let data = b"0123456789abcdef\x01\xfe\xff\x80xyz";
         for csum in [Csum::Crc16, Csum::Crc64, Csum::Ip] {
-            let whole = guard_of(csum, &[b"0123456789abcdef"]);
-            assert_eq!(guard_of(csum, &[b"0123", b"456789ab", b"cdef"]), whole);
+            let whole = guard_of(csum, &[data]);
+            assert_eq!(
+                guard_of(csum, &[&data[..4], &data[4..12], &data[12..]]),
+                whole
+            );
+            // Pieces of odd length and at odd offsets: every split point.
+            for a in 0..data.len() {
+                for b in a..data.len() {
+                    let parts: [&[u8]; 3] = [&data[..a], &data[a..b], &data[b..]];
+                    assert_eq!(guard_of(csum, &parts), whole);
+                }
+            }
+            let mut bytes: [&[u8]; 32] = [&[]; 32];
+            for (slot, b) in bytes.iter_mut().zip(data.chunks(1)) {
+                *slot = b;
+            }
+            assert_eq!(guard_of(csum, &bytes), whole);
         }
     }
 
@@ -344,6 +360,39 @@ mod tests {
                 pi_offset: 4,
                 ..ok
             },
+            // Sums that overflow a u32 (an oops with overflow checks, a
+            // wrapped and accepted value without them).
+            ProfileConfig {
+                metadata_size: 64,
+                pi_offset: u32::MAX,
+                ..ok
+            },
+            ProfileConfig {
+                metadata_size: 64,
+                pi_offset: u32::MAX - 7,
+                ..ok
+            },
+            ProfileConfig {
+                metadata_size: u32::MAX,
+                pi_offset: u32::MAX - 8,
+                ..ok
+            },
+            ProfileConfig {
+                block_size: u32::MAX,
+                ..ok
+            },
+            ProfileConfig {
+                block_size: 1 << 31,
+                ..ok
+            },
+            ProfileConfig {
+                interval: 1 << 31,
+                ..ok
+            },
+            ProfileConfig {
+                block_size: 0,
+                ..ok
+            },
         ] {
             assert!(Profile::new(&bad).is_err());
         }
@@ -381,7 +430,7 @@ mod tests {
 mod store_tests {
     use super::src::{
         pi::*,
-        store::mem::{chunk_span, piece, DataStore, MetaStore, CHUNK},
+        store::mem::{chunk_span, piece, DataStore, Dst, MetaStore, CHUNK},
     };
     use kernel::{alloc::AllocError, prelude::*};
 
@@ -432,7 +481,10 @@ mod store_tests {
         let (pos, len) = (15 * 4096 + 100, 2 * 4096);
         d.reserve(pos, len as u64)?;
         let mut at = pos;
-        let r: Result<(), AllocError> = d.write(pos, len, |b| {
+        let r: Result<(), AllocError> = d.write(pos, len, |dst| {
+            let Dst::Stored(b) = dst else {
+                return Err(AllocError);
+            };
             for x in b.iter_mut() {
                 *x = pattern(at);
                 at += 1;
@@ -469,9 +521,12 @@ mod store_tests {
         };
         assert!(check_read(&d, 14 * 4096, 5 * CHUNK, zeroed));
         // A write over the freed chunk allocates it again.
-        let r: Result<(), AllocError> = d.write(16 * 4096, 16, |b| {
-            b.fill(7);
-            Ok(())
+        let r: Result<(), AllocError> = d.write(16 * 4096, 16, |dst| match dst {
+            Dst::Stored(b) => {
+                b.fill(7);
+                Ok(())
+            }
+            Dst::Gone(_) => Err(AllocError),
         });
         assert!(r.is_ok());
         assert!(check_read(&d, 16 * 4096, 32, |p| if p < 16 * 4096 + 16 {
@@ -502,8 +557,8 @@ mod store_tests {
         // 512 intervals per chunk: 511 and 512 lie in different chunks.
         m.reserve(511, 2)?;
         assert!(m.read(511, &mut md) && md == escape);
-        m.write(511, &[1, 2, 3, 4, 5, 6, 7, 8])?;
-        m.write(512, &[9; 8])?;
+        assert!(m.write(511, &[1, 2, 3, 4, 5, 6, 7, 8]));
+        assert!(m.write(512, &[9; 8]));
         assert!(m.read(511, &mut md) && md == [1, 2, 3, 4, 5, 6, 7, 8]);
         assert!(m.read(512, &mut md) && md == [9; 8]);
         assert!(m.read(510, &mut md) && md == escape);

@@ -15,16 +15,32 @@ extern "C" {
 }
 
 /// A guard being accumulated over one interval's data and metadata prefix.
+///
+/// The value depends only on the bytes fed, not on how they were split
+/// into pieces: an IP sum continued after an odd number of bytes is
+/// realigned as `csum_block_add()` does.
 pub(crate) struct Guard {
     csum: Csum,
     acc: u64,
+    /// Whether an odd number of bytes was fed so far (IP only).
+    odd: bool,
+}
+
+/// `csum_add()`: one's complement addition of two 32-bit partial sums.
+fn csum_add(a: u32, b: u32) -> u32 {
+    let (s, carry) = a.overflowing_add(b);
+    s.wrapping_add(u32::from(carry))
 }
 
 impl Guard {
     /// Starts a guard of the given type (all start from 0, as in
     /// block/t10-pi.c).
     pub(crate) fn new(csum: Csum) -> Self {
-        Self { csum, acc: 0 }
+        Self {
+            csum,
+            acc: 0,
+            odd: false,
+        }
     }
 
     /// Adds `data` to the guard.
@@ -42,13 +58,17 @@ impl Guard {
                 self.acc = unsafe { crc64_nvme(self.acc, data.as_ptr().cast(), data.len()) };
             }
             Csum::Ip => {
-                // `csum_partial` takes an `int` length; feed huge slices in
-                // pieces of even length so the running sum stays exact.
+                // `csum_partial` takes an `int` length: feed huge slices in
+                // pieces. Each piece is summed on its own and, if it starts
+                // at an odd position of the stream, rotated by a byte before
+                // it is added (`csum_block_add()`).
                 for chunk in data.chunks(1 << 30) {
                     // SAFETY: as above; `chunk.len()` fits in a `c_int`.
-                    self.acc = u64::from(unsafe {
-                        csum_partial(chunk.as_ptr().cast(), chunk.len() as c_int, self.acc as u32)
-                    });
+                    let part =
+                        unsafe { csum_partial(chunk.as_ptr().cast(), chunk.len() as c_int, 0) };
+                    let part = if self.odd { part.rotate_right(8) } else { part };
+                    self.acc = u64::from(csum_add(self.acc as u32, part));
+                    self.odd ^= chunk.len() % 2 == 1;
                 }
             }
         }
