@@ -67,19 +67,29 @@ pub(crate) mod bip {
 }
 
 extern "C" {
-    fn rdif_memalloc_noio_save() -> u32;
-    fn rdif_memalloc_noio_restore(flags: u32);
+    fn rdif_backing_io_save() -> u32;
+    fn rdif_backing_io_restore(old: u32);
+    fn rdif_cond_resched();
 }
 
-/// Runs `f` with every allocation of the current task implicitly `GFP_NOIO`
-/// (`memalloc_noio_save`), so that memory reclaim cannot wait for I/O on
-/// the device that is being served.
-pub(crate) fn with_noio<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: saves and changes the current task's allocation scope, which
-    // is restored below in stack order.
-    let flags = unsafe { rdif_memalloc_noio_save() };
+/// Runs `f` as I/O on behalf of a device through a backing file, as loop's
+/// worker runs: every allocation implicitly `GFP_NOIO`
+/// (`PF_MEMALLOC_NOIO`), so reclaim cannot wait for I/O on the device
+/// being served, and dirty throttling limited to the backing file's own
+/// device (`PF_LOCAL_THROTTLE`), so the task is not held back by dirty
+/// pages that only it can clean.
+pub(crate) fn with_backing_io<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: sets two flags of the current task, restored below in stack
+    // order.
+    let old = unsafe { rdif_backing_io_save() };
     let ret = f();
-    // SAFETY: `flags` came from the matching save above.
-    unsafe { rdif_memalloc_noio_restore(flags) };
+    // SAFETY: `old` came from the matching save above.
+    unsafe { rdif_backing_io_restore(old) };
     ret
+}
+
+/// Gives the CPU to other tasks if needed, in a long loop that may sleep.
+pub(crate) fn cond_resched() {
+    // SAFETY: no preconditions; callers are in a context that may sleep.
+    unsafe { rdif_cond_resched() };
 }

@@ -203,7 +203,8 @@ impl DeviceGroup {
             pr_err!("configfs {}: {}\n", self.name(), msg);
             EINVAL
         })?;
-        FileStore::format(path, v.dev.profile, v.dev.capacity).map_err(|(e, msg)| {
+        let claim = |id| self.registry.claim_store(id);
+        FileStore::format(path, v.dev.profile, v.dev.capacity, claim).map_err(|(e, msg)| {
             pr_err!("configfs {}: format: {}\n", self.name(), msg);
             e
         })?;
@@ -318,6 +319,13 @@ impl AttributeOperations<11> for DeviceGroup {
         }
         if path.contains(&0) || path.len() >= PAGE_SIZE - 1 {
             pr_err!("configfs {}: invalid backing path\n", this.name());
+            return Err(EINVAL);
+        }
+        if !path.is_empty() && path.first() != Some(&b'/') {
+            pr_err!(
+                "configfs {}: backing must be an absolute path (it is opened when power is written, by whoever writes it)\n",
+                this.name()
+            );
             return Err(EINVAL);
         }
         inner.backing = if path.is_empty() {

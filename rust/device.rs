@@ -24,7 +24,7 @@ use crate::{
     inject::{Command, Failure, Field, Injector, ReadFault, ReadFaults, WriteFault},
     pi::{Checks, Csum, PiError, Profile, MAX_METADATA},
     stats::{Counter, Stats},
-    store::{Store, CHUNK},
+    store::{Dst, Store, CHUNK},
 };
 use kernel::{
     new_mutex, new_spinlock, new_work,
@@ -59,12 +59,13 @@ pub(crate) struct Device {
     pub(crate) stats: Stats,
     #[pin]
     pub(crate) inject: Injector,
-    /// Requests waiting for the work item; room for every tag.
+    /// Requests waiting for the work item, oldest first; room for every
+    /// tag (vmalloc'ed if large).
     #[pin]
-    pending: SpinLock<KVec<Pending>>,
+    pending: SpinLock<KVVec<Pending>>,
     /// The work item's current batch, swapped with `pending`.
     #[pin]
-    batch: Mutex<KVec<Pending>>,
+    batch: Mutex<KVVec<Pending>>,
     #[pin]
     work: Work<Device>,
     /// The workqueue for `work`, if the store may sleep.
@@ -94,6 +95,10 @@ impl Checks {
     }
 }
 
+/// Most intervals one `corrupt` command without `persistent` changes in
+/// the store (each may need a chunk of memory).
+const MAX_ONE_SHOT: u64 = 65536;
+
 fn short(_: blk::ShortBuffer) -> Status {
     Status::IO_ERROR
 }
@@ -114,8 +119,8 @@ impl Device {
             store,
             stats: Stats::new()?,
             inject <- Injector::new(),
-            pending <- new_spinlock!(KVec::with_capacity(room, GFP_KERNEL)?),
-            batch <- new_mutex!(KVec::with_capacity(room, GFP_KERNEL)?),
+            pending <- new_spinlock!(KVVec::with_capacity(room, GFP_KERNEL)?),
+            batch <- new_mutex!(KVVec::with_capacity(room, GFP_KERNEL)?),
             work <- new_work!("rdif::Device::work"),
             wq,
         }? Error)
@@ -144,9 +149,12 @@ impl Device {
             }
         }
         let Some(wq) = &this.wq else {
-            return match this.handle(&rq.request()) {
+            return match this.dispatch(&rq.request()) {
                 // Nothing was changed: blk-mq retries the request later.
-                Err(Status::RESOURCE) => Err(rq),
+                Err(Status::RESOURCE) => {
+                    this.stats.inc(Counter::Requeued);
+                    Err(rq)
+                }
                 result => {
                     rq.end(result);
                     Ok(())
@@ -162,7 +170,9 @@ impl Device {
         Ok(())
     }
 
-    /// The work item: handles queued requests until there are none.
+    /// The work item: handles queued requests in the order they came until
+    /// there are none. A request that meets a shortage (having changed
+    /// nothing) goes back to blk-mq to be retried, never to its submitter.
     fn drain(&self) {
         let mut batch = self.batch.lock();
         loop {
@@ -170,34 +180,30 @@ impl Device {
             if batch.is_empty() {
                 break;
             }
-            while let Some(rq) = batch.pop() {
-                let result = self.handle(&rq.request());
-                rq.end(result);
+            for rq in batch.drain_all() {
+                match blk::with_backing_io(|| self.dispatch(&rq.request())) {
+                    Err(Status::RESOURCE) => {
+                        self.stats.inc(Counter::Requeued);
+                        rq.requeue();
+                    }
+                    result => rq.end(result),
+                }
             }
         }
     }
 
-    /// Handles one request.
-    pub(crate) fn handle(&self, rq: &Request<'_>) -> Result<(), Status> {
-        if self.store.may_sleep() {
-            // Reclaim must not wait for I/O to this very device.
-            blk::with_noio(|| self.dispatch(rq))
-        } else {
-            self.dispatch(rq)
-        }
-    }
-
     fn dispatch(&self, rq: &Request<'_>) -> Result<(), Status> {
-        let pos = rq.sector() << 9;
         let len = u64::from(rq.bytes());
         let op = rq.op();
-        if op != Op::Flush
-            && pos
-                .checked_add(len)
-                .is_none_or(|end| end > self.cfg.capacity)
-        {
+        let pos = rq.sector().checked_mul(512);
+        let Some(pos) = pos.filter(|&pos| {
+            op == Op::Flush
+                || pos
+                    .checked_add(len)
+                    .is_some_and(|end| end <= self.cfg.capacity)
+        }) else {
             return Err(Status::IO_ERROR);
-        }
+        };
         match op {
             Op::Read => {
                 self.stats.inc(Counter::Reads);
@@ -276,30 +282,50 @@ impl Device {
         }
         // 2. An injected fault may lose the write or store it elsewhere
         //    (its part beyond the end of the device is dropped).
+        // 3. Allocate all that the write needs where it goes; on failure
+        //    blk-mq retries the request, which still meets its one-shot
+        //    fault then: the rule is used up only once this succeeded.
+        //    Data within one chunk and no metadata is all or nothing anyway
+        //    (the chunk is allocated before anything is copied), so that
+        //    case skips the extra lookup.
         let first = p.sector_to_interval(rq.sector());
         let n = u64::from(rq.bytes()) >> p.interval_shift();
-        let dest = match self.inject.write_fault(first, n) {
-            None => first,
+        let mut dest = first;
+        let span = |dest: u64| {
+            let fit = n.min(self.nr_intervals().saturating_sub(dest));
+            (dest << p.interval_shift(), fit << p.interval_shift())
+        };
+        let fault = self.inject.write_fault(first, n, |fault| {
+            dest = match fault {
+                None => first,
+                Some(WriteFault::Lost) => return Ok(()),
+                Some(WriteFault::Misdirect(target)) => target,
+            };
+            let (dpos, dlen) = span(dest);
+            let one_chunk = dpos % CHUNK as u64 + dlen <= CHUNK as u64;
+            if p.has_metadata() || !one_chunk {
+                // Never sleeps: called under the injector's lock.
+                self.store.reserve(p, dpos, dlen)?;
+            }
+            Ok::<(), Status>(())
+        })?;
+        match fault {
+            None => {}
             Some(WriteFault::Lost) => {
                 self.stats.inc(Counter::InjLost);
                 return Ok(());
             }
-            Some(WriteFault::Misdirect(target)) => {
-                self.stats.inc(Counter::InjMisdirected);
-                target
-            }
-        };
-        let fit = n.min(self.nr_intervals().saturating_sub(dest));
-        let (dpos, dlen) = (dest << p.interval_shift(), fit << p.interval_shift());
-        // 3. Allocate all that the write needs; on failure blk-mq retries.
-        //    Data within one chunk and no metadata is all or nothing anyway
-        //    (the chunk is allocated before anything is copied), so that
-        //    case skips the extra lookup.
-        let one_chunk = dpos % CHUNK as u64 + dlen <= CHUNK as u64;
-        if p.has_metadata() || !one_chunk {
-            self.store.reserve(p, dpos, dlen)?;
+            Some(WriteFault::Misdirect(_)) => self.stats.inc(Counter::InjMisdirected),
         }
-        // 4. Store: data, then metadata, interval by interval.
+        // A backing store reads in what the write changes only in part, so
+        // that a read error fails the request before anything is written.
+        if p.has_metadata() && self.store.may_sleep() {
+            let (dpos, dlen) = span(dest);
+            self.store.prepare_write(dpos, dlen)?;
+        }
+        // 4. Store: data, then metadata, interval by interval. Nothing here
+        //    fails for lack of memory, so a request is never retried after
+        //    it changed the store.
         let delta = dest.wrapping_sub(first);
         rq.bios().try_for_each(|bio| self.store_bio(&bio, delta))
     }
@@ -345,15 +371,24 @@ impl Device {
     }
 
     /// Copies `len` bytes from `src` into the data store at `pos`, adding
-    /// them to `guard` if given.
+    /// them to `guard` if given. Returns false if a concurrent discard took
+    /// part of the place away (that part of `src` is skipped).
     fn copy_in(
         &self,
         pos: u64,
         len: usize,
         src: &mut Cursor<'_>,
         mut guard: Option<&mut crate::pi::Guard>,
-    ) -> Result<(), Status> {
+    ) -> Result<bool, Status> {
+        let mut all = true;
         self.store.write_data(pos, len, |dst| {
+            let dst = match dst {
+                Dst::Stored(dst) => dst,
+                Dst::Gone(k) => {
+                    all = false;
+                    return src.read(k, |_| {}).map_err(short);
+                }
+            };
             let mut o = 0;
             src.read(dst.len(), |b| {
                 dst[o..o + b.len()].copy_from_slice(b);
@@ -363,7 +398,8 @@ impl Device {
                 o += b.len();
             })
             .map_err(short)
-        })
+        })?;
+        Ok(all)
     }
 
     /// Stores a bio `delta` intervals away from its own place (0 unless a
@@ -377,7 +413,9 @@ impl Device {
         let mut data = Cursor::new(bio.segments());
         self.stats.add(Counter::WriteIntervals, n);
         if !p.has_metadata() {
-            return self.copy_in(pos, (n << p.interval_shift()) as usize, &mut data, None);
+            return self
+                .copy_in(pos, (n << p.interval_shift()) as usize, &mut data, None)
+                .map(|_| ());
         }
         let ms = p.metadata_size();
         let bip = bio.integrity();
@@ -400,7 +438,7 @@ impl Device {
         for i in 0..n {
             let ipos = pos + (i << p.interval_shift());
             let mut guard = p.guard();
-            self.copy_in(
+            let stored = self.copy_in(
                 ipos,
                 p.interval(),
                 &mut data,
@@ -410,6 +448,11 @@ impl Device {
                 Some(c) => c.copy_to(md).map_err(short)?,
                 None => md.fill(0),
             }
+            if !stored {
+                // A concurrent discard took the interval's data away: its
+                // metadata stays what the discard makes it, escape PI.
+                continue;
+            }
             if generate {
                 // The device generated PI for the place it was sent to.
                 let g = p.finish_guard(guard, md);
@@ -417,7 +460,9 @@ impl Device {
             } else if escape {
                 p.fill_escape_tuple(md);
             }
-            self.store.write_meta(dest + i, md)?;
+            // `false`: a concurrent discard took the metadata's place away
+            // and left escape PI, which no check fails on.
+            let _ = self.store.write_meta(dest + i, md)?;
         }
         Ok(())
     }
@@ -536,17 +581,27 @@ impl Device {
                 .arm_read(ReadFault { range, field })
                 .map_err(|e| (e, "too many persistent corruptions armed")),
             Command::Corrupt {
+                range,
+                persistent: false,
+                ..
+            } if range.count > MAX_ONE_SHOT => {
+                inval("a one-shot corrupt takes at most 65536 intervals (persistent has no limit)")
+            }
+            Command::Corrupt {
                 field,
                 range,
                 persistent: false,
             } => self
                 .corrupt_stored(field, range.first, range.end())
-                .map_err(|s| {
-                    if s == Status::RESOURCE {
-                        (ENOMEM, "out of memory")
+                .map_err(|e| {
+                    let why = if e == ENOMEM {
+                        "out of memory"
+                    } else if e == EINTR {
+                        "interrupted (the intervals before were corrupted)"
                     } else {
-                        (EIO, "store I/O failed")
-                    }
+                        "store I/O failed"
+                    };
+                    (e, why)
                 }),
             Command::Write {
                 fault: WriteFault::Misdirect(t),
@@ -571,41 +626,57 @@ impl Device {
     }
 
     /// Spoils `field` of the stored intervals `first..end` now (a later
-    /// write of an interval heals it).
-    fn corrupt_stored(&self, field: Field, first: u64, end: u64) -> Result<(), Status> {
-        // Keeps the work item (the I/O path of a backing store) out
-        // meanwhile. A memory store's I/O path does not take this lock: a
-        // write racing with the injection on the same interval may win.
-        let _batch = self.batch.lock();
+    /// write of an interval heals it). Takes the work item's lock (the I/O
+    /// path of a backing store) for one interval at a time, with the
+    /// flags of a backing store's I/O, and gives way to other tasks and to
+    /// signals between intervals. A memory store's I/O path does not take
+    /// this lock: a write racing with the injection on the same interval
+    /// may win.
+    fn corrupt_stored(&self, field: Field, first: u64, end: u64) -> Result<(), Error> {
         let p = &self.cfg.profile;
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..p.metadata_size()];
         for i in first..end {
-            let pos = i << p.interval_shift();
-            self.store.reserve(p, pos, p.interval() as u64)?;
-            match field {
+            if i != first {
+                blk::cond_resched();
+                if kernel::current!().signal_pending() {
+                    return Err(EINTR);
+                }
+            }
+            let _batch = self.batch.lock();
+            let stored = blk::with_backing_io(|| match field {
                 Field::Data => {
                     // Read, then write: a backing store's write does not
                     // see the stored byte.
+                    let pos = i << p.interval_shift();
                     let mut b = 0;
                     self.store.read_data(pos, 1, |src| {
                         b = src.first().copied().unwrap_or(0);
                         Ok(())
                     })?;
+                    let mut stored = false;
                     self.store.write_data(pos, 1, |dst| {
-                        if let Some(d) = dst.first_mut() {
-                            *d = b ^ 0xff;
+                        if let Dst::Stored(d) = dst {
+                            if let Some(d) = d.first_mut() {
+                                *d = b ^ 0xff;
+                                stored = true;
+                            }
                         }
                         Ok(())
                     })?;
+                    Ok(stored)
                 }
                 Field::Tuple(t) => {
                     self.store.read_meta(i, md)?;
                     p.corrupt(md, t);
-                    self.store.write_meta(i, md)?;
+                    self.store.write_meta(i, md)
                 }
+            });
+            match stored {
+                Ok(true) => self.stats.inc(Counter::InjCorrupt),
+                Ok(false) => return Err(ENOMEM),
+                Err(_) => return Err(EIO),
             }
-            self.stats.inc(Counter::InjCorrupt);
         }
         Ok(())
     }

@@ -425,18 +425,31 @@ impl Injector {
     }
 
     /// What happens to a write of `count` intervals at `first`: the first
-    /// armed write rule it meets fires, once.
+    /// armed write rule it meets fires, once. `prepare` is called with that
+    /// fault (under the rules' lock: it must not sleep) to get the write
+    /// ready; the rule is used up only if it succeeds, so a write that
+    /// fails here and is retried meets the same fault again.
     #[inline]
-    pub(crate) fn write_fault(&self, first: u64, count: u64) -> Option<WriteFault> {
+    pub(crate) fn write_fault<E>(
+        &self,
+        first: u64,
+        count: u64,
+        prepare: impl FnOnce(Option<WriteFault>) -> Result<(), E>,
+    ) -> Result<Option<WriteFault>, E> {
         if !self.armed() {
-            return None;
+            return prepare(None).map(|()| None);
         }
         self.update(|r| {
-            let i = r
+            let hit = r
                 .writes
                 .iter()
-                .position(|(range, _)| range.is_none_or(|g| g.overlaps(first, count)))?;
-            Some(r.writes.remove(i).ok()?.1)
+                .position(|(range, _)| range.is_none_or(|g| g.overlaps(first, count)));
+            let fault = hit.and_then(|i| r.writes.get(i)).map(|w| w.1);
+            prepare(fault)?;
+            if let Some(i) = hit {
+                let _ = r.writes.remove(i);
+            }
+            Ok(fault)
         })
     }
 

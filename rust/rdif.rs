@@ -47,7 +47,7 @@ module! {
     params: {
         nr_devices: u32 {
             default: 1,
-            description: "Number of devices to create at load (rdif0, rdif1, ...)",
+            description: "Number of devices to create at load (rdif0, rdif1, ...; at most 256)",
         },
         size: u64 {
             default: 256,
@@ -107,12 +107,16 @@ impl Operations for RdifOps {
     }
 }
 
-/// Names of the disks that exist, so that two rdif devices never collide.
-/// Also holds the debugfs directory of the module.
+/// Names of the disks that exist, so that two rdif devices never collide,
+/// and the backing stores in use, so that no two devices (nor a `format`)
+/// share one. Also holds the debugfs directory of the module.
 #[pin_data]
 pub(crate) struct Registry {
     #[pin]
     names: Mutex<KVec<CString>>,
+    /// Identities ([`FileStore::identity`]) of the backing stores in use.
+    #[pin]
+    stores: Mutex<KVec<usize>>,
     debugfs: kernel::debugfs::Dir,
 }
 
@@ -120,7 +124,22 @@ impl Registry {
     fn new() -> impl PinInit<Self> {
         pin_init!(Registry {
             names <- new_mutex!(KVec::new()),
+            stores <- new_mutex!(KVec::new()),
             debugfs: kernel::debugfs::Dir::new(c"rdif"),
+        })
+    }
+
+    /// Takes the backing store with identity `id`; `EBUSY` if a device (or
+    /// a `format`) has it.
+    pub(crate) fn claim_store(self: &Arc<Self>, id: usize) -> Result<StoreClaim> {
+        let mut stores = self.stores.lock();
+        if stores.contains(&id) {
+            return Err(EBUSY);
+        }
+        stores.push(id, GFP_KERNEL)?;
+        Ok(StoreClaim {
+            registry: self.clone(),
+            id,
         })
     }
 
@@ -161,13 +180,27 @@ impl Drop for NameClaim {
     }
 }
 
-/// A disk, its workqueue if it has one, and its claim on its name;
-/// dropping it removes the disk.
+/// A backing store taken in the [`Registry`], given back on drop.
+pub(crate) struct StoreClaim {
+    registry: Arc<Registry>,
+    id: usize,
+}
+
+impl Drop for StoreClaim {
+    fn drop(&mut self) {
+        self.registry.stores.lock().retain(|&mut s| s != self.id);
+    }
+}
+
+/// A disk, its workqueue if it has one, and its claims on its name and
+/// backing store; dropping it removes the disk.
 pub(crate) struct RdifDisk {
     debugfs: Option<Pin<KBox<kernel::debugfs::Scope<debugfs::DebugData>>>>,
     disk: Option<GenDisk<RdifOps>>,
     wq: Option<Arc<OwnedQueue>>,
     _name: NameClaim,
+    // Dropped last: the store is closed by then.
+    _store: Option<StoreClaim>,
 }
 
 impl Drop for RdifDisk {
@@ -244,20 +277,26 @@ pub(crate) fn create_disk(
 ) -> Result<RdifDisk> {
     let cfg = v.dev;
     let claim = registry.claim(name)?;
-    let store = match backing {
-        None => Store::memory(cfg.profile)?,
-        Some(path) => Store::File(KBox::new(
-            FileStore::open(path, cfg.profile, cfg.capacity).map_err(|(e, msg)| {
+    let (store, store_claim) = match backing {
+        None => (Store::memory(cfg.profile)?, None),
+        Some(path) => {
+            let why = |msg| {
                 pr_err!(
                     "{}: backing {}: {}\n",
                     name.to_str().unwrap_or("?"),
                     path.to_str().unwrap_or("?"),
                     msg
                 );
+            };
+            let fs = FileStore::open(path, cfg.profile, cfg.capacity).map_err(|(e, msg)| {
+                why(msg);
                 e
-            })?,
-            GFP_KERNEL,
-        )?),
+            })?;
+            let store_claim = registry.claim_store(fs.identity()).inspect_err(|_| {
+                why("the store is in use by another rdif device");
+            })?;
+            (Store::File(KBox::new(fs, GFP_KERNEL)?), Some(store_claim))
+        }
     };
     let blocking = store.may_sleep();
     let wq = if blocking {
@@ -300,6 +339,7 @@ pub(crate) fn create_disk(
         disk: Some(disk),
         wq,
         _name: claim,
+        _store: store_claim,
     })
 }
 
@@ -330,6 +370,9 @@ struct RdifModule {
     configfs: kernel::configfs::Subsystem<configfs::Root>,
 }
 
+/// Most devices the module parameters can ask for.
+const MAX_DEVICES: u32 = 256;
+
 fn default_disks(registry: &Arc<Registry>) -> Result<KVec<RdifDisk>> {
     let s = module_settings()?;
     let v = s.validate().map_err(|msg| {
@@ -337,6 +380,13 @@ fn default_disks(registry: &Arc<Registry>) -> Result<KVec<RdifDisk>> {
         EINVAL
     })?;
     let n = module_parameters::nr_devices.value();
+    if n > MAX_DEVICES {
+        pr_err!(
+            "invalid configuration: nr_devices must be 0 to {}\n",
+            MAX_DEVICES
+        );
+        return Err(EINVAL);
+    }
     let mut disks = KVec::with_capacity(n as usize, GFP_KERNEL)?;
     for i in 0..n {
         let name = CString::try_from_fmt(fmt!("rdif{}", i))?;

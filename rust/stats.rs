@@ -77,6 +77,9 @@ counters! {
     InjFailed => "inj_failed",
     /// Requests handed back to blk-mq (resource busy) by injection.
     InjRequeued => "inj_requeued",
+    /// Requests handed back to blk-mq, unchanged, to be retried after a
+    /// shortage (an allocation failed).
+    Requeued => "requeued",
 }
 
 const NR_COUNTERS: usize = Counter::ALL.len();

@@ -7,11 +7,11 @@ pub(crate) mod file;
 pub(crate) mod mem;
 
 use crate::{blk::Status, pi::Profile};
-use file::FileStore;
+use file::{FileStore, FILE_IO};
 use kernel::{alloc::AllocError, prelude::*};
 use mem::{DataStore, MetaStore};
 
-pub(crate) use mem::CHUNK;
+pub(crate) use mem::{Dst, CHUNK};
 
 /// A device's store. Data is addressed by byte offset, metadata by
 /// protection interval. Accesses of data never cross a [`CHUNK`] boundary.
@@ -27,9 +27,6 @@ pub(crate) enum Store {
     File(KBox<FileStore>),
 }
 
-/// Largest piece of data moved by one access of a backing file.
-const FILE_IO: usize = 64 * 1024;
-
 fn io_error(_: Error) -> Status {
     Status::IO_ERROR
 }
@@ -40,11 +37,6 @@ impl From<AllocError> for Status {
     fn from(_: AllocError) -> Self {
         Status::RESOURCE
     }
-}
-
-/// A bounce buffer for up to `len` bytes of file I/O.
-fn file_buffer(len: usize) -> Result<KVec<u8>, Status> {
-    Ok(KVec::from_elem(0u8, len.min(FILE_IO), GFP_KERNEL)?)
 }
 
 /// Calls `f(pos, len)` for the pieces of `len` bytes at `pos` that lie
@@ -98,6 +90,19 @@ impl Store {
         }
     }
 
+    /// Gets a backing store ready for a write of `len` bytes at `pos`:
+    /// reads one byte of every page of the file that the write changes
+    /// only in part (edges of the data, the metadata), so that the write
+    /// itself does not have to read them. An I/O error here fails the
+    /// request before anything was changed, instead of between its data
+    /// and its metadata. May sleep; nothing to do for a memory store.
+    pub(crate) fn prepare_write(&self, pos: u64, len: u64) -> Result<(), Status> {
+        match self {
+            Store::Mem { .. } => Ok(()),
+            Store::File(s) => s.prepare_write(pos, len).map_err(io_error),
+        }
+    }
+
     /// Calls `f` with the `len` data bytes at `pos` (zeroes where nothing
     /// was written), in order, in pieces of at most [`CHUNK`] bytes for a
     /// memory store and [`FILE_IO`] bytes for a backing file. A memory
@@ -111,9 +116,9 @@ impl Store {
         match self {
             Store::Mem { data, .. } => data.read(pos, len, f),
             Store::File(s) => {
-                let mut buf = file_buffer(len)?;
+                let mut buf = s.bounce();
                 for_each_file_piece(pos, len, |pos, k| {
-                    let b = &mut buf[..k];
+                    let b = buf.get_mut(..k).ok_or(Status::IO_ERROR)?;
                     s.read_data(pos, b).map_err(io_error)?;
                     f(b)
                 })
@@ -123,20 +128,21 @@ impl Store {
 
     /// Lets `f` fill the `len` data bytes at `pos`, in order, in pieces as
     /// [`Self::read_data`] does. A memory store calls `f` under a spinlock:
-    /// it must not sleep.
+    /// it must not sleep. A piece a concurrent discard took away after
+    /// [`Self::reserve`] may be [`Dst::Gone`] (memory stores only).
     pub(crate) fn write_data(
         &self,
         pos: u64,
         len: usize,
-        mut f: impl FnMut(&mut [u8]) -> Result<(), Status>,
+        mut f: impl FnMut(Dst<'_>) -> Result<(), Status>,
     ) -> Result<(), Status> {
         match self {
             Store::Mem { data, .. } => data.write(pos, len, f),
             Store::File(s) => {
-                let mut buf = file_buffer(len)?;
+                let mut buf = s.bounce();
                 for_each_file_piece(pos, len, |pos, k| {
-                    let b = &mut buf[..k];
-                    f(b)?;
+                    let b = buf.get_mut(..k).ok_or(Status::IO_ERROR)?;
+                    f(Dst::Stored(b))?;
                     s.write_data(pos, b).map_err(io_error)
                 })
             }
@@ -156,12 +162,14 @@ impl Store {
         }
     }
 
-    /// Stores the metadata of `interval`.
-    pub(crate) fn write_meta(&self, interval: u64, md: &[u8]) -> Result<(), Status> {
+    /// Stores the metadata of `interval`. Returns false if a concurrent
+    /// discard took its place away after [`Self::reserve`] (memory stores
+    /// only): the interval keeps the escape PI the discard left.
+    pub(crate) fn write_meta(&self, interval: u64, md: &[u8]) -> Result<bool, Status> {
         match self {
-            Store::Mem { meta: Some(m), .. } => Ok(m.write(interval, md)?),
+            Store::Mem { meta: Some(m), .. } => Ok(m.write(interval, md)),
             Store::Mem { meta: None, .. } => Err(Status::IO_ERROR),
-            Store::File(s) => s.write_meta(interval, md).map_err(io_error),
+            Store::File(s) => s.write_meta(interval, md).map(|()| true).map_err(io_error),
         }
     }
 

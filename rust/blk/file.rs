@@ -25,6 +25,9 @@ extern "C" {
         len: bindings::loff_t,
     ) -> core::ffi::c_int;
     fn rdif_is_err(ptr: *const core::ffi::c_void) -> bool;
+    fn rdif_file_inode(file: *mut bindings::file) -> *const core::ffi::c_void;
+    fn rdif_file_is_pseudo(file: *mut bindings::file) -> bool;
+    fn rdif_path_is_pseudo(name: *const kernel::ffi::c_char) -> core::ffi::c_int;
 }
 
 /// An open backing file.
@@ -48,13 +51,8 @@ fn loff(v: u64) -> Result<bindings::loff_t> {
 }
 
 impl BackingFile {
-    /// Opens `path` for reading and writing; creates a regular file (mode
-    /// 0600) if it does not exist and `create` is set.
-    pub(crate) fn open(path: &CStr, create: bool) -> Result<Self> {
-        let mut flags = bindings::O_RDWR | bindings::O_LARGEFILE;
-        if create {
-            flags |= bindings::O_CREAT;
-        }
+    /// `filp_open`, as a result.
+    fn filp_open(path: &CStr, flags: u32) -> Result<NonNull<bindings::file>> {
         // SAFETY: `path` is NUL-terminated; `filp_open` returns a file or an
         // error pointer.
         let file =
@@ -63,16 +61,67 @@ impl BackingFile {
         if file.is_null() || unsafe { rdif_is_err(file.cast()) } {
             return Err(Error::from_errno(file as isize as i32));
         }
-        let f = NonNull::new(file).ok_or(ENOENT)?;
+        NonNull::new(file).ok_or(ENOENT)
+    }
+
+    /// Opens `path` for reading and writing; creates a regular file (mode
+    /// 0600) if it does not exist and `create` is set. A block device is
+    /// opened exclusively (`EBUSY` if it is mounted or claimed by another
+    /// holder); regular files have no such claim, callers keep their own
+    /// (see [`Self::identity`]). `path` must be absolute, and a regular
+    /// file must not be on a pseudo file system (proc, sysfs, configfs,
+    /// ...).
+    pub(crate) fn open(path: &CStr, create: bool) -> Result<Self> {
+        if path.to_bytes().first() != Some(&b'/') {
+            return Err(EINVAL);
+        }
+        // SAFETY: `path` is NUL-terminated.
+        match unsafe { rdif_path_is_pseudo(path.as_char_ptr()) } {
+            0 => {}
+            1 => return Err(EINVAL),
+            e => return Err(Error::from_errno(e)),
+        }
+        let flags = bindings::O_RDWR | bindings::O_LARGEFILE;
+        let f = match Self::filp_open(path, flags) {
+            Err(e) if e == ENOENT && create => {
+                Self::filp_open(path, flags | bindings::O_CREAT | bindings::O_EXCL)?
+            }
+            r => r?,
+        };
         // SAFETY: `f` is a valid open file.
-        let supported = unsafe { rdif_file_is_reg(f.as_ptr()) || rdif_file_is_bdev(f.as_ptr()) };
-        if !supported {
+        let (reg, bdev) = unsafe { (rdif_file_is_reg(f.as_ptr()), rdif_file_is_bdev(f.as_ptr())) };
+        // SAFETY: `f` is a valid open file.
+        if (!reg && !bdev) || (reg && unsafe { rdif_file_is_pseudo(f.as_ptr()) }) {
             // SAFETY: `f` was opened above and is not used after this.
             unsafe { bindings::filp_close(f.as_ptr(), core::ptr::null_mut()) };
             return Err(EINVAL);
         }
-        // INVARIANT: opened above; a regular file or block device.
+        if !bdev {
+            // INVARIANT: opened above; a regular file.
+            return Ok(Self { ptr: f });
+        }
+        // SAFETY: `f` was opened above and is not used after this.
+        unsafe { bindings::filp_close(f.as_ptr(), core::ptr::null_mut()) };
+        // `O_EXCL` on a block device claims it with the file as holder.
+        let f = Self::filp_open(path, flags | bindings::O_EXCL)?;
+        // SAFETY: `f` is a valid open file.
+        if !unsafe { rdif_file_is_bdev(f.as_ptr()) } {
+            // Replaced since the first open.
+            // SAFETY: `f` was opened above and is not used after this.
+            unsafe { bindings::filp_close(f.as_ptr(), core::ptr::null_mut()) };
+            return Err(EBUSY);
+        }
+        // INVARIANT: opened above; a block device.
         Ok(Self { ptr: f })
+    }
+
+    /// What identifies the file or device while it is open: two open
+    /// `BackingFile`s have the same identity exactly if they are the same
+    /// file or device.
+    pub(crate) fn identity(&self) -> usize {
+        // SAFETY: `self.ptr` is a valid open file (type invariant); the
+        // inode lives at least as long as the open file.
+        unsafe { rdif_file_inode(self.ptr.as_ptr()) as usize }
     }
 
     /// Current size in bytes (for a block device, its capacity).
@@ -93,7 +142,7 @@ impl BackingFile {
     pub(crate) fn read_at(&self, buf: &mut [u8], pos: u64) -> Result {
         let mut done = 0;
         while done < buf.len() {
-            let mut off = loff(pos + done as u64)?;
+            let mut off = loff(pos.checked_add(done as u64).ok_or(EFBIG)?)?;
             let rest = &mut buf[done..];
             // SAFETY: the file is valid (type invariant); `rest` is valid
             // for writes of its length; `off` is a valid position pointer.
@@ -121,7 +170,7 @@ impl BackingFile {
     pub(crate) fn write_at(&self, buf: &[u8], pos: u64) -> Result {
         let mut done = 0;
         while done < buf.len() {
-            let mut off = loff(pos + done as u64)?;
+            let mut off = loff(pos.checked_add(done as u64).ok_or(EFBIG)?)?;
             let rest = &buf[done..];
             // SAFETY: the file is valid (type invariant); `rest` is valid
             // for reads of its length; `off` is a valid position pointer.
@@ -161,23 +210,13 @@ impl BackingFile {
         self.sync_range(0, i64::MAX as u64, false)
     }
 
-    /// Makes `len` bytes at `pos` read as zeroes, freeing the space where
-    /// the file system or device can (punch a hole, discard); falls back to
-    /// writing zeroes.
-    pub(crate) fn zero_range(&self, pos: u64, len: u64) -> Result {
+    /// Makes `len` bytes at `pos` read as zeroes and frees their space
+    /// (punches a hole in a regular file, discards on a block device).
+    /// Fails if the file system or device cannot.
+    pub(crate) fn punch(&self, pos: u64, len: u64) -> Result {
+        pos.checked_add(len).ok_or(EFBIG)?;
         // SAFETY: the file is valid (type invariant).
-        let ret = unsafe { rdif_file_punch(self.ptr.as_ptr(), loff(pos)?, loff(len)?) };
-        if ret == 0 {
-            return Ok(());
-        }
-        let zeroes = KVec::from_elem(0u8, 64 * 1024, GFP_KERNEL)?;
-        let mut p = pos;
-        while p < pos + len {
-            let k = (pos + len - p).min(zeroes.len() as u64) as usize;
-            self.write_at(&zeroes[..k], p)?;
-            p += k as u64;
-        }
-        Ok(())
+        to_result(unsafe { rdif_file_punch(self.ptr.as_ptr(), loff(pos)?, loff(len)?) })
     }
 }
 

@@ -17,7 +17,10 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/magic.h>
 #include <linux/module.h>
+#include <linux/namei.h>
+#include <linux/slab.h>
 #include <linux/sched/mm.h>
 #include <linux/workqueue.h>
 
@@ -142,6 +145,19 @@ bool rdif_bip_next_segment(struct bio_integrity_payload *bip,
 	return true;
 }
 
+/*
+ * Hands a started request back to blk-mq to be dispatched again after a
+ * short delay (a shortage outside queue_rq, which cannot return
+ * BLK_STS_RESOURCE).
+ */
+void rdif_rq_requeue(struct request *rq)
+{
+	struct request_queue *q = rq->q;
+
+	blk_mq_requeue_request(rq, false);
+	blk_mq_delay_kick_requeue_list(q, 3);
+}
+
 /* Page mapping. */
 
 void *rdif_kmap_local_page(struct page *page)
@@ -178,21 +194,110 @@ int rdif_file_punch(struct file *file, loff_t offset, loff_t len)
 			     offset, len);
 }
 
+/*
+ * What identifies the file or device behind an open file while it is open
+ * (the open file holds a reference to its inode).
+ */
+const void *rdif_file_inode(struct file *file)
+{
+	return file_inode(file);
+}
+
+/*
+ * Whether a regular file lives on a pseudo file system (proc, sysfs,
+ * configfs, debugfs, ...): no place for a store, and writing to configfs
+ * from inside a configfs write recurses into its locks.
+ */
+static bool rdif_sb_is_pseudo(struct super_block *sb)
+{
+	switch (sb->s_magic) {
+	case PROC_SUPER_MAGIC:
+	case SYSFS_MAGIC:
+	case CONFIGFS_MAGIC:
+	case DEBUGFS_MAGIC:
+	case TRACEFS_MAGIC:
+	case SECURITYFS_MAGIC:
+	case CGROUP_SUPER_MAGIC:
+	case CGROUP2_SUPER_MAGIC:
+	case BPF_FS_MAGIC:
+	case PSTOREFS_MAGIC:
+	case EFIVARFS_MAGIC:
+	case BINFMTFS_MAGIC:
+	case SELINUX_MAGIC:
+	case SMACK_MAGIC:
+	case NSFS_MAGIC:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool rdif_file_is_pseudo(struct file *file)
+{
+	return rdif_sb_is_pseudo(file_inode(file)->i_sb);
+}
+
+/*
+ * Whether PATH names something other than a block device on a pseudo file
+ * system, or would be created in a directory of one: 1 if so, 0 if not, a
+ * negative errno if neither it nor its directory can be looked up. Asked
+ * before opening, because opening a configfs file for writing from inside
+ * a configfs write (power, format) already recurses into its locks.
+ */
+int rdif_path_is_pseudo(const char *name)
+{
+	struct path path;
+	int err, ret;
+
+	err = kern_path(name, LOOKUP_FOLLOW, &path);
+	if (err == -ENOENT) {
+		char *dir = kstrdup(name, GFP_KERNEL);
+		char *slash;
+
+		if (!dir)
+			return -ENOMEM;
+		slash = strrchr(dir, '/');
+		if (slash)
+			slash[slash == dir ? 1 : 0] = '\0';
+		err = kern_path(dir, LOOKUP_FOLLOW, &path);
+		kfree(dir);
+	}
+	if (err)
+		return err;
+	ret = rdif_sb_is_pseudo(path.dentry->d_sb) &&
+	      !(d_inode(path.dentry) && S_ISBLK(d_inode(path.dentry)->i_mode));
+	path_put(&path);
+	return ret;
+}
+
 bool rdif_is_err(const void *ptr)
 {
 	return IS_ERR(ptr);
 }
 
-/* Allocation scopes. */
-
-unsigned int rdif_memalloc_noio_save(void)
+/*
+ * The current task serves I/O for a device through a backing file, as
+ * loop's worker does: reclaim must not wait for I/O (that may be I/O to
+ * this very device), and dirty throttling must only look at the backing
+ * file's own device, not at the dirty pages that only this task can clean.
+ * Returns the flags to restore.
+ */
+unsigned int rdif_backing_io_save(void)
 {
-	return memalloc_noio_save();
+	unsigned int old = current->flags & (PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE);
+
+	current->flags |= PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE;
+	return old;
 }
 
-void rdif_memalloc_noio_restore(unsigned int flags)
+void rdif_backing_io_restore(unsigned int old)
 {
-	memalloc_noio_restore(flags);
+	current->flags = (current->flags & ~(PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE)) | old;
+}
+
+void rdif_cond_resched(void)
+{
+	cond_resched();
 }
 
 /* Workqueues of the driver's own. */

@@ -42,8 +42,13 @@ bool rdif_file_is_bdev(struct file *file);
 bool rdif_file_is_reg(struct file *file);
 int rdif_file_punch(struct file *file, loff_t offset, loff_t len);
 bool rdif_is_err(const void *ptr);
-unsigned int rdif_memalloc_noio_save(void);
-void rdif_memalloc_noio_restore(unsigned int flags);
+unsigned int rdif_backing_io_save(void);
+void rdif_backing_io_restore(unsigned int old);
+void rdif_cond_resched(void);
+const void *rdif_file_inode(struct file *file);
+bool rdif_file_is_pseudo(struct file *file);
+int rdif_path_is_pseudo(const char *name);
+void rdif_rq_requeue(struct request *rq);
 struct workqueue_struct *rdif_alloc_workqueue(const char *name);
 void rdif_flush_workqueue(struct workqueue_struct *wq);
 

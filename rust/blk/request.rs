@@ -17,6 +17,7 @@ extern "C" {
     fn rdif_req_op(rq: *const bindings::request) -> u32;
     fn rdif_rq_is_fua(rq: *const bindings::request) -> bool;
     fn rdif_rq_first_bio(rq: *const bindings::request) -> *mut bindings::bio;
+    fn rdif_rq_requeue(rq: *mut bindings::request);
 }
 
 /// The operation of a request (`enum req_op`).
@@ -179,9 +180,20 @@ impl Pending {
         unsafe { bindings::blk_mq_end_request(ptr.as_ptr(), status) };
     }
 
+    /// Hands the request back to blk-mq, which dispatches it again a little
+    /// later: for a transient shortage met outside `queue_rq`, after
+    /// nothing was changed.
+    pub(crate) fn requeue(self) {
+        let ptr = self.ptr;
+        core::mem::forget(self);
+        // SAFETY: the request is started and not yet ended (type
+        // invariant); `forget` above makes blk-mq its only owner again.
+        unsafe { rdif_rq_requeue(ptr.as_ptr()) };
+    }
+
     /// Gives the request back to blk-mq without ending it, for
     /// `queue_rq` to return `BLK_STS_RESOURCE`.
-    pub(crate) fn into_raw(self) -> NonNull<bindings::request> {
+    pub(super) fn into_raw(self) -> NonNull<bindings::request> {
         let ptr = self.ptr;
         core::mem::forget(self);
         ptr

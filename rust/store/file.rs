@@ -12,7 +12,14 @@
 use super::CHUNK;
 use crate::blk::file::BackingFile;
 use crate::pi::{Csum, Guard, Profile, ProfileConfig, MAX_METADATA};
-use kernel::prelude::*;
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{Mutex, MutexGuard},
+};
+
+/// Largest piece of data moved by one access of a backing file.
+pub(crate) const FILE_IO: usize = 64 * 1024;
 
 /// Header magic.
 pub(crate) const MAGIC: [u8; 8] = *b"RDIFSTOR";
@@ -123,6 +130,9 @@ pub(crate) enum HeaderError {
     Corrupt,
     /// A stored format parameter differs from the configured one.
     Mismatch(&'static str),
+    /// The fields describe the configured store, but not as rdif writes
+    /// them (a crafted or damaged header).
+    Unexpected,
 }
 
 impl HeaderError {
@@ -132,6 +142,7 @@ impl HeaderError {
             HeaderError::NotAStore => "no rdif header (write 1 to format to create a store)",
             HeaderError::Corrupt => "the header checksum is wrong",
             HeaderError::Mismatch(what) => what,
+            HeaderError::Unexpected => "the header holds values rdif never writes",
         }
     }
 }
@@ -189,6 +200,13 @@ pub(crate) fn check_header(
     if on_disk != layout {
         return Err(HeaderError::Corrupt);
     }
+    // Every field as rdif writes it, reserved bytes included: equivalent
+    // spellings (an interval of 0 for "the block size", say) are refused.
+    let mut want = [0u8; HEADER_FIELDS + 8];
+    encode_header(p, &layout, &mut want);
+    if *b != want {
+        return Err(HeaderError::Unexpected);
+    }
     Ok(layout)
 }
 
@@ -199,64 +217,90 @@ pub(crate) struct FileStore {
     layout: Layout,
     /// What an unwritten interval's metadata reads as.
     escape: [u8; MAX_METADATA],
+    /// The bounce buffer of data I/O ([`FILE_IO`] bytes), allocated with
+    /// the store so that the I/O path never allocates.
+    bounce: Pin<KBox<Mutex<KVVec<u8>>>>,
 }
 
 impl FileStore {
-    fn with(file: BackingFile, profile: Profile, layout: Layout) -> Self {
+    fn with(
+        file: BackingFile,
+        profile: Profile,
+        layout: Layout,
+    ) -> Result<Self, (Error, &'static str)> {
         let mut escape = [0u8; MAX_METADATA];
         profile.fill_escape(&mut escape[..profile.metadata_size()]);
-        Self {
+        let no_mem = (ENOMEM, "out of memory");
+        let buf = KVVec::from_elem(0u8, FILE_IO, GFP_KERNEL).map_err(|_| no_mem)?;
+        let bounce = KBox::pin_init(new_mutex!(buf), GFP_KERNEL).map_err(|_| no_mem)?;
+        Ok(Self {
             file,
             profile,
             layout,
             escape,
-        }
+            bounce,
+        })
     }
 
-    /// Opens the store at `path` for a device of `capacity` bytes in format
-    /// `profile`. A missing or empty regular file becomes a new store; an
-    /// existing one must have been created with the same format and size.
+    /// Opens the store at `path` (an absolute path) for a device of
+    /// `capacity` bytes in format `profile`. A missing or empty regular
+    /// file becomes a new store; an existing one must have been created
+    /// with the same format and size, and be as large as its header says.
     /// On error, the second value says why, for the kernel log.
     pub(crate) fn open(
         path: &CStr,
         profile: Profile,
         capacity: u64,
     ) -> Result<Self, (Error, &'static str)> {
-        let file =
-            BackingFile::open(path, true).map_err(|e| (e, "cannot open the backing file"))?;
+        let file = open_file(path)?;
         let layout = Layout::new(&profile, capacity);
-        if !file.is_block_device() && file.size() == 0 {
-            let store = Self::with(file, profile, layout);
+        let bdev = file.is_block_device();
+        if !bdev && file.size() == 0 {
+            let store = Self::with(file, profile, layout)?;
+            store.extend()?;
             store
                 .write_header()
                 .map_err(|e| (e, "cannot write the store header"))?;
             return Ok(store);
         }
-        if file.size() < layout.total() {
-            if file.is_block_device() {
-                return Err((
-                    ENOSPC,
-                    "the backing device is too small for this size and format",
-                ));
-            }
-            // A regular file may be sparse and shorter; check the header.
+        if bdev && file.size() < layout.total() {
+            return Err((
+                ENOSPC,
+                "the backing device is too small for this size and format",
+            ));
         }
         let mut hdr = [0u8; HEADER_FIELDS + 8];
         file.read_at(&mut hdr, 0)
             .map_err(|e| (e, "cannot read the store header"))?;
         let layout = check_header(&hdr, &profile, capacity).map_err(|e| (EINVAL, e.reason()))?;
-        Ok(Self::with(file, profile, layout))
+        if file.size() < layout.total() {
+            return Err((
+                EINVAL,
+                "the backing file is shorter than the store its header describes (truncated?)",
+            ));
+        }
+        Self::with(file, profile, layout)
+    }
+
+    /// The identity of the backing file or device (see
+    /// [`BackingFile::identity`]).
+    pub(crate) fn identity(&self) -> usize {
+        self.file.identity()
     }
 
     /// Creates a fresh store at `path` (all zeroes, escape PI), replacing
-    /// whatever was there.
-    pub(crate) fn format(
+    /// whatever was there. `claim` takes the file or device (by its
+    /// identity) for the time of formatting, so that no device uses it
+    /// meanwhile; if it fails (a device uses the store), nothing is
+    /// touched.
+    pub(crate) fn format<G>(
         path: &CStr,
         profile: Profile,
         capacity: u64,
+        claim: impl FnOnce(usize) -> Result<G>,
     ) -> Result<(), (Error, &'static str)> {
-        let file =
-            BackingFile::open(path, true).map_err(|e| (e, "cannot open the backing file"))?;
+        let file = open_file(path)?;
+        let _claim = claim(file.identity()).map_err(|e| (e, "a device is using this store"))?;
         let layout = Layout::new(&profile, capacity);
         if file.is_block_device() && file.size() < layout.total() {
             return Err((
@@ -264,7 +308,7 @@ impl FileStore {
                 "the backing device is too small for this size and format",
             ));
         }
-        let store = Self::with(file, profile, layout);
+        let store = Self::with(file, profile, layout)?;
         // Invalidate the old header first, so a crash leaves no store that
         // looks valid with stale contents.
         store
@@ -273,12 +317,25 @@ impl FileStore {
             .and_then(|()| store.file.sync())
             .map_err(|e| (e, "cannot clear the old header"))?;
         store
-            .file
-            .zero_range(HEADER_SIZE, layout.total() - HEADER_SIZE)
+            .zero(HEADER_SIZE, layout.total() - HEADER_SIZE)
             .map_err(|e| (e, "cannot clear the data and metadata regions"))?;
+        store.extend()?;
         store
             .write_header()
             .map_err(|e| (e, "cannot write the store header"))
+    }
+
+    /// Makes a regular file as large as the store, so that a store found
+    /// shorter later can be told apart as truncated. The new part reads as
+    /// zeroes: unwritten data and escape PI.
+    fn extend(&self) -> Result<(), (Error, &'static str)> {
+        let total = self.layout.total();
+        if self.file.is_block_device() || self.file.size() >= total {
+            return Ok(());
+        }
+        self.file
+            .write_at(&[0], total - 1)
+            .map_err(|e| (e, "cannot extend the backing file"))
     }
 
     fn write_header(&self) -> Result {
@@ -286,6 +343,11 @@ impl FileStore {
         encode_header(&self.profile, &self.layout, &mut hdr);
         self.file.write_at(&hdr, 0)?;
         self.file.sync()
+    }
+
+    /// The bounce buffer for data I/O, [`FILE_IO`] bytes.
+    pub(crate) fn bounce(&self) -> MutexGuard<'_, KVVec<u8>> {
+        self.bounce.lock()
     }
 
     /// Reads `out.len()` data bytes at device offset `pos`.
@@ -322,15 +384,68 @@ impl FileStore {
         self.file.write_at(enc, self.meta_pos(interval))
     }
 
+    /// Reads one byte of each page of the file that a write of `len` data
+    /// bytes at device offset `pos` changes only in part: the data's first
+    /// and last page if they are not whole, and every page of its
+    /// metadata (written interval by interval).
+    pub(crate) fn prepare_write(&self, pos: u64, len: u64) -> Result {
+        const PAGE: u64 = kernel::page::PAGE_SIZE as u64;
+        if len == 0 {
+            return Ok(());
+        }
+        let mut b = [0u8; 1];
+        let start = self.layout.data_offset + pos;
+        let end = start + len;
+        if start % PAGE != 0 {
+            self.file.read_at(&mut b, start)?;
+        }
+        if end % PAGE != 0 {
+            self.file.read_at(&mut b, end - 1)?;
+        }
+        let p = &self.profile;
+        let ms = p.metadata_size() as u64;
+        if ms == 0 {
+            return Ok(());
+        }
+        let first = p.sector_to_interval(pos >> 9);
+        let count = len >> p.interval_shift();
+        let (mstart, mend) = (self.meta_pos(first), self.meta_pos(first + count));
+        let mut page = mstart - mstart % PAGE;
+        while page < mend {
+            self.file.read_at(&mut b, page.max(mstart))?;
+            page += PAGE;
+        }
+        Ok(())
+    }
+
+    /// Makes `len` bytes of the file at `pos` read as zeroes: punches a
+    /// hole where the file system or device can, else writes zeroes from
+    /// the bounce buffer.
+    fn zero(&self, pos: u64, len: u64) -> Result {
+        if self.file.punch(pos, len).is_ok() {
+            return Ok(());
+        }
+        let mut buf = self.bounce();
+        buf.fill(0);
+        let end = pos.checked_add(len).ok_or(EINVAL)?;
+        let mut p = pos;
+        while p < end {
+            let k = (end - p).min(buf.len() as u64) as usize;
+            self.file.write_at(&buf[..k], p)?;
+            p += k as u64;
+        }
+        Ok(())
+    }
+
     /// Zeroes `len` data bytes at `pos` and resets their intervals' PI.
     pub(crate) fn reset(&self, pos: u64, len: u64) -> Result {
-        self.file.zero_range(self.layout.data_offset + pos, len)?;
+        self.zero(self.layout.data_offset + pos, len)?;
         let p = &self.profile;
         let ms = p.metadata_size() as u64;
         if ms > 0 {
             let first = p.sector_to_interval(pos >> 9);
             let count = len >> p.interval_shift();
-            self.file.zero_range(self.meta_pos(first), count * ms)?;
+            self.zero(self.meta_pos(first), count * ms)?;
         }
         Ok(())
     }
@@ -357,4 +472,18 @@ impl FileStore {
     pub(crate) fn flush(&self) -> Result {
         self.file.sync()
     }
+}
+
+/// Opens a backing file or device, saying why it cannot.
+fn open_file(path: &CStr) -> Result<BackingFile, (Error, &'static str)> {
+    BackingFile::open(path, true).map_err(|e| {
+        let why = if e == EBUSY {
+            "the backing device is in use (mounted, or claimed by another device)"
+        } else if e == EINVAL {
+            "the backing path must be an absolute path to a block device or to a regular file not on a pseudo file system (proc, sysfs, configfs, ...)"
+        } else {
+            "cannot open the backing file"
+        };
+        (e, why)
+    })
 }

@@ -39,6 +39,24 @@ fn io_gfp() -> Flags {
     flags::GFP_NOWAIT | flags::__GFP_NOWARN
 }
 
+/// Allocation flags for a chunk that a concurrent discard freed between a
+/// write's reservation and its copy: the write cannot be retried any more,
+/// so it may use the emergency reserves.
+fn late_gfp() -> Flags {
+    flags::GFP_ATOMIC | flags::__GFP_NOWARN
+}
+
+/// Where a write's piece goes.
+pub(crate) enum Dst<'a> {
+    /// Into these bytes of the store.
+    Stored(&'a mut [u8]),
+    /// Nowhere: a concurrent discard freed the chunk after the write
+    /// reserved it, and it could not be allocated again. The discard is
+    /// ordered after the write for this piece, which keeps reading as
+    /// zeroes. Holds the piece's length.
+    Gone(usize),
+}
+
 /// A sparse array of chunks.
 struct Chunks {
     shards: KVec<Pin<KBox<XArray<KBox<Chunk>>>>>,
@@ -54,9 +72,8 @@ fn shard_run(first: usize, last: usize) -> Range<usize> {
 
 /// A new chunk, zeroed and then prepared by `init`. Used under an xarray
 /// lock: the allocation cannot sleep.
-fn new_chunk(init: &impl Fn(&mut Chunk)) -> Result<KBox<Chunk>, AllocError> {
-    let mut chunk =
-        KBox::init(pin_init::init_zeroed::<Chunk>(), io_gfp()).map_err(|_| AllocError)?;
+fn new_chunk(init: &impl Fn(&mut Chunk), gfp: Flags) -> Result<KBox<Chunk>, AllocError> {
+    let mut chunk = KBox::init(pin_init::init_zeroed::<Chunk>(), gfp).map_err(|_| AllocError)?;
     init(&mut chunk);
     Ok(chunk)
 }
@@ -86,7 +103,20 @@ impl Chunks {
         last: usize,
         init: impl Fn(&mut Chunk),
     ) -> Result<(), AllocError> {
-        self.write(first, last, init, |_, _| Ok(()))
+        let mut idx = first;
+        while idx <= last {
+            let run = shard_run(idx, last);
+            idx = run.end;
+            let mut guard = self.shard(run.start).lock();
+            for i in run {
+                if guard.get(i).is_none() {
+                    guard
+                        .store(i, new_chunk(&init, io_gfp())?, io_gfp())
+                        .map_err(|_| AllocError)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Calls `f(idx, chunk)` for chunks `first..=last` in order, with `None`
@@ -114,14 +144,15 @@ impl Chunks {
     /// Calls `f(idx, chunk)` to change chunks `first..=last` in order,
     /// locking as [`Self::read`] does. A chunk that does not exist (never
     /// reserved, or freed by a concurrent discard since) is allocated as
-    /// [`Self::reserve`] does; `io_gfp()` cannot sleep, so the lock is held
-    /// throughout.
-    fn write<E: From<AllocError>>(
+    /// [`Self::reserve`] does, from the emergency reserves (`late_gfp()`
+    /// cannot sleep, so the lock is held throughout); if even that fails,
+    /// `f` gets `None` for it.
+    fn write<E>(
         &self,
         first: usize,
         last: usize,
         init: impl Fn(&mut Chunk),
-        mut f: impl FnMut(usize, &mut Chunk) -> Result<(), E>,
+        mut f: impl FnMut(usize, Option<&mut Chunk>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut idx = first;
         while idx <= last {
@@ -129,16 +160,13 @@ impl Chunks {
             idx = run.end;
             let mut guard = self.shard(run.start).lock();
             for i in run {
-                match guard.get_mut(i) {
-                    Some(c) => f(i, c)?,
-                    None => {
-                        guard
-                            .store(i, new_chunk(&init)?, io_gfp())
-                            .map_err(|_| AllocError)?;
-                        // Stored just above, under this lock.
-                        f(i, guard.get_mut(i).ok_or(AllocError)?)?;
+                if guard.get(i).is_none() {
+                    if let Ok(c) = new_chunk(&init, late_gfp()) {
+                        // On failure the chunk is dropped, and `f` gets `None`.
+                        let _ = guard.store(i, c, late_gfp());
                     }
                 }
+                f(i, guard.get_mut(i))?;
             }
         }
         Ok(())
@@ -221,12 +249,12 @@ impl DataStore {
 
     /// Calls `f` to change the bytes of `len` bytes at `pos`, in order, one
     /// piece per chunk. Allocates a chunk if a concurrent discard freed it
-    /// since `reserve`.
-    pub(crate) fn write<E: From<AllocError>>(
+    /// since `reserve`; where that fails, `f` gets [`Dst::Gone`].
+    pub(crate) fn write<E>(
         &self,
         pos: u64,
         len: usize,
-        mut f: impl FnMut(&mut [u8]) -> Result<(), E>,
+        mut f: impl FnMut(Dst<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let Some((first, last)) = chunk_span(pos, len as u64) else {
             return Ok(());
@@ -237,7 +265,10 @@ impl DataStore {
             |_| {},
             |idx, c| {
                 let r = piece(pos, len, first, last, idx);
-                f(&mut c.0[r])
+                match c {
+                    Some(c) => f(Dst::Stored(&mut c.0[r])),
+                    None => f(Dst::Gone(r.len())),
+                }
             },
         )
     }
@@ -328,20 +359,24 @@ impl MetaStore {
     }
 
     /// Stores the metadata of `interval`, allocating its chunk if a
-    /// concurrent discard freed it since `reserve`.
-    pub(crate) fn write(&self, interval: u64, md: &[u8]) -> Result<(), AllocError> {
+    /// concurrent discard freed it since `reserve`. Returns false if that
+    /// failed: the interval keeps the escape PI the discard left.
+    pub(crate) fn write(&self, interval: u64, md: &[u8]) -> bool {
         let (idx, off) = self.slot(interval);
-        self.chunks.write(
+        let mut stored = false;
+        let _ = self.chunks.write(
             idx,
             idx,
             |c| self.fill_escape(c),
             |_, c| {
-                if let Some(dst) = c.0.get_mut(off..off + md.len()) {
+                if let Some(dst) = c.and_then(|c| c.0.get_mut(off..off + md.len())) {
                     dst.copy_from_slice(md);
+                    stored = true;
                 }
-                Ok(())
+                Ok::<(), ()>(())
             },
-        )
+        );
+        stored
     }
 
     /// Resets `count` intervals from `first` to escape PI, freeing whole
