@@ -195,14 +195,17 @@ impl Device {
     fn dispatch(&self, rq: &Request<'_>) -> Result<(), Status> {
         let len = u64::from(rq.bytes());
         let op = rq.op();
-        let pos = rq.sector().checked_mul(512);
-        let Some(pos) = pos.filter(|&pos| {
-            op == Op::Flush
-                || pos
-                    .checked_add(len)
-                    .is_some_and(|end| end <= self.cfg.capacity)
-        }) else {
-            return Err(Status::IO_ERROR);
+        // A flush has no position (blk-mq leaves it at -1).
+        let pos = if op == Op::Flush {
+            0
+        } else {
+            rq.sector()
+                .checked_mul(512)
+                .filter(|&pos| {
+                    pos.checked_add(len)
+                        .is_some_and(|end| end <= self.cfg.capacity)
+                })
+                .ok_or(Status::IO_ERROR)?
         };
         match op {
             Op::Read => {

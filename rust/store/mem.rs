@@ -15,7 +15,7 @@ use core::{num::NonZeroU64, ops::Range};
 use kernel::{
     alloc::{flags, AllocError, Flags},
     prelude::*,
-    xarray::{AllocKind, XArray},
+    xarray::{self, AllocKind, XArray},
 };
 
 /// Bytes per chunk.
@@ -94,6 +94,27 @@ impl Chunks {
         &self.shards[(idx >> SHARD_RUN_SHIFT) % NR_SHARDS]
     }
 
+    /// Calls `f(guard, idx)` for chunks `first..=last` in order, with the
+    /// lock of `idx`'s shard held: taken once for each run of consecutive
+    /// chunks the shard holds (up to 64 KiB) rather than per chunk.
+    fn locked<E>(
+        &self,
+        first: usize,
+        last: usize,
+        mut f: impl FnMut(&mut xarray::Guard<'_, KBox<Chunk>>, usize) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut idx = first;
+        while idx <= last {
+            let run = shard_run(idx, last);
+            idx = run.end;
+            let mut guard = self.shard(run.start).lock();
+            for i in run {
+                f(&mut guard, i)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Makes sure chunks `first..=last` exist; a new chunk is zeroed, then
     /// `init` prepares it. On failure, the chunks allocated so far stay
     /// (they read as before).
@@ -103,46 +124,29 @@ impl Chunks {
         last: usize,
         init: impl Fn(&mut Chunk),
     ) -> Result<(), AllocError> {
-        let mut idx = first;
-        while idx <= last {
-            let run = shard_run(idx, last);
-            idx = run.end;
-            let mut guard = self.shard(run.start).lock();
-            for i in run {
-                if guard.get(i).is_none() {
-                    guard
-                        .store(i, new_chunk(&init, io_gfp())?, io_gfp())
-                        .map_err(|_| AllocError)?;
-                }
+        self.locked(first, last, |guard, i| {
+            if guard.get(i).is_none() {
+                guard
+                    .store(i, new_chunk(&init, io_gfp())?, io_gfp())
+                    .map_err(|_| AllocError)?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Calls `f(idx, chunk)` for chunks `first..=last` in order, with `None`
-    /// where nothing is stored. A shard's lock is held across the
-    /// consecutive chunks it holds (up to 64 KiB) rather than taken per
-    /// chunk.
+    /// where nothing is stored, locking as [`Self::locked`] does.
     fn read<E>(
         &self,
         first: usize,
         last: usize,
         mut f: impl FnMut(usize, Option<&Chunk>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut idx = first;
-        while idx <= last {
-            let run = shard_run(idx, last);
-            idx = run.end;
-            let guard = self.shard(run.start).lock();
-            for i in run {
-                f(i, guard.get(i))?;
-            }
-        }
-        Ok(())
+        self.locked(first, last, |guard, i| f(i, guard.get(i)))
     }
 
     /// Calls `f(idx, chunk)` to change chunks `first..=last` in order,
-    /// locking as [`Self::read`] does. A chunk that does not exist (never
+    /// locking as [`Self::locked`] does. A chunk that does not exist (never
     /// reserved, or freed by a concurrent discard since) is allocated as
     /// [`Self::reserve`] does, from the emergency reserves (`late_gfp()`
     /// cannot sleep, so the lock is held throughout); if even that fails,
@@ -154,22 +158,15 @@ impl Chunks {
         init: impl Fn(&mut Chunk),
         mut f: impl FnMut(usize, Option<&mut Chunk>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut idx = first;
-        while idx <= last {
-            let run = shard_run(idx, last);
-            idx = run.end;
-            let mut guard = self.shard(run.start).lock();
-            for i in run {
-                if guard.get(i).is_none() {
-                    if let Ok(c) = new_chunk(&init, late_gfp()) {
-                        // On failure the chunk is dropped, and `f` gets `None`.
-                        let _ = guard.store(i, c, late_gfp());
-                    }
+        self.locked(first, last, |guard, i| {
+            if guard.get(i).is_none() {
+                if let Ok(c) = new_chunk(&init, late_gfp()) {
+                    // On failure the chunk is dropped, and `f` gets `None`.
+                    let _ = guard.store(i, c, late_gfp());
                 }
-                f(i, guard.get_mut(i))?;
             }
-        }
-        Ok(())
+            f(i, guard.get_mut(i))
+        })
     }
 
     /// Calls `f` with chunk `idx` to change it, if it exists.
