@@ -104,6 +104,7 @@ ktap_run_cases() {
 	ktap_header
 	ktap_plan $#
 	for c in "$@"; do
+		local t0=$SECONDS
 		(
 			CASE_FAILS=0
 			"$c"
@@ -112,6 +113,7 @@ ktap_run_cases() {
 			exit $rc
 		) </dev/null 2>&1 | sed -u 's/^/# /'
 		rc=${PIPESTATUS[0]}
+		ktap_diag "$c: $((SECONDS - t0)) s"
 		ktap_result "$c" "$rc"
 	done
 	ktap_finished

@@ -77,8 +77,6 @@ regular_file() {
 	require "power on again" eq power "$(power f 1)" OK
 	expect "data and PI survive power 0/1" verify_set /dev/f
 	expect "write cache advertised" eq write_cache "$(cat /sys/block/f/queue/write_cache)" "write back"
-	expect "fsync (flush) works" dd if=/dev/zero of=/dev/f bs=4k seek=2000 count=1 oflag=direct conv=fsync status=none
-	expect "FUA/sync writes work" dd if=/dev/zero of=/dev/f bs=4k seek=2001 count=1 oflag=direct,dsync status=none
 	# discard: zeroes and escape PI, persistently
 	expect "discard" blkdiscard -f -o $((5 * MIB)) -l $((1 * MIB)) /dev/f
 	expect "discarded range reads zeroes with escape PI" eq discard \
@@ -183,6 +181,73 @@ rejected_write_changes_nothing() {
 	cfs_unload
 }
 
+# at_medium FILE OFFSET PATTERNFILE: FILE holds PATTERNFILE at OFFSET
+at_medium() {
+	dd if="$1" bs=4096 skip=$(($2 / 4096)) count=$(($(stat -c %s "$3") / 4096)) status=none |
+		cmp -s - "$3"
+}
+
+# meta_ref FILE INTERVAL: the reference tag stored for INTERVAL of a
+# 16 MiB crc16 store with 512-byte intervals, as the medium holds it
+# (metadata region at 4096 + 16 MiB, 8 bytes per interval, kept XORed with
+# escape PI: all ones for the tuple; the ref tag is bytes 4-7, big endian)
+meta_ref() {
+	local b
+	b=$(od -An -tx1 -j $((4096 + 16 * MIB + $2 * 8 + 4)) -N4 "$1" | tr -d ' \n')
+	printf '%d\n' $((0x$b ^ 0xffffffff))
+}
+
+# Flushes and FUA writes reach the medium, data and metadata. The store is a
+# loop device over a file in a tmpfs of its own, with the kernel's periodic
+# and background writeback turned off: what rdif does not write back stays
+# dirty in the loop device's page cache and is missing from the tmpfs
+# file. A control write without flush shows that the setup can tell.
+flush_and_fua_reach_the_medium() {
+	local mnt=/tmp/rdif_dur loop wb exp bg dr flushes
+	cfs_load
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	mkdir -p $mnt && mount -t tmpfs -o size=64M none $mnt
+	truncate -s 32M $mnt/medium
+	loop=$(losetup -f --show $mnt/medium) || { umount $mnt; skip_case "no loop device"; }
+	mkdev d "$loop" csum=crc16 blocksize=512
+	require "format" eq format "$(cfs_write $CFS/d/format 1)" OK
+	require "power on" eq power "$(power d 1)" OK
+	wb=$(cat /proc/sys/vm/dirty_writeback_centisecs)
+	exp=$(cat /proc/sys/vm/dirty_expire_centisecs)
+	bg=$(cat /proc/sys/vm/dirty_background_ratio)
+	dr=$(cat /proc/sys/vm/dirty_ratio)
+	sync
+	echo 0 >/proc/sys/vm/dirty_writeback_centisecs
+	echo 360000 >/proc/sys/vm/dirty_expire_centisecs
+	echo 90 >/proc/sys/vm/dirty_background_ratio
+	echo 95 >/proc/sys/vm/dirty_ratio
+	for n in a b c; do head -c 65536 /dev/urandom >/tmp/rdif_dur.$n; done
+	flushes=$(awk '$1 == "flushes" { print $2 }' /sys/kernel/debug/rdif/d/stats 2>/dev/null)
+	# Control: an acknowledged write without flush is not on the medium yet.
+	dd if=/tmp/rdif_dur.c of=/dev/d bs=64k seek=48 count=1 oflag=direct status=none
+	expect "control: unflushed data not on the medium" not at_medium $mnt/medium $((4096 + 3 * MIB)) /tmp/rdif_dur.c
+	expect "control: unflushed metadata not on the medium" eq ref "$(meta_ref $mnt/medium 6144)" $((0xffffffff))
+	# A flush (fsync of the device) writes data and metadata back.
+	dd if=/tmp/rdif_dur.a of=/dev/d bs=64k seek=16 count=1 oflag=direct status=none
+	expect "fsync" sync /dev/d
+	expect "flushed data on the medium" at_medium $mnt/medium $((4096 + 1 * MIB)) /tmp/rdif_dur.a
+	expect "flushed metadata on the medium" eq ref "$(meta_ref $mnt/medium 2048)" 2048
+	expect "flushed metadata on the medium (last interval)" eq ref "$(meta_ref $mnt/medium 2175)" 2175
+	expect "the flush reached rdif" test "$(awk '$1 == "flushes" { print $2 }' /sys/kernel/debug/rdif/d/stats)" -gt "$flushes"
+	# A FUA write (O_DSYNC) is on the medium when it completes.
+	dd if=/tmp/rdif_dur.b of=/dev/d bs=64k seek=32 count=1 oflag=direct,dsync status=none
+	expect "FUA data on the medium" at_medium $mnt/medium $((4096 + 2 * MIB)) /tmp/rdif_dur.b
+	expect "FUA metadata on the medium" eq ref "$(meta_ref $mnt/medium 4096)" 4096
+	echo "$wb" >/proc/sys/vm/dirty_writeback_centisecs
+	echo "$exp" >/proc/sys/vm/dirty_expire_centisecs
+	echo "$bg" >/proc/sys/vm/dirty_background_ratio
+	echo "$dr" >/proc/sys/vm/dirty_ratio
+	cfs_unload
+	losetup -d "$loop"
+	umount $mnt
+	rm -f /tmp/rdif_dur.*
+}
+
 persist_across_boot() {
 	[ -n "${RDIF_PERSIST_DIR:-}" ] || skip_case "RDIF_PERSIST_DIR not set (scripts/check sets it)"
 	cfs_load
@@ -199,4 +264,4 @@ persist_across_boot() {
 
 [ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
 ktap_run_cases regular_file module_reload mismatch_refused loop_device \
-	rejected_write_changes_nothing persist_across_boot
+	rejected_write_changes_nothing flush_and_fua_reach_the_medium persist_across_boot

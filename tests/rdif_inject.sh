@@ -344,11 +344,17 @@ fail() {
 	inj "fail write 1 protection"
 	expect "write fails with EILSEQ" not wblk 1 /tmp/rdif_b
 	expect "nothing stored" same 1 /tmp/rdif_a
-	inj "fail any 3 resource"
+	# Each dispatch of a requeued request counts: a read requeued twice
+	# uses up `fail read 2`, then goes through.
+	inj "fail read 2 resource"
 	expect "requeued read still succeeds" eq rc "$(rd_rc 1)" 0
+	expect "inj_requeued after the read" eq n "$(cnt inj_requeued)" 2
+	expect "nothing left armed" eq armed "$(cat "$DBG"/inject)" ""
+	inj "fail write 2 resource"
 	expect "requeued write still succeeds" wblk 1 /tmp/rdif_b
+	expect "inj_requeued after the write" eq n "$(cnt inj_requeued)" 4
 	expect "and is stored" same 1 /tmp/rdif_b
-	expect "inj_requeued" eq n "$(cnt inj_requeued)" 3
+	expect "nothing left armed" eq armed "$(cat "$DBG"/inject)" ""
 	require "rmmod" rdif_rmmod
 }
 

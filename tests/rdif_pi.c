@@ -37,6 +37,9 @@
  *   --data-in FILE  write: take the data from FILE (LEN bytes) instead of
  *                   the pattern
  *
+ * rdif_pi header-crc FILE  recomputes the header checksum of a backing
+ * store (for crafted-header tests).
+ *
  * Exit status: 0 on success, the errno of a failed I/O (e.g. 84 = EILSEQ),
  * 3 for a --verify mismatch, 2 for usage errors.
  */
@@ -394,6 +397,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: rdif_pi cap DEV\n"
 		"       rdif_pi phys FILE\n"
+		"       rdif_pi header-crc FILE\n"
 		"       rdif_pi write|read DEV OFFSET LEN [--chk guard,ref,app] [--app-tag N]\n"
 		"               [--seed N] [--pattern N] [--corrupt guard|ref|app|data] [--at I]\n"
 		"               [--no-pi] [--verify] [--expect-zero] [--dump]\n"
@@ -606,6 +610,33 @@ out:
 	return ret;
 }
 
+/*
+ * Recompute the checksum of an rdif backing store's header (CRC64-NVMe of
+ * its first 64 bytes, stored little endian at byte 64), so that tests can
+ * craft headers whose fields are wrong but whose checksum is right.
+ */
+static int do_header_crc(const char *path)
+{
+	uint8_t hdr[72];
+	uint64_t crc;
+	int fd, i;
+
+	fd = open(path, O_RDWR);
+	if (fd < 0 || pread(fd, hdr, 64, 0) != 64) {
+		perror(path);
+		return errno ? errno : EIO;
+	}
+	crc = crc64_nvme(0, hdr, 64);
+	for (i = 0; i < 8; i++)
+		hdr[64 + i] = crc >> (8 * i);
+	if (pwrite(fd, hdr + 64, 8, 64) != 8) {
+		perror(path);
+		return errno ? errno : EIO;
+	}
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { .pattern = 1 };
@@ -623,6 +654,11 @@ int main(int argc, char **argv)
 		if (argc != 3)
 			usage();
 		return do_phys(argv[2]);
+	}
+	if (!strcmp(argv[1], "header-crc")) {
+		if (argc != 3)
+			usage();
+		return do_header_crc(argv[2]);
 	}
 	fd = open(argv[2], O_RDWR | O_DIRECT);
 	if (fd < 0) {

@@ -233,4 +233,43 @@ for p in "${PROFILES[@]}"; do
 	cases+=("profile_$name")
 done
 [ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
-ktap_run_cases "${cases[@]}" escape_without_pract device_read_check
+# Type 1 through a partition: ref tags are seeded relative to the
+# partition and reach the device remapped to the disk's own intervals
+# (blk_integrity_prepare); the device checks them against the physical
+# interval and stores them so.
+partition_remaps_ref_tags() {
+	local line
+	require "clean start" rdif_clean_start
+	require "insmod" rdif_insmod size=16 csum=crc16 blocksize=512 read_check=1
+	# An MBR with one Linux partition: sectors 2048 to 18431 (1 MiB, 8 MiB).
+	require "partition table" sh -c "printf '\\000\\000\\000\\000\\203\\000\\000\\000\\000\\010\\000\\000\\000\\100\\000\\000' |
+		dd of=/dev/rdif0 bs=1 seek=446 conv=notrunc status=none &&
+		printf '\\125\\252' | dd of=/dev/rdif0 bs=1 seek=510 conv=notrunc status=none"
+	blockdev --rereadpt /dev/rdif0
+	require "/dev/rdif0p1" wait_for 10 is_blk /dev/rdif0p1
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	expect "user PI through the partition (ref tags from 0)" \
+		eq rc "$(pi_rc write /dev/rdif0p1 0 65536 --pattern 5 --chk guard,ref)" 0
+	expect "read back through the partition" \
+		eq rc "$(pi_rc read /dev/rdif0p1 0 65536 --pattern 5 --verify --chk guard,ref)" 0
+	echo "2048 1" >/sys/kernel/debug/rdif/rdif0/pi
+	line=$(sed -n 2p /sys/kernel/debug/rdif/rdif0/pi)
+	echo "stored: $line"
+	expect "stored ref tag is the disk's interval 2048" eq ref "$(echo "$line" | awk '{ print $4 }')" 0x00000800
+	expect "the whole disk reads it with its checks" \
+		dd if=/dev/rdif0 of=/dev/null bs=64k skip=16 count=1 iflag=direct status=none
+	# The block layer remaps the tags that follow the submitter's seed
+	# (any seed); one that does not reaches the device as it is and must
+	# fail its check.
+	expect "any seed is remapped" \
+		eq rc "$(pi_rc write /dev/rdif0p1 65536 4096 --pattern 6 --seed 77 --chk guard,ref)" 0
+	expect "a wrong ref tag is refused" \
+		eq rc "$(pi_rc write /dev/rdif0p1 65536 4096 --pattern 6 --chk guard,ref --corrupt ref --at 3)" 84
+	expect "auto-PI write through the partition" \
+		dd if=/dev/urandom of=/dev/rdif0p1 bs=4k seek=100 count=4 oflag=direct status=none
+	expect "read through the whole disk, verified" \
+		dd if=/dev/rdif0 of=/dev/null bs=4k skip=$((256 + 100)) count=4 iflag=direct status=none
+	require "rmmod" rdif_rmmod
+}
+
+ktap_run_cases "${cases[@]}" escape_without_pract device_read_check partition_remaps_ref_tags

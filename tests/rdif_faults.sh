@@ -1,0 +1,195 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Faults from the kernel's own fault-injection framework
+# (Documentation/fault-injection/):
+# - allocation failures (failslab, fail_page_alloc) limited to rdif's code
+#   by the stack trace filter: every shortage on rdif's I/O path must be
+#   retried, so fio with verify=crc32c sees no error at all, and the
+#   device's `requeued` counter proves the failures happened; a second,
+#   verify-only pass after the injection finds every acknowledged write;
+# - I/O errors (fail_make_request) on the block device behind a file
+#   store: reads either return the right data or fail with an error fio
+#   reports; never a verify mismatch.
+# Cases run indirectly, through ktap_run_cases.
+# shellcheck disable=SC2317
+set -uo pipefail
+. "$(dirname "$0")/ktap.sh"
+. "$(dirname "$0")/rdif_lib.sh"
+
+rdif_require_env
+command -v fio >/dev/null || ktap_skip_all "fio not installed"
+FI=/sys/kernel/debug
+mountpoint -q $FI || mount -t debugfs none $FI 2>/dev/null
+[ -d $FI/failslab ] && [ -d $FI/fail_page_alloc ] && [ -d $FI/fail_make_request ] ||
+	ktap_skip_all "kernel without FAILSLAB, FAIL_PAGE_ALLOC, FAIL_MAKE_REQUEST"
+[ -e $FI/failslab/require-start ] || ktap_skip_all "kernel without FAULT_INJECTION_STACKTRACE_FILTER"
+
+# fio_job NAME DEV EXTRA...: 4 KiB random writes with crc32c verification
+fio_job() {
+	local name=$1 dev=$2
+	shift 2
+	fio --name="$name" --filename="$dev" --direct=1 --ioengine=io_uring --iodepth=16 \
+		--rw=randwrite --bs=4k --size=16M --verify=crc32c --verify_fatal=1 \
+		--verify_state_save=0 --randseed=1234 "$@" >/tmp/rdif_fi_"$name".log 2>&1
+}
+
+# mismatch LOG: fio reported a verify mismatch (as opposed to an I/O error)
+mismatch() {
+	grep -Ei "verify: bad|bad magic|bad header|crc32c.*(fail|mismatch)|verify failed" "$1" | head -n 5 |
+		grep .
+}
+
+# arm_alloc_failures PCT: fail PCT % of rdif's own allocations that cannot
+# sleep (rdif allocates with GFP_NOWAIT on its I/O path)
+arm_alloc_failures() {
+	local base size a
+	read -r base size <<<"$(awk '$1 == "rdif" { print $6, $2 }' /proc/modules)"
+	[ -n "$base" ] && [ "$base" != 0x0000000000000000 ] || { echo "no module address"; return 1; }
+	for a in failslab fail_page_alloc; do
+		echo "$base" >$FI/$a/require-start
+		printf '0x%x\n' $((base + size)) >$FI/$a/require-end
+		echo 32 >$FI/$a/stacktrace-depth
+		echo 1 >$FI/$a/interval
+		echo -1 >$FI/$a/times
+		echo 0 >$FI/$a/verbose
+		echo 0 >$FI/$a/space
+		echo N >$FI/$a/task-filter
+		echo "$1" >$FI/$a/probability
+	done
+	# Chunks are order 0.
+	echo 0 >$FI/fail_page_alloc/min-order
+}
+
+# only_eio_eilseq LOG: every I/O error fio logged is EIO or EILSEQ
+only_eio_eilseq() {
+	! grep "io_u error" "$1" | grep -qEv "Input/output error|Invalid or incomplete multibyte"
+}
+
+disarm() {
+	local a
+	for a in failslab fail_page_alloc fail_make_request; do
+		echo 0 >$FI/$a/probability
+	done
+}
+
+alloc_failures() {
+	local before after
+	require "clean start" rdif_clean_start
+	require "insmod" rdif_insmod size=64 read_check=1 "$@"
+	mountpoint -q $FI || mount -t debugfs none $FI
+	local D=$FI/rdif/rdif0
+	before=$(awk '$1 == "requeued" { print $2 }' $D/stats)
+	require "arm failslab and fail_page_alloc for rdif" arm_alloc_failures 30
+	fio_job alloc /dev/rdif0 --do_verify=1
+	local rc=$?
+	disarm
+	tail -n 5 /tmp/rdif_fi_alloc.log
+	expect "fio under allocation failures: no error" test $rc = 0
+	expect "no verify mismatch" not mismatch /tmp/rdif_fi_alloc.log
+	after=$(awk '$1 == "requeued" { print $2 }' $D/stats)
+	echo "requeued: $before -> $after"
+	expect "allocation failures were met and retried" test "$after" -gt "$before"
+	fio_job alloc /dev/rdif0 --verify_only=1
+	rc=$?
+	expect "every acknowledged write is there afterwards" test $rc = 0
+	expect "no verify mismatch afterwards" not mismatch /tmp/rdif_fi_alloc.log
+	require "rmmod" rdif_rmmod
+}
+
+backing_errors() {
+	local loop img=/tmp/rdif_fi_backing rc nerr=0 i
+	cfs_load
+	truncate -s 48M $img
+	loop=$(losetup -f --show $img) || { case_fail "losetup"; return 1; }
+	mkdir $CFS/fb
+	cfs_write $CFS/fb/size 16 >/dev/null
+	cfs_write $CFS/fb/backing "$loop" >/dev/null
+	require "format" eq format "$(cfs_write $CFS/fb/format 1)" OK
+	require "power on" eq power "$(cfs_write $CFS/fb/power 1)" OK
+	wait_for 10 is_blk /dev/fb
+	# Write everything once, flushed to the loop device.
+	fio_job fb /dev/fb --do_verify=1 --fsync_on_close=1
+	require "writes without faults" test $? = 0
+	blockdev --flushbufs /dev/fb
+	# Reads from the backing device fail at random: each read either
+	# returns the data written, or an error fio reports.
+	echo 1 >/sys/block/"${loop#/dev/}"/make-it-fail
+	echo 1 >$FI/fail_make_request/interval
+	echo -1 >$FI/fail_make_request/times
+	echo 0 >$FI/fail_make_request/verbose
+	echo 20 >$FI/fail_make_request/probability
+	for i in 1 2 3; do
+		# Nothing cached: the reads go to the loop device.
+		blockdev --flushbufs "$loop"
+		echo 3 >/proc/sys/vm/drop_caches
+		fio_job fb /dev/fb --verify_only=1 --continue_on_error=io
+		# With continue_on_error, fio exits 0 and counts the errors.
+		grep -m 1 "errors *: total=" /tmp/rdif_fi_fb.log
+		grep -q "errors *: total=[1-9]" /tmp/rdif_fi_fb.log && nerr=$((nerr + 1))
+		expect "read pass $i: no verify mismatch" not mismatch /tmp/rdif_fi_fb.log
+	done
+	# Writes and flushes while the backing device fails: fio ends, with
+	# an error or not, and nothing hangs.
+	fio --name=wf --filename=/dev/fb --direct=1 --ioengine=io_uring --iodepth=16 \
+		--rw=randwrite --bs=4k --size=16M --fsync=8 --time_based --runtime=5 \
+		--continue_on_error=io >/tmp/rdif_fi_wf.log 2>&1
+	echo "writes under faults: fio exit $?"
+	grep -m 1 "errors *: total=" /tmp/rdif_fi_wf.log
+	disarm
+	echo 0 >/sys/block/"${loop#/dev/}"/make-it-fail
+	echo "read passes with a reported error: $nerr of 3"
+	expect "injected errors reached fio as errors" test $nerr -gt 0
+	# A write whose write-back failed was reported by the flush after it;
+	# its intervals may hold old data with new PI until rewritten, which
+	# reads report (EILSEQ) and never return silently. Every read ends,
+	# and a rewrite makes the device whole again.
+	expect "power 0" eq power "$(cfs_write $CFS/fb/power 0)" OK
+	expect "power 1" eq power "$(cfs_write $CFS/fb/power 1)" OK
+	wait_for 10 is_blk /dev/fb
+	fio --name=rd --filename=/dev/fb --direct=1 --ioengine=io_uring --iodepth=16 \
+		--rw=read --bs=4k --size=16M --continue_on_error=io >/tmp/rdif_fi_rd.log 2>&1
+	expect "every read ends" test $? -lt 128
+	grep -m 1 "errors *: total=" /tmp/rdif_fi_rd.log
+	expect "no error but EIO or EILSEQ" only_eio_eilseq /tmp/rdif_fi_rd.log
+	fio_job fb /dev/fb --do_verify=1 --fsync_on_close=1
+	expect "rewritten without faults, the device verifies" test $? = 0
+	expect "and reads back whole" dd if=/dev/fb of=/dev/null bs=64k iflag=direct status=none
+	cfs_unload
+	losetup -d "$loop"
+	rm -f $img
+}
+
+# A one-shot write rule is used up only by a write that went through: a
+# write requeued for a shortage meets it again when it is retried.
+rules_survive_retries() {
+	local D pid n
+	require "clean start" rdif_clean_start
+	require "insmod" rdif_insmod size=16 csum=crc16 blocksize=512
+	D=$FI/rdif/rdif0
+	head -c 4096 /dev/urandom >/tmp/rdif_fi_blk
+	# Block 1000 and 3000 were never written: their chunks need memory.
+	echo "misdirect 3000 1000 8" >$D/inject
+	require "arm failslab and fail_page_alloc for rdif" arm_alloc_failures 100
+	dd if=/tmp/rdif_fi_blk of=/dev/rdif0 bs=4096 seek=125 count=1 oflag=direct status=none &
+	pid=$!
+	wait_for 10 test "$(awk '$1 == "requeued" { print $2 }' $D/stats)" -gt 0
+	n=$(awk '$1 == "requeued" { print $2 }' $D/stats)
+	disarm
+	expect "the write completes once memory is back" wait $pid
+	echo "requeued $n times"
+	expect "it was requeued" test "$n" -gt 0
+	expect "the rule fired on the retry" eq inj_misdirected "$(awk '$1 == "inj_misdirected" { print $2 }' $D/stats)" 1
+	expect "nothing armed any more" eq armed "$(cat $D/inject)" ""
+	expect "its own place was not written" cmp -s -n 4096 /dev/zero \
+		<(dd if=/dev/rdif0 bs=512 skip=1000 count=8 iflag=direct status=none 2>/dev/null)
+	echo 0 >/sys/block/rdif0/integrity/read_verify
+	expect "the data landed at the target" cmp -s /tmp/rdif_fi_blk \
+		<(dd if=/dev/rdif0 bs=512 skip=3000 count=8 iflag=direct status=none)
+	require "rmmod" rdif_rmmod
+}
+
+memory_store() { alloc_failures csum=crc16 blocksize=512; }
+memory_store_4k() { alloc_failures csum=crc64 blocksize=4096; }
+
+ktap_run_cases memory_store memory_store_4k rules_survive_retries backing_errors
