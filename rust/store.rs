@@ -27,8 +27,15 @@ pub(crate) enum Store {
     File(KBox<FileStore>),
 }
 
-fn io_error(_: Error) -> Status {
-    Status::IO_ERROR
+/// The status of a failed access of a backing file: running out of memory
+/// is a shortage (the request is retried; rewriting what it wrote already
+/// is harmless), anything else an I/O error.
+fn io_error(e: Error) -> Status {
+    if e == ENOMEM {
+        Status::RESOURCE
+    } else {
+        Status::IO_ERROR
+    }
 }
 
 /// A store that cannot allocate what a request needs has the request

@@ -40,8 +40,11 @@ mismatch() {
 		grep .
 }
 
-# arm_alloc_failures PCT: fail PCT % of rdif's own allocations that cannot
-# sleep (rdif allocates with GFP_NOWAIT on its I/O path)
+# arm_alloc_failures PCT [slab]: fail PCT % of the allocations that
+# cannot sleep made with rdif's code on the stack (rdif allocates with
+# GFP_NOWAIT on its I/O path); with "slab", only slab allocations, but
+# sleeping ones too (a file store's work item allocates only in the page
+# cache, with GFP_NOIO; page allocation failures would print warnings)
 arm_alloc_failures() {
 	local base size a
 	read -r base size <<<"$(awk '$1 == "rdif" { print $6, $2 }' /proc/modules)"
@@ -55,10 +58,15 @@ arm_alloc_failures() {
 		echo 0 >$FI/$a/verbose
 		echo 0 >$FI/$a/space
 		echo N >$FI/$a/task-filter
+		echo Y >$FI/$a/ignore-gfp-wait
 		echo "$1" >$FI/$a/probability
 	done
 	# Chunks are order 0.
 	echo 0 >$FI/fail_page_alloc/min-order
+	if [ "${2:-}" = slab ]; then
+		echo 0 >$FI/fail_page_alloc/probability
+		echo N >$FI/failslab/ignore-gfp-wait
+	fi
 }
 
 # only_eio_eilseq LOG: every I/O error fio logged is EIO or EILSEQ
@@ -189,7 +197,38 @@ rules_survive_retries() {
 	require "rmmod" rdif_rmmod
 }
 
+# The same on a file store: its work item allocates nothing per request
+# (a bounce buffer comes with the store), and a page cache allocation that
+# fails under it is a shortage too: retried, never reported to fio.
+file_store() {
+	local img=/tmp/rdif_fi_file.img
+	cfs_load
+	rm -f $img
+	mkdir $CFS/ff
+	cfs_write $CFS/ff/size 32 >/dev/null
+	cfs_write $CFS/ff/read_check 1 >/dev/null
+	cfs_write $CFS/ff/backing $img >/dev/null
+	require "power on" eq power "$(cfs_write $CFS/ff/power 1)" OK
+	wait_for 10 is_blk /dev/ff
+	local before after
+	before=$(awk '$1 == "requeued" { print $2 }' $FI/rdif/ff/stats)
+	require "arm failslab for rdif's work item" arm_alloc_failures 20 slab
+	fio_job ff /dev/ff --do_verify=1 --size=8M
+	local rc=$?
+	disarm
+	tail -n 3 /tmp/rdif_fi_ff.log
+	expect "fio under allocation failures: no error" test $rc = 0
+	expect "no verify mismatch" not mismatch /tmp/rdif_fi_ff.log
+	after=$(awk '$1 == "requeued" { print $2 }' $FI/rdif/ff/stats)
+	echo "requeued: $before -> $after"
+	expect "allocation failures were met and retried" test "$after" -gt "$before"
+	fio_job ff /dev/ff --verify_only=1 --size=8M
+	expect "every acknowledged write is there afterwards" test $? = 0
+	cfs_unload
+	rm -f $img
+}
+
 memory_store() { alloc_failures csum=crc16 blocksize=512; }
 memory_store_4k() { alloc_failures csum=crc64 blocksize=4096; }
 
-ktap_run_cases memory_store memory_store_4k rules_survive_retries backing_errors
+ktap_run_cases memory_store memory_store_4k file_store rules_survive_retries backing_errors
