@@ -65,9 +65,14 @@ rdif_rmmod() {
 	return 0
 }
 
-# Start every script from a clean state.
+# Start every script (and case) from a clean state, whatever an earlier one
+# that failed left behind: configfs devices, then the module.
 rdif_clean_start() {
+	local d
 	if rdif_loaded; then
+		for d in "$CFS"/*/; do
+			[ -d "$d" ] && { echo "removing a stale configfs device $d"; rmdir "$d"; }
+		done
 		echo "rdif was loaded before the test; unloading it"
 		rdif_rmmod || { echo "cannot unload a stale rdif"; return 1; }
 	fi

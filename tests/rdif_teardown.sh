@@ -21,15 +21,20 @@ IMG=/tmp/rdif_td.img
 
 # load DEV: start fio on /dev/DEV in the background; its pid in $FIO_PID
 load() {
-	timeout 120 fio --name=td --filename="/dev/$1" --direct=1 --ioengine=io_uring \
-		--iodepth=16 --numjobs=2 --rw=randrw --bs=4k --size=8M --time_based \
-		--runtime=60 --group_reporting >/tmp/rdif_td_fio.log 2>&1 &
+	DEV_NAME=$1
+	# allow_file_create=0: once the device is gone, fio must not reopen
+	# its path as a new regular file in /dev (which would then stand in the
+	# way of the next disk's node).
+	timeout 120 fio --name=td --filename="/dev/$1" --allow_file_create=0 --direct=1 \
+		--ioengine=io_uring --iodepth=16 --numjobs=2 --rw=randrw --bs=4k --size=8M \
+		--time_based --runtime=60 --group_reporting >/tmp/rdif_td_fio.log 2>&1 &
 	FIO_PID=$!
 	# Let it get going.
 	sleep 1.5
 }
 
 # fio_ends: fio must finish on its own within 60 s of its device going away
+# (and must not have left a file where the device node was)
 fio_ends() {
 	local n=600
 	while kill -0 "$FIO_PID" 2>/dev/null && [ $n -gt 0 ]; do
@@ -43,6 +48,11 @@ fio_ends() {
 		return 1
 	fi
 	wait "$FIO_PID" 2>/dev/null
+	if [ -e /dev/"$DEV_NAME" ] && ! [ -b /dev/"$DEV_NAME" ]; then
+		echo "a file /dev/$DEV_NAME was created; removing it"
+		rm -f /dev/"$DEV_NAME"
+		return 1
+	fi
 	return 0
 }
 
@@ -56,8 +66,12 @@ mkdev() {
 }
 
 on() {
-	[ "$(timeout 60 bash -c "printf 1 >$CFS/$1/power" 2>&1; echo $?)" = 0 ] &&
-		wait_for 10 is_blk /dev/"$1"
+	local out
+	out=$(timeout 60 bash -c "printf 1 >$CFS/$1/power" 2>&1) ||
+		{ echo "power 1: ${out:-timed out or failed}"; return 1; }
+	wait_for 30 is_blk /dev/"$1" || { echo "no /dev/$1 after power 1"; return 1; }
+	# Let udev finish with the new disk before it is used and removed.
+	settle
 }
 
 works() {
@@ -76,6 +90,8 @@ power_cycles() {
 		expect "round $i: power 0 under load returns" timeout 60 bash -c "printf 0 >$CFS/$1/power"
 		expect "round $i: /dev/$1 gone" wait_for 10 absent /dev/"$1"
 		expect "round $i: fio ends" fio_ends
+		# udev may still be busy with the removed disk.
+		settle
 	done
 	require "power on after the rounds" on "$1"
 	expect "the device works" works "$1"
@@ -92,6 +108,7 @@ rmdir_cycles() {
 		expect "round $i: directory gone" absent $CFS/"$1"
 		expect "round $i: /dev/$1 gone" wait_for 10 absent /dev/"$1"
 		expect "round $i: fio ends" fio_ends
+		settle
 	done
 }
 
