@@ -40,10 +40,10 @@ mismatch() {
 		grep .
 }
 
-# arm_alloc_failures PCT [large]: fail PCT % of the allocations that
+# arm_alloc_failures PCT [slab]: fail PCT % of the allocations that
 # cannot sleep made with rdif's code on the stack (rdif allocates with
-# GFP_NOWAIT on its I/O path); with "large", instead every page
-# allocation of order 4 (64 KiB) or more, sleeping ones too
+# GFP_NOWAIT on its I/O path); with "slab", only slab allocations, but
+# sleeping ones too (page allocation failures would print warnings)
 arm_alloc_failures() {
 	local base size a
 	read -r base size <<<"$(awk '$1 == "rdif" { print $6, $2 }' /proc/modules)"
@@ -62,10 +62,9 @@ arm_alloc_failures() {
 	done
 	# Chunks are order 0.
 	echo 0 >$FI/fail_page_alloc/min-order
-	if [ "${2:-}" = large ]; then
-		echo 0 >$FI/failslab/probability
-		echo 4 >$FI/fail_page_alloc/min-order
-		echo N >$FI/fail_page_alloc/ignore-gfp-wait
+	if [ "${2:-}" = slab ]; then
+		echo 0 >$FI/fail_page_alloc/probability
+		echo N >$FI/failslab/ignore-gfp-wait
 	fi
 }
 
@@ -197,11 +196,11 @@ rules_survive_retries() {
 	require "rmmod" rdif_rmmod
 }
 
-# A file store's work item needs no large allocation per request (its
-# bounce buffer comes with the store): with every allocation of 64 KiB or
-# more under rdif failing, fio sees no error. (Smaller page cache
-# allocations under the work item are too deep in the stack for the
-# filter; an ENOMEM from the backing file is requeued like any shortage.)
+# A file store's work item allocates nothing per request (its bounce
+# buffer comes with the store): with slab allocations under rdif failing,
+# sleeping ones too, fio sees no error. (Page cache allocations under the
+# work item are mostly too deep in the stack for the filter; an ENOMEM
+# from the backing file is requeued like any shortage.)
 file_store() {
 	local img=/tmp/rdif_fi_file.img
 	cfs_load
@@ -212,15 +211,14 @@ file_store() {
 	cfs_write $CFS/ff/backing $img >/dev/null
 	require "power on" eq power "$(cfs_write $CFS/ff/power 1)" OK
 	wait_for 10 is_blk /dev/ff
-	require "arm fail_page_alloc for large allocations under rdif" arm_alloc_failures 100 large
-	# 128 KiB writes: each moves 64 KiB pieces through the bounce buffer.
-	fio_job ff /dev/ff --do_verify=1 --size=8M --bs=128k
+	require "arm failslab for rdif's work item" arm_alloc_failures 30 slab
+	fio_job ff /dev/ff --do_verify=1 --size=8M
 	local rc=$?
 	disarm
 	tail -n 3 /tmp/rdif_fi_ff.log
 	expect "fio under allocation failures: no error" test $rc = 0
 	expect "no verify mismatch" not mismatch /tmp/rdif_fi_ff.log
-	fio_job ff /dev/ff --verify_only=1 --size=8M --bs=128k
+	fio_job ff /dev/ff --verify_only=1 --size=8M
 	expect "every acknowledged write is there afterwards" test $? = 0
 	cfs_unload
 	rm -f $img
