@@ -326,9 +326,12 @@ impl Device {
             let (dpos, dlen) = span(dest);
             self.store.prepare_write(dpos, dlen)?;
         }
-        // 4. Store: data, then metadata, interval by interval. Nothing here
-        //    fails for lack of memory, so a request is never retried after
-        //    it changed the store.
+        // 4. Store: data, then metadata, interval by interval. A memory
+        //    store cannot fail here for lack of memory. A backing file can
+        //    (ENOMEM from its page cache): the request is then retried
+        //    whole, rewriting what it wrote before it is acknowledged; a
+        //    one-shot misdirect it used up is not met again, so the retry
+        //    lands at its own place.
         let delta = dest.wrapping_sub(first);
         rq.bios().try_for_each(|bio| self.store_bio(&bio, delta))
     }

@@ -28,8 +28,9 @@ pub(crate) enum Store {
 }
 
 /// The status of a failed access of a backing file: running out of memory
-/// is a shortage (the request is retried; rewriting what it wrote already
-/// is harmless), anything else an I/O error.
+/// is a shortage (the request is retried whole; what it wrote already is
+/// written again, and nothing was acknowledged), anything else an I/O
+/// error.
 fn io_error(e: Error) -> Status {
     if e == ENOMEM {
         Status::RESOURCE
