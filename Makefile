@@ -8,6 +8,8 @@
 #   make kdir             print the kernel tree used
 #   make check            set up, build and run every test in a guest
 #                         (KERNEL=kasan: on the KASAN kernel instead; not CI)
+#   make powercut         power cuts of a file-backed device (CUTS=N, default
+#                         100; `make check` runs three)
 #   make demo             set up, build, boot a guest with rdif loaded
 #   make bench            set up, build and benchmark rdif against other drivers
 #                         in a guest (BENCH=short: a quick development run;
@@ -23,7 +25,7 @@ ifeq ($(origin KDIR),undefined)
 KDIR = $(shell $(RDIF_ROOT)/scripts/setup >&2 && $(RDIF_ROOT)/scripts/kernel)
 endif
 
-.PHONY: all modules kdir clean check demo bench setup rustfmt
+.PHONY: all modules kdir clean check demo bench setup rustfmt powercut
 
 all: modules
 
@@ -47,6 +49,9 @@ clean:
 
 check:
 	@RDIF_KERNEL_FLAVOUR=$(or $(KERNEL),test) $(RDIF_ROOT)/scripts/check
+
+powercut:
+	@RDIF_CHECK_ONLY=powercut RDIF_POWERCUTS=$(or $(CUTS),100) $(RDIF_ROOT)/scripts/check
 
 demo:
 	@$(RDIF_ROOT)/scripts/demo
