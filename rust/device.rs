@@ -16,35 +16,34 @@
 //! - With a backing file, a write is acknowledged only after its data and
 //!   then its metadata are written; FUA and flush sync them.
 //!
-//! Each interval's data is checksummed at most once per request and copied
-//! once between the bio and the store.
+//! Each byte of a write is read from the submitter's buffer once: copied
+//! into storage no reader sees, checksummed there, and published only when
+//! the whole request checked out. Each interval's data and metadata are
+//! one unit for readers and writers (see [`crate::store`]).
+//!
+//! The parts: request dispatch (here), the write and read paths with the
+//! PI policy ([`write`], [`read`]), the work item of devices whose store
+//! may sleep ([`worker`]), and fault injection ([`faults`]).
+
+mod faults;
+mod read;
+mod worker;
+mod write;
 
 use crate::{
-    blk::{self, bio::Integrity, bip, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request, Status},
-    inject::{Command, Failure, Field, Injector, ReadFault, ReadFaults, WriteFault},
-    pi::{Checks, Csum, PiError, Profile, MAX_METADATA},
+    blk::{bio::Integrity, bip, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request, Status},
+    inject::{Failure, Injector},
+    pi::{Checks, PiError, Profile},
+    settings::DeviceConfig,
     stats::{Counter, Stats},
-    store::{Dst, Store, CHUNK},
+    store::{Store, StoreError},
 };
 use kernel::{
     new_mutex, new_spinlock, new_work,
     prelude::*,
     sync::{Arc, ArcBorrow, Mutex, SpinLock},
-    workqueue::{impl_has_work, Work, WorkItem},
+    workqueue::{impl_has_work, Work},
 };
-
-/// How a device is configured (validated).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct DeviceConfig {
-    /// Capacity in bytes, a multiple of the block size.
-    pub(crate) capacity: u64,
-    /// Protection format.
-    pub(crate) profile: Profile,
-    /// Generate PI for writes that carry none (else store escape PI).
-    pub(crate) pract: bool,
-    /// Check stored PI against stored data on reads.
-    pub(crate) read_check: bool,
-}
 
 /// A device's state, shared by all its hardware queues.
 ///
@@ -76,14 +75,6 @@ impl_has_work! {
     impl HasWork<Self> for Device { self.work }
 }
 
-impl WorkItem for Device {
-    type Pointer = Arc<Device>;
-
-    fn run(this: Arc<Device>) {
-        this.drain();
-    }
-}
-
 impl Checks {
     /// The checks an integrity payload's `BIP_CHECK_*` flags ask for.
     fn from_bip(flags: u16, app_tag: u16) -> Self {
@@ -95,12 +86,19 @@ impl Checks {
     }
 }
 
-/// Most intervals one `corrupt` command without `persistent` changes in
-/// the store (each may need a chunk of memory).
-const MAX_ONE_SHOT: u64 = 65536;
-
-fn short(_: blk::ShortBuffer) -> Status {
+/// A buffer of a request is shorter than its size says.
+fn short(_: crate::blk::ShortBuffer) -> Status {
     Status::IO_ERROR
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // Nothing was changed: blk-mq retries the request later.
+            StoreError::NoMemory => Status::RESOURCE,
+            StoreError::Io => Status::IO_ERROR,
+        }
+    }
 }
 
 impl Device {
@@ -170,28 +168,6 @@ impl Device {
         Ok(())
     }
 
-    /// The work item: handles queued requests in the order they came until
-    /// there are none. A request that meets a shortage (having changed
-    /// nothing) goes back to blk-mq to be retried, never to its submitter.
-    fn drain(&self) {
-        let mut batch = self.batch.lock();
-        loop {
-            core::mem::swap(&mut *self.pending.lock(), &mut *batch);
-            if batch.is_empty() {
-                break;
-            }
-            for rq in batch.drain_all() {
-                match blk::with_backing_io(|| self.dispatch(&rq.request())) {
-                    Err(Status::RESOURCE) => {
-                        self.stats.inc(Counter::Requeued);
-                        rq.requeue();
-                    }
-                    result => rq.end(result),
-                }
-            }
-        }
-    }
-
     fn dispatch(&self, rq: &Request<'_>) -> Result<(), Status> {
         let len = u64::from(rq.bytes());
         let op = rq.op();
@@ -216,22 +192,36 @@ impl Device {
                 self.stats.inc(Counter::Writes);
                 self.write(rq)?;
                 if rq.is_fua() {
-                    self.store.sync_range(pos, len)?;
+                    self.store
+                        .sync_range(self.interval_of(pos), self.intervals_in(len))?;
                 }
                 Ok(())
             }
             Op::Flush => {
                 self.stats.inc(Counter::Flushes);
-                self.store.flush()
+                Ok(self.store.flush()?)
             }
             Op::Discard | Op::SecureErase | Op::WriteZeroes => {
                 self.stats.inc(Counter::Discards);
-                self.store.reset(&self.cfg.profile, pos, len)
+                Ok(self
+                    .store
+                    .reset(self.interval_of(pos), self.intervals_in(len))?)
             }
             Op::Other(_) => Err(Status::NOT_SUPPORTED),
         }
     }
 
+    /// The interval at byte `pos` of the device.
+    fn interval_of(&self, pos: u64) -> u64 {
+        pos >> self.cfg.profile.interval_shift()
+    }
+
+    /// The number of intervals in `len` bytes.
+    fn intervals_in(&self, len: u64) -> u64 {
+        len >> self.cfg.profile.interval_shift()
+    }
+
+    /// A bio's first interval and its number of intervals.
     fn interval_span(&self, bio: &Bio<'_>) -> (u64, u64) {
         let p = &self.cfg.profile;
         (
@@ -273,454 +263,5 @@ impl Device {
     /// The device's format.
     pub(crate) fn profile(&self) -> &Profile {
         &self.cfg.profile
-    }
-
-    fn write(&self, rq: &Request<'_>) -> Result<(), Status> {
-        let p = &self.cfg.profile;
-        // 1. Check every bio before anything is stored.
-        if p.has_metadata() {
-            for bio in rq.bios() {
-                self.verify_bio(&bio)?;
-            }
-        }
-        // 2. An injected fault may lose the write or store it elsewhere
-        //    (its part beyond the end of the device is dropped).
-        // 3. Allocate all that the write needs where it goes; on failure
-        //    blk-mq retries the request, which still meets its one-shot
-        //    fault then: the rule is used up only once this succeeded.
-        //    Data within one chunk and no metadata is all or nothing anyway
-        //    (the chunk is allocated before anything is copied), so that
-        //    case skips the extra lookup.
-        let first = p.sector_to_interval(rq.sector());
-        let n = u64::from(rq.bytes()) >> p.interval_shift();
-        let mut dest = first;
-        let span = |dest: u64| {
-            let fit = n.min(self.nr_intervals().saturating_sub(dest));
-            (dest << p.interval_shift(), fit << p.interval_shift())
-        };
-        let fault = self.inject.write_fault(first, n, |fault| {
-            dest = match fault {
-                None => first,
-                Some(WriteFault::Lost) => return Ok(()),
-                Some(WriteFault::Misdirect(target)) => target,
-            };
-            let (dpos, dlen) = span(dest);
-            let one_chunk = dpos % CHUNK as u64 + dlen <= CHUNK as u64;
-            if p.has_metadata() || !one_chunk {
-                // Never sleeps: called under the injector's lock.
-                self.store.reserve(p, dpos, dlen)?;
-            }
-            Ok::<(), Status>(())
-        })?;
-        match fault {
-            None => {}
-            Some(WriteFault::Lost) => {
-                self.stats.inc(Counter::InjLost);
-                return Ok(());
-            }
-            Some(WriteFault::Misdirect(_)) => self.stats.inc(Counter::InjMisdirected),
-        }
-        // A backing store reads in what the write changes only in part, so
-        // that a read error fails the request before anything is written.
-        if p.has_metadata() && self.store.may_sleep() {
-            let (dpos, dlen) = span(dest);
-            self.store.prepare_write(dpos, dlen)?;
-        }
-        // 4. Store: data, then metadata, interval by interval. A memory
-        //    store cannot fail here for lack of memory. A backing file can
-        //    (ENOMEM from its page cache): the request is then retried
-        //    whole, rewriting what it wrote before it is acknowledged; a
-        //    one-shot misdirect it used up is not met again, so the retry
-        //    lands at its own place.
-        let delta = dest.wrapping_sub(first);
-        rq.bios().try_for_each(|bio| self.store_bio(&bio, delta))
-    }
-
-    /// Checks a bio's PI as its payload asks; also rejects payloads too
-    /// short for the bio, so the store step cannot run out of metadata.
-    fn verify_bio(&self, bio: &Bio<'_>) -> Result<(), Status> {
-        let Some(bip) = bio.integrity() else {
-            return Ok(());
-        };
-        let p = &self.cfg.profile;
-        let ms = p.metadata_size();
-        let (first, n) = self.interval_span(bio);
-        let mut md_cur = self.payload_cursor(&bip, n)?;
-        let flags = bip.flags();
-        if flags & bip::CHECK_FLAGS == 0 || p.csum() == Csum::None {
-            return Ok(());
-        }
-        let checks = Checks::from_bip(flags, bip.app_tag());
-        self.stats.add(Counter::CheckedWrite, n);
-        let mut data = Cursor::new(bio.segments());
-        let mut md_buf = [0u8; MAX_METADATA];
-        let md = &mut md_buf[..ms];
-        for i in 0..n {
-            md_cur.copy_to(md).map_err(short)?;
-            let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
-            if !checks.guard {
-                p.check(&tuple, 0, first + i, checks)
-                    .map_err(|e| self.count(e, true))?;
-            } else if p.is_escape(&tuple) {
-                // Nothing to check: no checksum of this interval's data.
-                data.read(p.interval(), |_| {}).map_err(short)?;
-            } else {
-                let mut guard = p.guard();
-                data.read(p.interval(), |b| guard.update(b))
-                    .map_err(short)?;
-                let guard = p.finish_guard(guard, md);
-                p.check(&tuple, guard, first + i, checks)
-                    .map_err(|e| self.count(e, true))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Copies `len` bytes from `src` into the data store at `pos`, adding
-    /// them to `guard` if given. Returns false if a concurrent discard took
-    /// part of the place away (that part of `src` is skipped).
-    fn copy_in(
-        &self,
-        pos: u64,
-        len: usize,
-        src: &mut Cursor<'_>,
-        mut guard: Option<&mut crate::pi::Guard>,
-    ) -> Result<bool, Status> {
-        let mut all = true;
-        self.store.write_data(pos, len, |dst| {
-            let dst = match dst {
-                Dst::Stored(dst) => dst,
-                Dst::Gone(k) => {
-                    all = false;
-                    return src.read(k, |_| {}).map_err(short);
-                }
-            };
-            let mut o = 0;
-            src.read(dst.len(), |b| {
-                dst[o..o + b.len()].copy_from_slice(b);
-                if let Some(g) = guard.as_deref_mut() {
-                    g.update(b);
-                }
-                o += b.len();
-            })
-            .map_err(short)
-        })?;
-        Ok(all)
-    }
-
-    /// Stores a bio `delta` intervals away from its own place (0 unless a
-    /// write is misdirected), up to the end of the device.
-    fn store_bio(&self, bio: &Bio<'_>, delta: u64) -> Result<(), Status> {
-        let p = &self.cfg.profile;
-        let (first, n) = self.interval_span(bio);
-        let dest = first.wrapping_add(delta);
-        let n = n.min(self.nr_intervals().saturating_sub(dest));
-        let pos = dest << p.interval_shift();
-        let mut data = Cursor::new(bio.segments());
-        self.stats.add(Counter::WriteIntervals, n);
-        if !p.has_metadata() {
-            return self
-                .copy_in(pos, (n << p.interval_shift()) as usize, &mut data, None)
-                .map(|_| ());
-        }
-        let ms = p.metadata_size();
-        let bip = bio.integrity();
-        // A payload the block layer attached without asking for checks is
-        // the zeroed buffer of `write_generate=0`: it carries no PI.
-        let carries_pi = bip.is_some_and(|b| {
-            b.flags() & bip::BLOCK_INTEGRITY == 0 || b.flags() & bip::CHECK_FLAGS != 0
-        });
-        let has_tuple = p.csum() != Csum::None;
-        let generate = has_tuple && !carries_pi && self.cfg.pract;
-        let escape = has_tuple && !carries_pi && !self.cfg.pract;
-        if generate {
-            self.stats.add(Counter::PractGenerated, n);
-        } else if escape {
-            self.stats.add(Counter::EscapeWritten, n);
-        }
-        let mut md_cur = bip.map(|b| Cursor::new(b.segments()));
-        let mut md_buf = [0u8; MAX_METADATA];
-        let md = &mut md_buf[..ms];
-        for i in 0..n {
-            let ipos = pos + (i << p.interval_shift());
-            let mut guard = p.guard();
-            let stored = self.copy_in(
-                ipos,
-                p.interval(),
-                &mut data,
-                generate.then_some(&mut guard),
-            )?;
-            match md_cur.as_mut() {
-                Some(c) => c.copy_to(md).map_err(short)?,
-                None => md.fill(0),
-            }
-            if !stored {
-                // A concurrent discard took the interval's data away: its
-                // metadata stays what the discard makes it, escape PI.
-                continue;
-            }
-            if generate {
-                // The device generated PI for the place it was sent to.
-                let g = p.finish_guard(guard, md);
-                p.generate(md, g, first + i);
-            } else if escape {
-                p.fill_escape_tuple(md);
-            }
-            // `false`: a concurrent discard took the metadata's place away
-            // and left escape PI, which no check fails on.
-            let _ = self.store.write_meta(dest + i, md)?;
-        }
-        Ok(())
-    }
-
-    fn read_bio(&self, bio: Bio<'_>) -> Result<(), Status> {
-        let p = &self.cfg.profile;
-        let pos = bio.sector() << 9;
-        let (first, n) = self.interval_span(&bio);
-        let mut data = Cursor::new(bio.segments());
-        let faults = self.inject.read_faults(first, n);
-        self.stats.add(Counter::ReadIntervals, n);
-        if !p.has_metadata() && faults.is_empty() {
-            return self.copy_out(pos, bio.size() as usize, &mut data, None);
-        }
-        let ms = p.metadata_size();
-        let bip = bio.integrity();
-        let mut md_cur = bip.map(|b| self.payload_cursor(&b, n)).transpose()?;
-        // The device checks what `read_check` asks for, plus what a
-        // submitter's own payload asks for (the block layer verifies its
-        // auto-PI buffers itself after completion).
-        let mut checks = if self.cfg.read_check {
-            Checks::DEVICE
-        } else {
-            Checks::NONE
-        };
-        if let Some(b) = bip.filter(|b| b.flags() & bip::BLOCK_INTEGRITY == 0) {
-            let asked = Checks::from_bip(b.flags(), b.app_tag());
-            checks = checks.union(asked);
-        }
-        let check = checks != Checks::NONE && p.csum() != Csum::None;
-        if check {
-            self.stats.add(Counter::CheckedRead, n);
-        }
-        let mut escapes = 0;
-        let mut md_buf = [0u8; MAX_METADATA];
-        let md = &mut md_buf[..ms];
-        for i in 0..n {
-            // Metadata first: an escape tuple needs no checksum of the data.
-            let tuple = if p.has_metadata() {
-                self.store.read_meta(first + i, md)?;
-                if self.spoil(first + i, md, &faults) {
-                    self.stats.inc(Counter::InjCorrupt);
-                }
-                p.read_tuple(md)
-            } else {
-                None
-            };
-            let escape = tuple.as_ref().is_some_and(|t| p.is_escape(t));
-            escapes += u64::from(escape);
-            let verify = check && tuple.is_some() && !escape;
-            let sum = verify && checks.guard;
-            let ipos = pos + (i << p.interval_shift());
-            let mut guard = p.guard();
-            let guard_arg = sum.then_some(&mut guard);
-            if faults.at(first + i).any(|f| f == Field::Data) {
-                self.copy_out_spoilt(ipos, p.interval(), &mut data, guard_arg)?;
-            } else {
-                self.copy_out(ipos, p.interval(), &mut data, guard_arg)?;
-            }
-            if let (true, Some(t)) = (verify, &tuple) {
-                let g = if sum { p.finish_guard(guard, md) } else { 0 };
-                p.check(t, g, first + i, checks)
-                    .map_err(|e| self.count(e, false))?;
-            }
-            if let Some(c) = md_cur.as_mut() {
-                c.copy_from(md).map_err(short)?;
-            }
-        }
-        self.stats.add(Counter::EscapeRead, escapes);
-        Ok(())
-    }
-
-    /// Applies the persistent corruptions of `faults` to the metadata `md`
-    /// of `interval`; returns whether any did.
-    fn spoil(&self, interval: u64, md: &mut [u8], faults: &ReadFaults) -> bool {
-        let mut spoilt = false;
-        for f in faults.at(interval) {
-            if let Field::Tuple(t) = f {
-                spoilt |= self.cfg.profile.corrupt(md, t);
-            }
-        }
-        spoilt
-    }
-
-    /// Copies the metadata of `interval` into `md` as a read would return
-    /// it (persistent corruptions applied), for inspection.
-    pub(crate) fn metadata(&self, interval: u64, md: &mut [u8]) -> Result<(), Status> {
-        if interval >= self.nr_intervals() || md.len() != self.cfg.profile.metadata_size() {
-            return Err(Status::IO_ERROR);
-        }
-        self.store.read_meta(interval, md)?;
-        self.spoil(interval, md, &self.inject.read_faults(interval, 1));
-        Ok(())
-    }
-
-    /// Carries out an injection command. On error nothing changed, and the
-    /// message says why.
-    pub(crate) fn inject(&self, cmd: Command) -> Result<(), (Error, &'static str)> {
-        let inval = |msg| Err((EINVAL, msg));
-        let nr = self.nr_intervals();
-        let has_tuple = self.cfg.profile.csum() != Csum::None;
-        match cmd {
-            Command::Corrupt { range, .. } if range.end() > nr => {
-                inval("range beyond the end of the device")
-            }
-            Command::Corrupt {
-                field: Field::Tuple(_),
-                ..
-            } if !has_tuple => inval("the format has no PI tuple"),
-            Command::Corrupt {
-                field,
-                range,
-                persistent: true,
-            } => self
-                .inject
-                .arm_read(ReadFault { range, field })
-                .map_err(|e| (e, "too many persistent corruptions armed")),
-            Command::Corrupt {
-                range,
-                persistent: false,
-                ..
-            } if range.count > MAX_ONE_SHOT => {
-                inval("a one-shot corrupt takes at most 65536 intervals (persistent has no limit)")
-            }
-            Command::Corrupt {
-                field,
-                range,
-                persistent: false,
-            } => self
-                .corrupt_stored(field, range.first, range.end())
-                .map_err(|e| {
-                    let why = if e == ENOMEM {
-                        "out of memory"
-                    } else if e == EINTR {
-                        "interrupted (the intervals before were corrupted)"
-                    } else {
-                        "store I/O failed"
-                    };
-                    (e, why)
-                }),
-            Command::Write {
-                fault: WriteFault::Misdirect(t),
-                ..
-            } if t >= nr => inval("target beyond the end of the device"),
-            Command::Write { range: Some(r), .. } if r.end() > nr => {
-                inval("range beyond the end of the device")
-            }
-            Command::Write { fault, range } => self
-                .inject
-                .arm_write(range, fault)
-                .map_err(|e| (e, "too many write faults armed")),
-            Command::Fail { dir, count, how } => {
-                self.inject.arm_fail(dir, count, how);
-                Ok(())
-            }
-            Command::Clear => {
-                self.inject.clear();
-                Ok(())
-            }
-        }
-    }
-
-    /// Spoils `field` of the stored intervals `first..end` now (a later
-    /// write of an interval heals it). Takes the work item's lock (the I/O
-    /// path of a backing store) for one interval at a time, with the
-    /// flags of a backing store's I/O, and gives way to other tasks and to
-    /// signals between intervals. A memory store's I/O path does not take
-    /// this lock: a write racing with the injection on the same interval
-    /// may win.
-    fn corrupt_stored(&self, field: Field, first: u64, end: u64) -> Result<(), Error> {
-        let p = &self.cfg.profile;
-        let mut md_buf = [0u8; MAX_METADATA];
-        let md = &mut md_buf[..p.metadata_size()];
-        for i in first..end {
-            if i != first {
-                blk::cond_resched();
-                if kernel::current!().signal_pending() {
-                    return Err(EINTR);
-                }
-            }
-            let _batch = self.batch.lock();
-            let stored = blk::with_backing_io(|| match field {
-                Field::Data => {
-                    // Read, then write: a backing store's write does not
-                    // see the stored byte.
-                    let pos = i << p.interval_shift();
-                    let mut b = 0;
-                    self.store.read_data(pos, 1, |src| {
-                        b = src.first().copied().unwrap_or(0);
-                        Ok(())
-                    })?;
-                    let mut stored = false;
-                    self.store.write_data(pos, 1, |dst| {
-                        if let Dst::Stored(d) = dst {
-                            if let Some(d) = d.first_mut() {
-                                *d = b ^ 0xff;
-                                stored = true;
-                            }
-                        }
-                        Ok(())
-                    })?;
-                    Ok(stored)
-                }
-                Field::Tuple(t) => {
-                    self.store.read_meta(i, md)?;
-                    p.corrupt(md, t);
-                    self.store.write_meta(i, md)
-                }
-            });
-            match stored {
-                Ok(true) => self.stats.inc(Counter::InjCorrupt),
-                Ok(false) => return Err(ENOMEM),
-                Err(_) => return Err(EIO),
-            }
-        }
-        Ok(())
-    }
-
-    /// Like [`Self::copy_out`], with the first byte's bits flipped (an
-    /// injected data corruption).
-    fn copy_out_spoilt(
-        &self,
-        pos: u64,
-        len: usize,
-        dst: &mut Cursor<'_>,
-        mut guard: Option<&mut crate::pi::Guard>,
-    ) -> Result<(), Status> {
-        self.store.read_data(pos, 1, |src| {
-            let b = [src.first().copied().unwrap_or(0) ^ 0xff];
-            if let Some(g) = guard.as_deref_mut() {
-                g.update(&b);
-            }
-            dst.copy_from(&b).map_err(short)
-        })?;
-        self.stats.inc(Counter::InjCorrupt);
-        self.copy_out(pos + 1, len - 1, dst, guard)
-    }
-
-    /// Copies `len` stored bytes at `pos` into `dst` (zeroes where nothing
-    /// is stored), adding them to `guard` if given.
-    fn copy_out(
-        &self,
-        pos: u64,
-        len: usize,
-        dst: &mut Cursor<'_>,
-        mut guard: Option<&mut crate::pi::Guard>,
-    ) -> Result<(), Status> {
-        self.store.read_data(pos, len, |src| {
-            if let Some(g) = guard.as_deref_mut() {
-                g.update(src);
-            }
-            dst.copy_from(src).map_err(short)
-        })
     }
 }

@@ -288,13 +288,26 @@ pub(crate) fn create_disk(
                     msg
                 );
             };
-            let fs = FileStore::open(path, cfg.profile, cfg.capacity).map_err(|(e, msg)| {
+            let mut fs = FileStore::open(path, cfg.profile, cfg.capacity).map_err(|(e, msg)| {
                 why(msg);
                 e
             })?;
             let store_claim = registry.claim_store(fs.identity()).inspect_err(|_| {
                 why("the store is in use by another rdif device");
             })?;
+            // Only the device that holds the store may replay its journal.
+            fs.replay().map_err(|(e, msg)| {
+                why(msg);
+                e
+            })?;
+            if fs.replayed() > 0 {
+                pr_info!(
+                    "{}: backing {}: replayed {} journal entries\n",
+                    name.to_str().unwrap_or("?"),
+                    path.to_str().unwrap_or("?"),
+                    fs.replayed()
+                );
+            }
             (Store::File(KBox::new(fs, GFP_KERNEL)?), Some(store_claim))
         }
     };
@@ -304,6 +317,8 @@ pub(crate) fn create_disk(
     } else {
         None
     };
+    // Discard frees space or is not offered (write-zeroes always is).
+    let discard_sectors = if store.can_discard() { u32::MAX >> 9 } else { 0 };
     let max_requests = v.hw_queues as usize * v.queue_depth as usize;
     let dev = Arc::pin_init(
         Device::new(cfg, store, wq.clone(), max_requests),
@@ -320,7 +335,7 @@ pub(crate) fn create_disk(
         .max_hw_sectors(2048)
         // Requests are walked page by page: any segment layout will do.
         .segments(u16::MAX, u32::MAX)
-        .max_discard_sectors(u32::MAX >> 9)
+        .max_discard_sectors(discard_sectors)
         .max_write_zeroes_sectors(u32::MAX >> 9);
     if blocking {
         // A backing file has a volatile cache: the page cache.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! KUnit tests for rdif's pure logic: PI formats, guards, reference tags,
-//! escapes and profile validation; and the memory store (chunk arithmetic,
-//! accesses across chunks and shards, zeroing, escape metadata); and the
+//! escapes and profile validation; and the memory store (intervals with
+//! their metadata across blocks and shards, reset, escape metadata); and the
 //! per-CPU counters behind the `stats` file.
 //!
 //! Built as its own module (`rdif_kunit.ko`) so that loading `rdif.ko`
@@ -19,7 +19,10 @@ mod src {
     pub(crate) mod percpu;
     pub(crate) mod pi;
     pub(crate) mod store {
+        mod access;
+        pub(crate) mod journal;
         pub(crate) mod mem;
+        pub(crate) use access::{Slot, StoreError};
     }
 }
 pub(crate) use src::pi;
@@ -430,144 +433,215 @@ mod tests {
 mod store_tests {
     use super::src::{
         pi::*,
-        store::mem::{chunk_span, piece, DataStore, Dst, MetaStore, CHUNK},
+        store::{mem::MemStore, Slot, StoreError},
     };
-    use kernel::{alloc::AllocError, prelude::*};
+    use kernel::prelude::*;
 
-    #[test]
-    fn chunk_arithmetic() {
-        assert_eq!(chunk_span(0, 0), None);
-        assert_eq!(chunk_span(u64::MAX, 2), None);
-        assert_eq!(chunk_span(0, 1), Some((0, 0)));
-        assert_eq!(chunk_span(4095, 2), Some((0, 1)));
-        assert_eq!(chunk_span(8192, 8192), Some((2, 3)));
-        // 100 bytes into chunk 15, across chunks 16 and into 17.
-        let (pos, len) = (15 * 4096 + 100, 2 * 4096);
-        assert_eq!(chunk_span(pos, len as u64), Some((15, 17)));
-        assert_eq!(piece(pos, len, 15, 17, 15), 100..4096);
-        assert_eq!(piece(pos, len, 15, 17, 16), 0..4096);
-        assert_eq!(piece(pos, len, 15, 17, 17), 0..100);
-        assert_eq!(piece(5, 10, 0, 0, 0), 5..15);
+    fn profile(bs: u32, iv: u32, ms: u32) -> Result<Profile> {
+        Profile::new(&ProfileConfig {
+            csum: Csum::Crc16,
+            ref_tag: true,
+            block_size: bs,
+            metadata_size: ms,
+            pi_offset: 0,
+            interval: iv,
+        })
+        .map_err(|_| EINVAL)
     }
 
-    /// The byte a test pattern has at device offset `pos`.
-    fn pattern(pos: u64) -> u8 {
-        (pos % 251) as u8 ^ 0x5a
+    /// The byte a test pattern has at byte `k` of interval `i`.
+    fn pattern(i: u64, k: usize) -> u8 {
+        ((i * 7 + k as u64) % 251) as u8 ^ 0x5a
     }
 
-    /// Reads `len` bytes at `pos`, checking that pieces stay within chunks;
-    /// `want(p)` is the byte expected at offset `p`.
-    fn check_read(d: &DataStore, pos: u64, len: usize, want: impl Fn(u64) -> u8) -> bool {
-        let mut at = pos;
-        let mut ok = true;
-        let r: Result<(), AllocError> = d.read(pos, len, |b| {
-            ok &= b.len() <= CHUNK && (at % CHUNK as u64) as usize + b.len() <= CHUNK;
-            for (i, x) in b.iter().enumerate() {
-                ok &= *x == want(at + i as u64);
+    /// Writes intervals `first..first + n` with the pattern as data and
+    /// the interval number (repeated) as metadata.
+    fn write(m: &MemStore, first: u64, n: u64, reserved: bool) -> Result<(), StoreError> {
+        let mut next = first;
+        m.write(first, n, reserved, |i, slot| {
+            // In order, each interval once.
+            if i != next {
+                return Err(StoreError::Io);
             }
-            at += b.len() as u64;
-            Ok(())
-        });
-        ok && r.is_ok() && at == pos + len as u64
-    }
-
-    #[test]
-    fn data_across_chunks_and_shards() -> Result {
-        let d = DataStore::new()?;
-        // Nothing written: zeroes.
-        assert!(check_read(&d, 0, 3 * CHUNK, |_| 0));
-        // A write starting inside chunk 15 (the last of shard 0's run) and
-        // ending inside chunk 17.
-        let (pos, len) = (15 * 4096 + 100, 2 * 4096);
-        d.reserve(pos, len as u64)?;
-        let mut at = pos;
-        let r: Result<(), AllocError> = d.write(pos, len, |dst| {
-            let Dst::Stored(b) = dst else {
-                return Err(AllocError);
+            next += 1;
+            let Slot::Stored { data, meta } = slot else {
+                return Err(StoreError::Io);
             };
-            for x in b.iter_mut() {
-                *x = pattern(at);
-                at += 1;
+            for (k, b) in data.iter_mut().enumerate() {
+                *b = pattern(i, k);
             }
+            meta.fill(i as u8);
             Ok(())
+        })
+    }
+
+    /// Whether intervals `first..first + n` read as `want(i)` says: `true`
+    /// for written (pattern, metadata `i`), `false` for never written
+    /// (zeroes, escape metadata `escape`).
+    fn check(m: &MemStore, first: u64, n: u64, escape: &[u8], want: impl Fn(u64) -> bool) -> bool {
+        let mut ok = true;
+        let mut next = first;
+        let r = m.read(first, n, true, |i, d, md| {
+            ok &= i == next && md.len() == escape.len();
+            next += 1;
+            if want(i) {
+                ok &= d.iter().enumerate().all(|(k, b)| *b == pattern(i, k));
+                ok &= md.iter().all(|b| *b == i as u8);
+            } else {
+                ok &= d.iter().all(|b| *b == 0) && md == escape;
+            }
+            Ok::<(), StoreError>(())
+        });
+        ok && r.is_ok() && next == first + n
+    }
+
+    #[test]
+    fn intervals_across_blocks_and_shards() -> Result {
+        // 8 intervals of 512 bytes per 4 KiB block, 16 blocks per shard run.
+        let p = profile(512, 0, 8)?;
+        let m = MemStore::new(p)?;
+        let mut escape = [0u8; 8];
+        p.fill_escape(&mut escape);
+        // Nothing written: zeroes and escape PI.
+        assert!(check(&m, 0, 300, &escape, |_| false));
+        // From inside block 15 (the last of shard 0's run) to inside 17.
+        let (first, n) = (15 * 8 + 3, 2 * 8);
+        assert!(!m.one_chunk(first, n) && m.one_chunk(first, 5));
+        m.reserve(first, n).map_err(|_| ENOMEM)?;
+        write(&m, first, n, true).map_err(|_| EIO)?;
+        let written = |i: u64| (first..first + n).contains(&i);
+        assert!(check(&m, 14 * 8, 5 * 8, &escape, written));
+        // Without metadata wanted, the callback sees none.
+        let r = m.read(first, 1, false, |_, _, md| {
+            if md.is_empty() {
+                Ok(())
+            } else {
+                Err(StoreError::Io)
+            }
         });
         assert!(r.is_ok());
-        assert_eq!(at, pos + len as u64);
-        let end = pos + len as u64;
-        let inside = |p: u64| {
-            if (pos..end).contains(&p) {
-                pattern(p)
-            } else {
-                0
-            }
-        };
-        assert!(check_read(&d, 14 * 4096, 5 * CHUNK, inside));
         // An error of the callback stops the access.
         let mut calls = 0;
-        let r: Result<(), AllocError> = d.read(pos, len, |_| {
+        let r = m.read(first, n, true, |_, _, _| {
             calls += 1;
-            Err(AllocError)
+            Err(StoreError::Io)
         });
         assert!(r.is_err() && calls == 1);
-        // Zero a partial range and a whole chunk (16, freed).
-        d.zero(pos + 10, 20);
-        d.zero(16 * 4096, 4096);
-        let zeroed = |p: u64| {
-            if (pos + 10..pos + 30).contains(&p) || (16 * 4096..17 * 4096).contains(&p) {
-                0
-            } else {
-                inside(p)
-            }
-        };
-        assert!(check_read(&d, 14 * 4096, 5 * CHUNK, zeroed));
-        // A write over the freed chunk allocates it again.
-        let r: Result<(), AllocError> = d.write(16 * 4096, 16, |dst| match dst {
-            Dst::Stored(b) => {
-                b.fill(7);
-                Ok(())
-            }
-            Dst::Gone(_) => Err(AllocError),
-        });
-        assert!(r.is_ok());
-        assert!(check_read(&d, 16 * 4096, 32, |p| if p < 16 * 4096 + 16 {
-            7
-        } else {
-            0
-        }));
+        // Reset one interval, and a whole block (16, freed).
+        m.reset(first + 1, 1);
+        m.reset(16 * 8, 8);
+        let left = |i: u64| written(i) && i != first + 1 && !(16 * 8..17 * 8).contains(&i);
+        assert!(check(&m, 14 * 8, 5 * 8, &escape, left));
+        // An unreserved write within one block allocates it.
+        write(&m, 16 * 8 + 2, 3, false).map_err(|_| EIO)?;
+        let left2 = |i: u64| left(i) || (16 * 8 + 2..16 * 8 + 5).contains(&i);
+        assert!(check(&m, 14 * 8, 5 * 8, &escape, left2));
+        // Modify in place: data and metadata of one interval together.
+        m.modify(16 * 8 + 2, |d, md| {
+            d.fill(0);
+            md.copy_from_slice(&escape);
+        })
+        .map_err(|_| EIO)?;
+        let left3 = |i: u64| left2(i) && i != 16 * 8 + 2;
+        assert!(check(&m, 14 * 8, 5 * 8, &escape, left3));
         Ok(())
     }
 
     #[test]
-    fn metadata_reads_escape_until_written() -> Result {
+    fn one_interval_per_block_and_no_metadata() -> Result {
+        // 4 KiB intervals with 16 bytes of metadata: one per block.
+        let p = profile(4096, 0, 16)?;
+        let m = MemStore::new(p)?;
+        let mut escape = [0u8; 16];
+        p.fill_escape(&mut escape);
+        assert!(m.one_chunk(5, 1) && !m.one_chunk(5, 2));
+        m.reserve(5, 2).map_err(|_| ENOMEM)?;
+        write(&m, 5, 2, true).map_err(|_| EIO)?;
+        assert!(check(&m, 0, 10, &escape, |i| i == 5 || i == 6));
+        // No metadata at all: empty metadata slices.
         let p = Profile::new(&ProfileConfig {
-            csum: Csum::Crc16,
-            ref_tag: true,
+            csum: Csum::None,
+            ref_tag: false,
             block_size: 512,
-            metadata_size: 8,
+            metadata_size: 0,
             pi_offset: 0,
             interval: 0,
         })
         .map_err(|_| EINVAL)?;
-        let m = MetaStore::new(p)?;
-        let mut escape = [0u8; 8];
-        p.fill_escape(&mut escape);
-        let mut md = [0u8; 8];
-        assert!(!m.read(1000, &mut md));
-        assert_eq!(md, escape);
-        // 512 intervals per chunk: 511 and 512 lie in different chunks.
-        m.reserve(511, 2)?;
-        assert!(m.read(511, &mut md) && md == escape);
-        assert!(m.write(511, &[1, 2, 3, 4, 5, 6, 7, 8]));
-        assert!(m.write(512, &[9; 8]));
-        assert!(m.read(511, &mut md) && md == [1, 2, 3, 4, 5, 6, 7, 8]);
-        assert!(m.read(512, &mut md) && md == [9; 8]);
-        assert!(m.read(510, &mut md) && md == escape);
-        m.reset(511, 1);
-        assert!(m.read(511, &mut md) && md == escape);
-        // A whole chunk reset is freed: it reads as never written.
-        m.reset(512, 512);
-        assert!(!m.read(512, &mut md) && md == escape);
+        let m = MemStore::new(p)?;
+        write(&m, 9, 1, false).map_err(|_| EIO)?;
+        assert!(check(&m, 0, 16, &[], |i| i == 9));
         Ok(())
+    }
+}
+
+#[kunit_tests(rdif_journal)]
+mod journal_tests {
+    use super::src::store::journal::*;
+
+    #[test]
+    fn superblock_round_trip_and_damage() {
+        let sb = encode_super(7);
+        assert_eq!(decode_super(&sb), Some(7));
+        for i in 0..SUPER_LEN {
+            let mut bad = sb;
+            bad[i] ^= 0x10;
+            assert_eq!(decode_super(&bad), None);
+        }
+        assert_eq!(decode_super(&[0; SUPER_LEN]), None);
+    }
+
+    #[test]
+    fn entry_round_trip_size_and_checksum() {
+        let e = Entry {
+            kind: Kind::Write,
+            generation: 3,
+            seq: 9,
+            first: 1 << 40,
+            count: 8,
+            payload: 8 * (512 + 8),
+        };
+        let mut hdr = e.encode();
+        assert_eq!(Entry::decode(&hdr), Some(e));
+        // A header block, then the payload rounded up to 512 bytes.
+        assert_eq!(e.size(), Some(512 + 4608));
+        let reset = Entry {
+            kind: Kind::Reset,
+            payload: 0,
+            ..e
+        };
+        assert_eq!(reset.size(), Some(512));
+        assert_eq!(
+            Entry {
+                payload: u64::MAX,
+                ..e
+            }
+            .size(),
+            None
+        );
+        // The checksum covers the header fields and the payload.
+        let payload = [0x5au8; 100];
+        let mut crc = Entry::crc_start(&hdr);
+        crc.update(&payload);
+        Entry::seal(&mut hdr, crc);
+        let check = |hdr: &[u8; HEADER_LEN], payload: &[u8]| {
+            let mut crc = Entry::crc_start(hdr);
+            crc.update(payload);
+            crc.finish() == Entry::stored_crc(hdr)
+        };
+        assert!(check(&hdr, &payload));
+        let mut torn = payload;
+        torn[99] = 0;
+        assert!(!check(&hdr, &torn));
+        let mut other = hdr;
+        other[32] ^= 1;
+        assert!(!check(&other, &payload));
+        // Not an entry: wrong magic, unknown kind, reserved bytes set.
+        for (at, v) in [(0, b'X'), (8, 3), (12, 1)] {
+            let mut bad = hdr;
+            bad[at] = v;
+            assert_eq!(Entry::decode(&bad), None);
+        }
     }
 }
 

@@ -3,15 +3,25 @@
 //! A device's settings, as module parameters or configfs attributes give
 //! them, and their validation into what a device is built from.
 
-use crate::{
-    device::DeviceConfig,
-    pi::{Csum, Profile, ProfileConfig},
-};
+use crate::pi::{Csum, Profile, ProfileConfig};
 
 /// Largest device size in MiB (1 TiB; memory is only used where written).
 pub(crate) const MAX_SIZE_MIB: u64 = 1 << 20;
 /// Largest number of tags per hardware queue.
 pub(crate) const MAX_QUEUE_DEPTH: u32 = 4096;
+
+/// How a device is configured (validated).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DeviceConfig {
+    /// Capacity in bytes, a multiple of the block size.
+    pub(crate) capacity: u64,
+    /// Protection format.
+    pub(crate) profile: Profile,
+    /// Generate PI for writes that carry none (else store escape PI).
+    pub(crate) pract: bool,
+    /// Check stored PI against stored data on reads.
+    pub(crate) read_check: bool,
+}
 
 /// User-visible settings of one device (everything but the backing path).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,80 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Where a device keeps its data and its metadata: two separate regions,
-//! in memory ([`mem`]) or in a backing file or block device ([`file`]).
+//! Where a device keeps its data and metadata: in memory ([`mem`]) or in a
+//! backing file or block device ([`file`]).
+//!
+//! A store is addressed by protection interval. Each access hands the
+//! caller an interval's data and its metadata together, and a memory store
+//! does so under one lock: readers never see an interval's data without
+//! its metadata, and of two writers of an interval one wins both. (A
+//! backing file's accesses are serialised by the device's work item.)
 
+mod access;
 pub(crate) mod file;
+pub(crate) mod journal;
 pub(crate) mod mem;
 
-use crate::{blk::Status, pi::Profile};
-use file::{FileStore, FILE_IO};
-use kernel::{alloc::AllocError, prelude::*};
-use mem::{DataStore, MetaStore};
+pub(crate) use access::{Slot, StoreError};
 
-pub(crate) use mem::{Dst, CHUNK};
+use crate::pi::Profile;
+use file::FileStore;
+use kernel::prelude::*;
+use mem::MemStore;
 
-/// A device's store. Data is addressed by byte offset, metadata by
-/// protection interval. Accesses of data never cross a [`CHUNK`] boundary.
+pub(crate) use mem::CHUNK;
+
+/// A device's store.
 pub(crate) enum Store {
     /// Sparse memory; lost when the device is removed.
-    Mem {
-        /// Data region.
-        data: DataStore,
-        /// Metadata region, if the format has metadata.
-        meta: Option<MetaStore>,
-    },
+    Mem(MemStore),
     /// A backing file or block device; every access may sleep.
     File(KBox<FileStore>),
-}
-
-/// The status of a failed access of a backing file: running out of memory
-/// is a shortage (the request is retried whole; what it wrote already is
-/// written again, and nothing was acknowledged), anything else an I/O
-/// error.
-fn io_error(e: Error) -> Status {
-    if e == ENOMEM {
-        Status::RESOURCE
-    } else {
-        Status::IO_ERROR
-    }
-}
-
-/// A store that cannot allocate what a request needs has the request
-/// retried later, without having changed anything.
-impl From<AllocError> for Status {
-    fn from(_: AllocError) -> Self {
-        Status::RESOURCE
-    }
-}
-
-/// Calls `f(pos, len)` for the pieces of `len` bytes at `pos` that lie
-/// within one aligned block of [`FILE_IO`] bytes each.
-fn for_each_file_piece(
-    mut pos: u64,
-    mut len: usize,
-    mut f: impl FnMut(u64, usize) -> Result<(), Status>,
-) -> Result<(), Status> {
-    while len > 0 {
-        let k = len.min(FILE_IO - (pos % FILE_IO as u64) as usize);
-        f(pos, k)?;
-        pos += k as u64;
-        len -= k;
-    }
-    Ok(())
 }
 
 impl Store {
     /// An empty memory store for format `profile`.
     pub(crate) fn memory(profile: Profile) -> Result<Self> {
-        let meta = if profile.has_metadata() {
-            Some(MetaStore::new(profile)?)
-        } else {
-            None
-        };
-        Ok(Store::Mem {
-            data: DataStore::new()?,
-            meta,
-        })
+        Ok(Store::Mem(MemStore::new(profile)?))
     }
 
     /// Whether accesses may sleep (the queue must be `BLK_MQ_F_BLOCKING`).
@@ -82,134 +42,123 @@ impl Store {
         matches!(self, Store::File(_))
     }
 
-    /// Allocates what a write of `len` bytes at `pos` needs, so that
-    /// storing it cannot fail for lack of memory; the contents read the
-    /// same as before. On failure blk-mq retries the request later.
-    pub(crate) fn reserve(&self, p: &Profile, pos: u64, len: u64) -> Result<(), Status> {
+    /// Whether discard frees space (memory, or holes punched in a backing
+    /// file); else the device should not advertise it.
+    pub(crate) fn can_discard(&self) -> bool {
         match self {
-            Store::Mem { data, meta } => {
-                data.reserve(pos, len)?;
-                if let Some(meta) = meta {
-                    meta.reserve(p.sector_to_interval(pos >> 9), len >> p.interval_shift())?;
-                }
-                Ok(())
-            }
+            Store::Mem(_) => true,
+            Store::File(s) => s.can_punch(),
+        }
+    }
+
+    /// Whether intervals `first..first + n` lie in one unit of allocation,
+    /// so that a [`Self::write`] of them without [`Self::reserve`] is all
+    /// or nothing.
+    pub(crate) fn one_unit(&self, first: u64, n: u64) -> bool {
+        match self {
+            Store::Mem(m) => m.one_chunk(first, n),
+            Store::File(_) => true,
+        }
+    }
+
+    /// Allocates what a write of intervals `first..first + n` needs, so
+    /// that storing it cannot fail for lack of memory; the contents read
+    /// the same as before. Never sleeps.
+    pub(crate) fn reserve(&self, first: u64, n: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Mem(m) => m.reserve(first, n),
             Store::File(_) => Ok(()),
         }
     }
 
-    /// Gets a backing store ready for a write of `len` bytes at `pos`:
-    /// reads one byte of every page of the file that the write changes
-    /// only in part (edges of the data, the metadata), so that the write
-    /// itself does not have to read them. An I/O error here fails the
-    /// request before anything was changed, instead of between its data
-    /// and its metadata. May sleep; nothing to do for a memory store.
-    pub(crate) fn prepare_write(&self, pos: u64, len: u64) -> Result<(), Status> {
+    /// Gets a backing store ready for a write of intervals `first..first +
+    /// n`, so that an I/O error fails the request before anything changed
+    /// (see [`FileStore::prepare_write`]). May sleep; nothing to do for a
+    /// memory store.
+    pub(crate) fn prepare_write(&self, first: u64, n: u64) -> Result<(), StoreError> {
         match self {
-            Store::Mem { .. } => Ok(()),
-            Store::File(s) => s.prepare_write(pos, len).map_err(io_error),
+            Store::Mem(_) => Ok(()),
+            Store::File(s) => s.prepare_write(first, n),
         }
     }
 
-    /// Calls `f` with the `len` data bytes at `pos` (zeroes where nothing
-    /// was written), in order, in pieces of at most [`CHUNK`] bytes for a
-    /// memory store and [`FILE_IO`] bytes for a backing file. A memory
-    /// store calls `f` under a spinlock: it must not sleep.
-    pub(crate) fn read_data(
+    /// Calls `f(interval, data, meta)` for intervals `first..first + n` in
+    /// order (zeroes and escape PI where nothing was written). `meta` is
+    /// empty unless `with_meta` (a backing file then does not read it). A
+    /// memory store calls `f` under a spinlock: it must not sleep.
+    pub(crate) fn read<E: From<StoreError>>(
         &self,
-        pos: u64,
-        len: usize,
-        mut f: impl FnMut(&[u8]) -> Result<(), Status>,
-    ) -> Result<(), Status> {
+        first: u64,
+        n: u64,
+        with_meta: bool,
+        f: impl FnMut(u64, &[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         match self {
-            Store::Mem { data, .. } => data.read(pos, len, f),
-            Store::File(s) => {
-                let mut buf = s.bounce();
-                for_each_file_piece(pos, len, |pos, k| {
-                    let b = buf.get_mut(..k).ok_or(Status::IO_ERROR)?;
-                    s.read_data(pos, b).map_err(io_error)?;
-                    f(b)
-                })
-            }
+            Store::Mem(m) => m.read(first, n, with_meta, f),
+            Store::File(s) => s.read(first, n, with_meta, f),
         }
     }
 
-    /// Lets `f` fill the `len` data bytes at `pos`, in order, in pieces as
-    /// [`Self::read_data`] does. A memory store calls `f` under a spinlock:
-    /// it must not sleep. A piece a concurrent discard took away after
-    /// [`Self::reserve`] may be [`Dst::Gone`] (memory stores only).
-    pub(crate) fn write_data(
+    /// Calls `f(interval, slot)` for intervals `first..first + n` in order,
+    /// to fill them; each interval's data and metadata become visible to
+    /// readers together. `reserved`: [`Self::reserve`] was called for
+    /// them, so a missing place can only be a concurrent discard's doing
+    /// ([`Slot::Gone`] if it cannot be allocated again); else the
+    /// intervals must be [`Self::one_unit`], and lack of memory fails the
+    /// write before anything is stored. A memory store calls `f` under a
+    /// spinlock: it must not sleep. An error of `f` stops the write.
+    pub(crate) fn write<E: From<StoreError>>(
         &self,
-        pos: u64,
-        len: usize,
-        mut f: impl FnMut(Dst<'_>) -> Result<(), Status>,
-    ) -> Result<(), Status> {
+        first: u64,
+        n: u64,
+        reserved: bool,
+        f: impl FnMut(u64, Slot<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         match self {
-            Store::Mem { data, .. } => data.write(pos, len, f),
-            Store::File(s) => {
-                let mut buf = s.bounce();
-                for_each_file_piece(pos, len, |pos, k| {
-                    let b = buf.get_mut(..k).ok_or(Status::IO_ERROR)?;
-                    f(Dst::Stored(b))?;
-                    s.write_data(pos, b).map_err(io_error)
-                })
-            }
+            Store::Mem(m) => m.write(first, n, reserved, f),
+            Store::File(s) => s.write(first, n, f),
         }
     }
 
-    /// Copies the metadata of `interval` into `out` (escape PI if never
-    /// written).
-    pub(crate) fn read_meta(&self, interval: u64, out: &mut [u8]) -> Result<(), Status> {
+    /// Lets `f` change the stored data and metadata of `interval` in place
+    /// (fault injection). Sleeps for a backing file only.
+    pub(crate) fn modify(
+        &self,
+        interval: u64,
+        f: impl FnOnce(&mut [u8], &mut [u8]),
+    ) -> Result<(), StoreError> {
         match self {
-            Store::Mem { meta: Some(m), .. } => {
-                m.read(interval, out);
+            Store::Mem(m) => m.modify(interval, f),
+            Store::File(s) => s.modify(interval, f),
+        }
+    }
+
+    /// Discard and write-zeroes: intervals `first..first + n` read as
+    /// zeroes with escape PI afterwards.
+    pub(crate) fn reset(&self, first: u64, n: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Mem(m) => {
+                m.reset(first, n);
                 Ok(())
             }
-            Store::Mem { meta: None, .. } => Err(Status::IO_ERROR),
-            Store::File(s) => s.read_meta(interval, out).map_err(io_error),
+            Store::File(s) => s.reset(first, n),
         }
     }
 
-    /// Stores the metadata of `interval`. Returns false if a concurrent
-    /// discard took its place away after [`Self::reserve`] (memory stores
-    /// only): the interval keeps the escape PI the discard left.
-    pub(crate) fn write_meta(&self, interval: u64, md: &[u8]) -> Result<bool, Status> {
+    /// Forced unit access: makes a completed write of intervals `first..
+    /// first + n` durable before it is acknowledged.
+    pub(crate) fn sync_range(&self, first: u64, n: u64) -> Result<(), StoreError> {
         match self {
-            Store::Mem { meta: Some(m), .. } => Ok(m.write(interval, md)),
-            Store::Mem { meta: None, .. } => Err(Status::IO_ERROR),
-            Store::File(s) => s.write_meta(interval, md).map(|()| true).map_err(io_error),
-        }
-    }
-
-    /// Discard and write-zeroes: `len` bytes at `pos` read as zeroes with
-    /// escape PI afterwards.
-    pub(crate) fn reset(&self, p: &Profile, pos: u64, len: u64) -> Result<(), Status> {
-        match self {
-            Store::Mem { data, meta } => {
-                data.zero(pos, len);
-                if let Some(meta) = meta {
-                    meta.reset(p.sector_to_interval(pos >> 9), len >> p.interval_shift());
-                }
-                Ok(())
-            }
-            Store::File(s) => s.reset(pos, len).map_err(io_error),
-        }
-    }
-
-    /// Forced unit access: makes a completed write of `len` bytes at `pos`
-    /// durable before it is acknowledged.
-    pub(crate) fn sync_range(&self, pos: u64, len: u64) -> Result<(), Status> {
-        match self {
-            Store::Mem { .. } => Ok(()),
-            Store::File(s) => s.sync_range(pos, len).map_err(io_error),
+            Store::Mem(_) => Ok(()),
+            Store::File(s) => s.sync_range(first, n),
         }
     }
 
     /// Flush: makes every completed write durable.
-    pub(crate) fn flush(&self) -> Result<(), Status> {
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
         match self {
-            Store::Mem { .. } => Ok(()),
-            Store::File(s) => s.flush().map_err(io_error),
+            Store::Mem(_) => Ok(()),
+            Store::File(s) => s.flush(),
         }
     }
 }

@@ -9,7 +9,8 @@
 # dmesg_clean fails on any splat), no lock stays held (rmdir and rmmod
 # work at the end) and the device does I/O afterwards.
 #
-# Also: crafted and truncated backing-store headers are refused with a
+# Also: crafted and truncated backing-store headers, a damaged journal
+# superblock and a crafted journal entry are refused with a
 # reason and never trusted, and backing stores are exclusive (two devices
 # never share one; `format` never wipes a store in use).
 #
@@ -277,7 +278,8 @@ poke() {
 CRAFTED=(
 	"bad magic|0|5844494652535452|1"
 	"version 0|8|00000000|1"
-	"version 2|8|02000000|1"
+	"version 1 (before the journal)|8|01000000|1"
+	"version 3|8|03000000|1"
 	"version 4294967295|8|ffffffff|1"
 	"checksum wrong|64|0000000000000000|0"
 	"a field changed, checksum not|32|0000000001000000|0"
@@ -300,6 +302,37 @@ CRAFTED=(
 	"meta_size 2^64-1|56|ffffffffffffffff|1"
 	"meta_size 0|56|0000000000000000|1"
 )
+
+# journal_offset IMG: where the journal of store IMG starts
+journal_offset() {
+	local mo ms
+	mo=$(od -An -t u8 -j 48 -N 8 "$1" | tr -d ' ')
+	ms=$(od -An -t u8 -j 56 -N 8 "$1" | tr -d ' ')
+	echo $(( (mo + ms + 4095) / 4096 * 4096 ))
+}
+
+# craft_entry IMG JOURNAL_OFFSET: writes a first journal entry (a reset of
+# an interval far beyond the end) with a correct CRC64-NVMe checksum
+craft_entry() {
+	python3 - "$1" "$2" <<'PY'
+import struct, sys
+def crc64_nvme(data, crc=0):
+    crc ^= (1 << 64) - 1
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x9A6C9329AC4BC9B5 if crc & 1 else 0)
+    return crc ^ ((1 << 64) - 1)
+path, jo = sys.argv[1], int(sys.argv[2])
+with open(path, "r+b") as f:
+    f.seek(jo + 8)
+    gen = struct.unpack("<Q", f.read(8))[0]
+    hdr = b"RDIFJENT" + struct.pack("<II", 2, 0) + struct.pack("<QQQQQ", gen, 0, 1 << 40, 1, 0)
+    hdr += struct.pack("<Q", crc64_nvme(hdr))
+    f.seek(jo + 4096)
+    f.write(hdr)
+PY
+}
 
 crafted_headers() {
 	local img=/tmp/rdif_hdr.img good=/tmp/rdif_hdr.good c name off bytes fix r mark
@@ -324,6 +357,21 @@ crafted_headers() {
 		expect "$name: a reason in the log" grep -q "rdif: c: backing $img: " <(dmesg | tail -n +$((mark + 1)))
 		[ "$r" = OK ] && cfs_write $CFS/c/power 0 >/dev/null
 	done
+	# The journal (after the metadata region, 4 KiB aligned): a damaged
+	# superblock, and an entry whose checksum is right but whose range lies
+	# beyond the store.
+	local jo
+	jo=$(journal_offset $good)
+	cp $good $img
+	poke $img "$jo" 00
+	expect "journal superblock damaged: refused" test "$(cfs_write $CFS/c/power 1)" != OK
+	cp $good $img
+	expect "craft a journal entry" craft_entry $img "$jo"
+	mark=$(dmesg | wc -l)
+	expect "journal entry beyond the store: refused" test "$(cfs_write $CFS/c/power 1)" != OK
+	expect "journal entry beyond the store: the reason logged" \
+		grep -q "rdif: c: backing $img: a journal entry does not fit" <(dmesg | tail -n +$((mark + 1)))
+	[ "$(cat $CFS/c/power)" = 1 ] && cfs_write $CFS/c/power 0 >/dev/null
 	# Truncated stores.
 	for size in 0 10 71 72 4096 $((2 * MIB)) $((4 * MIB)); do
 		cp $good $img

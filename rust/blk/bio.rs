@@ -39,8 +39,8 @@ extern "C" {
         offset: *mut u32,
         len: *mut u32,
     ) -> bool;
-    fn rdif_kmap_local_page(page: *mut bindings::page) -> *mut c_void;
-    fn rdif_kunmap_local(addr: *const c_void);
+    fn rdif_memcpy_from_page(to: *mut c_void, page: *mut bindings::page, off: usize, len: usize);
+    fn rdif_memcpy_to_page(page: *mut bindings::page, off: usize, from: *const c_void, len: usize);
 }
 
 /// A bio of a request that the driver owns.
@@ -242,38 +242,48 @@ impl Segment<'_> {
         self.len
     }
 
-    /// Maps the segment and gives `f` its bytes to read.
-    pub(crate) fn with_slice<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
-        // SAFETY: `self.page` is a valid page by the type invariant.
-        let base = unsafe { rdif_kmap_local_page(self.page.as_ptr()) };
-        // SAFETY: `offset < PAGE_SIZE` (type invariant): inside the mapping.
-        let start = unsafe { base.cast::<u8>().add(self.offset) };
-        // SAFETY: `[start, start + len)` lies in the mapped page (type
-        // invariant); the page is alive and unchanged while a write reads it.
-        let bytes = unsafe { core::slice::from_raw_parts(start, self.len) };
-        let ret = f(bytes);
-        // SAFETY: `base` came from the `kmap_local_page` above, and mappings
-        // made inside `f` were undone when it returned (stack order).
-        unsafe { rdif_kunmap_local(base) };
-        ret
+    /// Copies `out.len()` bytes of the segment from its byte `off` into
+    /// `out`.
+    ///
+    /// The page may belong to a user who changes it while the device
+    /// works (an O_DIRECT writer reusing its buffer): `memcpy_from_page`
+    /// copies it without the driver ever holding a Rust reference to it,
+    /// and `out` holds whatever the bytes were at the time of the copy.
+    fn copy_out(&self, off: usize, out: &mut [u8]) -> Result<(), ShortBuffer> {
+        if off.checked_add(out.len()).is_none_or(|end| end > self.len) {
+            return Err(ShortBuffer);
+        }
+        // SAFETY: `self.page` is valid for `'a` and `offset + off +
+        // out.len() <= offset + len <= PAGE_SIZE` (type invariant and the
+        // check above); `out` is a valid destination of that length.
+        unsafe {
+            rdif_memcpy_from_page(
+                out.as_mut_ptr().cast(),
+                self.page.as_ptr(),
+                self.offset + off,
+                out.len(),
+            )
+        };
+        Ok(())
     }
 
-    /// Maps the segment and gives `f` its bytes to fill.
-    ///
-    /// Used for the buffers of reads, which the device owns until it ends
-    /// the request.
-    pub(crate) fn with_slice_mut<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        // SAFETY: `self.page` is a valid page by the type invariant.
-        let base = unsafe { rdif_kmap_local_page(self.page.as_ptr()) };
-        // SAFETY: `offset < PAGE_SIZE` (type invariant): inside the mapping.
-        let start = unsafe { base.cast::<u8>().add(self.offset) };
-        // SAFETY: as in `with_slice`; nothing else accesses a read's buffer
-        // while the driver has it, and `&mut self` makes this the only slice.
-        let bytes = unsafe { core::slice::from_raw_parts_mut(start, self.len) };
-        let ret = f(bytes);
-        // SAFETY: as in `with_slice`.
-        unsafe { rdif_kunmap_local(base) };
-        ret
+    /// Copies `src` into the segment from its byte `off` on
+    /// (`memcpy_to_page`, which also flushes the data cache where needed).
+    fn copy_in(&mut self, off: usize, src: &[u8]) -> Result<(), ShortBuffer> {
+        if off.checked_add(src.len()).is_none_or(|end| end > self.len) {
+            return Err(ShortBuffer);
+        }
+        // SAFETY: as in `copy_out`; the bytes written lie in the segment,
+        // which is the buffer of a request the driver is serving.
+        unsafe {
+            rdif_memcpy_to_page(
+                self.page.as_ptr(),
+                self.offset + off,
+                src.as_ptr().cast(),
+                src.len(),
+            )
+        };
+        Ok(())
     }
 }
 
@@ -308,58 +318,47 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    /// Hands the next `n` bytes to `f`, in one or more pieces.
-    pub(crate) fn read(
+    /// Calls `f(segment, offset, k)` for the next `n` bytes, in one or
+    /// more pieces of `k` bytes within one segment each.
+    fn walk(
         &mut self,
         mut n: usize,
-        mut f: impl FnMut(&[u8]),
-    ) -> Result<(), ShortBuffer> {
-        while n > 0 {
-            self.advance()?;
-            let off = self.off;
-            let seg = self.cur.as_ref().ok_or(ShortBuffer)?;
-            let k = n.min(seg.len() - off);
-            seg.with_slice(|b| f(&b[off..off + k]));
-            self.off += k;
-            n -= k;
-        }
-        Ok(())
-    }
-
-    /// Lets `f` fill the next `n` bytes, in one or more pieces.
-    pub(crate) fn write(
-        &mut self,
-        mut n: usize,
-        mut f: impl FnMut(&mut [u8]),
+        mut f: impl FnMut(&mut Segment<'a>, usize, usize) -> Result<(), ShortBuffer>,
     ) -> Result<(), ShortBuffer> {
         while n > 0 {
             self.advance()?;
             let off = self.off;
             let seg = self.cur.as_mut().ok_or(ShortBuffer)?;
             let k = n.min(seg.len() - off);
-            seg.with_slice_mut(|b| f(&mut b[off..off + k]));
+            f(seg, off, k)?;
             self.off += k;
             n -= k;
         }
         Ok(())
     }
 
-    /// Copies the next `out.len()` bytes into `out`.
+    /// Copies the next `out.len()` bytes of the buffer into `out`.
     pub(crate) fn copy_to(&mut self, out: &mut [u8]) -> Result<(), ShortBuffer> {
         let mut done = 0;
-        self.read(out.len(), |b| {
-            out[done..done + b.len()].copy_from_slice(b);
-            done += b.len();
+        self.walk(out.len(), |seg, off, k| {
+            let dst = out.get_mut(done..done + k).ok_or(ShortBuffer)?;
+            done += k;
+            seg.copy_out(off, dst)
         })
     }
 
-    /// Copies `src` into the next `src.len()` bytes.
+    /// Copies `src` into the next `src.len()` bytes of the buffer.
     pub(crate) fn copy_from(&mut self, src: &[u8]) -> Result<(), ShortBuffer> {
         let mut done = 0;
-        self.write(src.len(), |b| {
-            let k = b.len();
-            b.copy_from_slice(&src[done..done + k]);
+        self.walk(src.len(), |seg, off, k| {
+            let piece = src.get(done..done + k).ok_or(ShortBuffer)?;
             done += k;
+            seg.copy_in(off, piece)
         })
+    }
+
+    /// Moves over the next `n` bytes without touching them.
+    pub(crate) fn skip(&mut self, n: usize) -> Result<(), ShortBuffer> {
+        self.walk(n, |_, _, _| Ok(()))
     }
 }

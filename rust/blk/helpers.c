@@ -160,14 +160,14 @@ void rdif_rq_requeue(struct request *rq)
 
 /* Page mapping. */
 
-void *rdif_kmap_local_page(struct page *page)
+void rdif_memcpy_from_page(void *to, struct page *page, size_t off, size_t len)
 {
-	return kmap_local_page(page);
+	memcpy_from_page(to, page, off, len);
 }
 
-void rdif_kunmap_local(const void *addr)
+void rdif_memcpy_to_page(struct page *page, size_t off, const void *from, size_t len)
 {
-	kunmap_local(addr);
+	memcpy_to_page(page, off, from, len);
 }
 
 /* Backing files. */

@@ -35,8 +35,8 @@ void rdif_bip_iter(const struct bio_integrity_payload *bip,
 bool rdif_bip_next_segment(struct bio_integrity_payload *bip,
 		struct bvec_iter *iter, struct page **page, unsigned int *offset,
 		unsigned int *len);
-void *rdif_kmap_local_page(struct page *page);
-void rdif_kunmap_local(const void *addr);
+void rdif_memcpy_from_page(void *to, struct page *page, size_t off, size_t len);
+void rdif_memcpy_to_page(struct page *page, size_t off, const void *from, size_t len);
 loff_t rdif_file_size(struct file *file);
 bool rdif_file_is_bdev(struct file *file);
 bool rdif_file_is_reg(struct file *file);

@@ -2,29 +2,37 @@
 
 //! A persistent store in a backing regular file or block device: a header,
 //! a data region and a separate metadata region, both addressed by
-//! position (see Documentation/rdif.rst, "On-disk layout").
+//! position, and a write journal (see Documentation/rdif.rst, "On-disk
+//! layout" and "Crash consistency").
+//!
+//! Every write and discard is first appended to the journal with a
+//! checksum and made durable there (one data sync of the entry), then
+//! carried out in place. Opening a store replays the journal: whatever a
+//! power cut interrupted in place is done again, whole. So after a crash
+//! each interval holds its old or its new data with the matching metadata,
+//! and every completed write is present. A flush makes the in-place
+//! copies durable and empties the journal (a new generation).
 //!
 //! Metadata is stored XORed with what an unwritten interval reads as (zero
 //! opaque bytes and an all-ones tuple), so that zeroes on disk, a hole in a
 //! sparse file or a discarded range, read as escape PI. A new store
 //! therefore needs no initialisation beyond its header.
 
-use super::CHUNK;
+use super::{
+    journal::{self, Entry, Kind, ENTRY_ALIGN, HEADER_LEN, JOURNAL_SIZE, SUPER_LEN, SUPER_SIZE},
+    Slot, StoreError, CHUNK,
+};
 use crate::blk::file::BackingFile;
 use crate::pi::{Csum, Guard, Profile, ProfileConfig, MAX_METADATA};
-use kernel::{
-    new_mutex,
-    prelude::*,
-    sync::{Mutex, MutexGuard},
-};
+use kernel::{new_mutex, prelude::*, sync::Mutex};
 
 /// Largest piece of data moved by one access of a backing file.
 pub(crate) const FILE_IO: usize = 64 * 1024;
 
 /// Header magic.
 pub(crate) const MAGIC: [u8; 8] = *b"RDIFSTOR";
-/// Layout version.
-pub(crate) const VERSION: u32 = 1;
+/// Layout version: 2 added the journal (version 1 stores are refused).
+pub(crate) const VERSION: u32 = 2;
 /// Size of the header block.
 pub(crate) const HEADER_SIZE: u64 = 4096;
 /// Bytes of the header covered by its checksum.
@@ -48,6 +56,9 @@ pub(crate) struct Layout {
     pub(crate) meta_offset: u64,
     /// Size of the metadata region.
     pub(crate) meta_size: u64,
+    /// Start of the journal region ([`JOURNAL_SIZE`] bytes; not in the
+    /// header, it follows from the fields that are).
+    pub(crate) journal_offset: u64,
 }
 
 impl Layout {
@@ -55,17 +66,19 @@ impl Layout {
     pub(crate) fn new(p: &Profile, capacity: u64) -> Self {
         let meta_offset = (HEADER_SIZE + capacity).div_ceil(CHUNK as u64) * CHUNK as u64;
         let intervals = capacity >> p.interval_shift();
+        let meta_size = intervals * p.metadata_size() as u64;
         Self {
             capacity,
             data_offset: HEADER_SIZE,
             meta_offset,
-            meta_size: intervals * p.metadata_size() as u64,
+            meta_size,
+            journal_offset: (meta_offset + meta_size).div_ceil(CHUNK as u64) * CHUNK as u64,
         }
     }
 
     /// Bytes the store occupies.
     pub(crate) fn total(&self) -> u64 {
-        self.meta_offset + self.meta_size
+        self.journal_offset + JOURNAL_SIZE
     }
 }
 
@@ -126,6 +139,8 @@ fn le64(b: &[u8]) -> u64 {
 pub(crate) enum HeaderError {
     /// No rdif header (or an unknown version).
     NotAStore,
+    /// A store of layout version 1, which had no journal.
+    Version1,
     /// The header's checksum does not match.
     Corrupt,
     /// A stored format parameter differs from the configured one.
@@ -140,6 +155,9 @@ impl HeaderError {
     pub(crate) fn reason(&self) -> &'static str {
         match self {
             HeaderError::NotAStore => "no rdif header (write 1 to format to create a store)",
+            HeaderError::Version1 => {
+                "the store has layout version 1, from before rdif journaled its writes; this rdif reads version 2 only (write 1 to format to make a new store; its contents are lost)"
+            }
             HeaderError::Corrupt => "the header checksum is wrong",
             HeaderError::Mismatch(what) => what,
             HeaderError::Unexpected => "the header holds values rdif never writes",
@@ -153,6 +171,9 @@ pub(crate) fn check_header(
     p: &Profile,
     capacity: u64,
 ) -> Result<Layout, HeaderError> {
+    if b[0..8] == MAGIC && le32(&b[8..]) == 1 {
+        return Err(HeaderError::Version1);
+    }
     if b[0..8] != MAGIC || le32(&b[8..]) != VERSION {
         return Err(HeaderError::NotAStore);
     }
@@ -193,6 +214,7 @@ pub(crate) fn check_header(
         data_offset: le64(&b[40..]),
         meta_offset: le64(&b[48..]),
         meta_size: le64(&b[56..]),
+        journal_offset: layout.journal_offset,
     };
     if on_disk.capacity != capacity {
         return mismatch("the store has another size");
@@ -217,9 +239,44 @@ pub(crate) struct FileStore {
     layout: Layout,
     /// What an unwritten interval's metadata reads as.
     escape: [u8; MAX_METADATA],
-    /// The bounce buffer of data I/O ([`FILE_IO`] bytes), allocated with
-    /// the store so that the I/O path never allocates.
-    bounce: Pin<KBox<Mutex<KVVec<u8>>>>,
+    /// The buffers of the I/O path, allocated with the store so that the
+    /// I/O path never allocates. Taken after `journal`, if both are.
+    bounce: Pin<KBox<Mutex<Bounce>>>,
+    /// Where the journal is.
+    journal: Pin<KBox<Mutex<JournalState>>>,
+    /// Entries replayed when the store was opened.
+    replayed: u64,
+    /// Whether the backing file can punch holes (discard is advertised
+    /// only then).
+    can_punch: bool,
+}
+
+/// The journal's current generation and its next entry.
+struct JournalState {
+    generation: u64,
+    /// Offset of the next entry from the start of the entries.
+    next: u64,
+    /// Sequence number of the next entry.
+    seq: u64,
+}
+
+/// Room for the data of [`FILE_IO`] bytes and the metadata of its
+/// intervals.
+struct Bounce {
+    data: KVVec<u8>,
+    meta: KVVec<u8>,
+}
+
+/// The failure of an access of the backing file: running out of memory is
+/// a shortage (the request is retried whole; what it wrote already is
+/// written again, and nothing was acknowledged), anything else an I/O
+/// error.
+fn io_error(e: Error) -> StoreError {
+    if e == ENOMEM {
+        StoreError::NoMemory
+    } else {
+        StoreError::Io
+    }
 }
 
 impl FileStore {
@@ -231,14 +288,26 @@ impl FileStore {
         let mut escape = [0u8; MAX_METADATA];
         profile.fill_escape(&mut escape[..profile.metadata_size()]);
         let no_mem = (ENOMEM, "out of memory");
-        let buf = KVVec::from_elem(0u8, FILE_IO, GFP_KERNEL).map_err(|_| no_mem)?;
-        let bounce = KBox::pin_init(new_mutex!(buf), GFP_KERNEL).map_err(|_| no_mem)?;
+        let data = KVVec::from_elem(0u8, FILE_IO, GFP_KERNEL).map_err(|_| no_mem)?;
+        let meta_len = (FILE_IO >> profile.interval_shift()) * profile.metadata_size();
+        let meta = KVVec::from_elem(0u8, meta_len, GFP_KERNEL).map_err(|_| no_mem)?;
+        let bounce =
+            KBox::pin_init(new_mutex!(Bounce { data, meta }), GFP_KERNEL).map_err(|_| no_mem)?;
+        let state = JournalState {
+            generation: 1,
+            next: 0,
+            seq: 0,
+        };
+        let journal = KBox::pin_init(new_mutex!(state), GFP_KERNEL).map_err(|_| no_mem)?;
         Ok(Self {
             file,
             profile,
             layout,
             escape,
             bounce,
+            journal,
+            replayed: 0,
+            can_punch: false,
         })
     }
 
@@ -258,6 +327,7 @@ impl FileStore {
         if !bdev && file.size() == 0 {
             let store = Self::with(file, profile, layout)?;
             store.extend()?;
+            store.create_journal()?;
             store
                 .write_header()
                 .map_err(|e| (e, "cannot write the store header"))?;
@@ -280,6 +350,18 @@ impl FileStore {
             ));
         }
         Self::with(file, profile, layout)
+    }
+
+    /// Entries of the journal replayed when the store was opened.
+    pub(crate) fn replayed(&self) -> u64 {
+        self.replayed
+    }
+
+    /// Whether discard punches holes in the backing file (known after
+    /// [`Self::replay`]); without, the device advertises no discard, and
+    /// write-zeroes writes zeroes.
+    pub(crate) fn can_punch(&self) -> bool {
+        self.can_punch
     }
 
     /// The identity of the backing file or device (see
@@ -320,9 +402,169 @@ impl FileStore {
             .zero(HEADER_SIZE, layout.total() - HEADER_SIZE)
             .map_err(|e| (e, "cannot clear the data and metadata regions"))?;
         store.extend()?;
+        store.create_journal()?;
         store
             .write_header()
             .map_err(|e| (e, "cannot write the store header"))
+    }
+
+    /// Writes the superblock of an empty journal of generation 1.
+    fn create_journal(&self) -> Result<(), (Error, &'static str)> {
+        self.file
+            .write_at(&journal::encode_super(1), self.layout.journal_offset)
+            .map_err(|e| (e, "cannot write the journal"))
+    }
+
+    fn entries_start(&self) -> u64 {
+        self.layout.journal_offset + SUPER_SIZE
+    }
+
+    /// The bytes of payload of an entry of `n` intervals of `kind`.
+    fn payload_len(&self, kind: Kind, n: u64) -> Option<u64> {
+        let per = self.profile.interval() as u64 + self.profile.metadata_size() as u64;
+        match kind {
+            Kind::Write => n.checked_mul(per),
+            Kind::Reset => Some(0),
+        }
+    }
+
+    /// Carries out in place the entry of `n` intervals from `first` whose
+    /// payload is at `at` in the file.
+    fn apply(&self, kind: Kind, at: u64, first: u64, n: u64) -> Result<(), StoreError> {
+        match kind {
+            Kind::Reset => self.reset_in_place(first, n),
+            Kind::Write => {
+                let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
+                let mut pos = at;
+                let mut b = self.bounce.lock();
+                self.pieces(&mut b, first, n, |first, k, b| {
+                    let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
+                    let meta = b.meta.get_mut(..k * ms).ok_or(StoreError::Io)?;
+                    self.file.read_at(data, pos).map_err(io_error)?;
+                    pos += data.len() as u64;
+                    self.file.read_at(meta, pos).map_err(io_error)?;
+                    pos += meta.len() as u64;
+                    self.write_in_place(first, data, meta)
+                })
+            }
+        }
+    }
+
+    /// Replays the journal of a store just opened (call it once, when the
+    /// store is the caller's alone): carries out in place, in order, every
+    /// entry of the current generation, then makes that durable and starts
+    /// a new generation. An entry that fails its checksum (a write a power cut
+    /// interrupted before it was acknowledged) ends the journal; one that
+    /// passes it but does not fit the store is refused.
+    pub(crate) fn replay(&mut self) -> Result<(), (Error, &'static str)> {
+        let io = |e| (e, "cannot read or replay the journal");
+        let mut sb = [0u8; SUPER_LEN];
+        self.file
+            .read_at(&mut sb, self.layout.journal_offset)
+            .map_err(io)?;
+        let generation =
+            journal::decode_super(&sb).ok_or((EINVAL, "the journal superblock is damaged"))?;
+        let space = JOURNAL_SIZE - SUPER_SIZE;
+        let nr = self.layout.capacity >> self.profile.interval_shift();
+        let (mut pos, mut seq) = (0u64, 0u64);
+        while pos + ENTRY_ALIGN <= space {
+            let at = self.entries_start() + pos;
+            let mut hdr = [0u8; HEADER_LEN];
+            self.file.read_at(&mut hdr, at).map_err(io)?;
+            let Some(e) = Entry::decode(&hdr) else {
+                break;
+            };
+            if e.generation != generation || e.seq != seq {
+                break;
+            }
+            let size = e.size().filter(|&sz| sz <= space - pos);
+            let fits = e.first.checked_add(e.count).is_some_and(|end| end <= nr)
+                && self.payload_len(e.kind, e.count) == Some(e.payload);
+            let Some(size) = size.filter(|_| fits) else {
+                return Err((EINVAL, "a journal entry does not fit the store (crafted?)"));
+            };
+            // The checksum covers the header fields and the payload.
+            let mut crc = Entry::crc_start(&hdr);
+            let mut p = at + ENTRY_ALIGN;
+            let end = p + e.payload;
+            {
+                let mut b = self.bounce.lock();
+                while p < end {
+                    let k = (end - p).min(b.data.len() as u64) as usize;
+                    let buf = b.data.get_mut(..k).ok_or((EIO, "journal"))?;
+                    self.file.read_at(buf, p).map_err(io)?;
+                    crc.update(buf);
+                    p += k as u64;
+                }
+            }
+            if crc.finish() != Entry::stored_crc(&hdr) {
+                break;
+            }
+            self.apply(e.kind, at + ENTRY_ALIGN, e.first, e.count)
+                .map_err(|_| (EIO, "cannot replay the journal"))?;
+            pos += size;
+            seq += 1;
+        }
+        self.replayed = seq;
+        let mut j = self.journal.lock();
+        j.generation = generation;
+        self.checkpoint(&mut j)
+            .map_err(|_| (EIO, "cannot start a new journal generation"))?;
+        // Probe hole punching where nothing of value is: the first 4 KiB
+        // of entries belong to the old generation now.
+        self.can_punch = self.file.punch(self.entries_start(), 4096).is_ok();
+        Ok(())
+    }
+
+    /// Makes everything carried out in place durable, then empties the
+    /// journal by starting a new generation (durably).
+    fn checkpoint(&self, j: &mut JournalState) -> Result<(), StoreError> {
+        self.file.sync().map_err(io_error)?;
+        let generation = j.generation.wrapping_add(1);
+        self.file
+            .write_at(
+                &journal::encode_super(generation),
+                self.layout.journal_offset,
+            )
+            .map_err(io_error)?;
+        self.file.sync().map_err(io_error)?;
+        *j = JournalState {
+            generation,
+            next: 0,
+            seq: 0,
+        };
+        Ok(())
+    }
+
+    /// Room in the journal for an entry of `size` bytes: its offset in
+    /// the file. Empties the journal first if it is full.
+    fn room(&self, j: &mut JournalState, size: u64) -> Result<u64, StoreError> {
+        let space = JOURNAL_SIZE - SUPER_SIZE;
+        if size > space {
+            return Err(StoreError::Io);
+        }
+        if j.next + size > space {
+            self.checkpoint(j)?;
+        }
+        Ok(self.entries_start() + j.next)
+    }
+
+    /// Writes the sealed header of an entry at `at` and makes the entry
+    /// durable; it then belongs to the journal.
+    fn commit(
+        &self,
+        j: &mut JournalState,
+        at: u64,
+        size: u64,
+        hdr: &[u8; HEADER_LEN],
+    ) -> Result<(), StoreError> {
+        self.file.write_at(hdr, at).map_err(io_error)?;
+        self.file
+            .sync_range(at, at + size - 1, true)
+            .map_err(io_error)?;
+        j.next += size;
+        j.seq += 1;
+        Ok(())
     }
 
     /// Makes a regular file as large as the store, so that a store found
@@ -345,75 +587,209 @@ impl FileStore {
         self.file.sync()
     }
 
-    /// The bounce buffer for data I/O, [`FILE_IO`] bytes.
-    pub(crate) fn bounce(&self) -> MutexGuard<'_, KVVec<u8>> {
-        self.bounce.lock()
-    }
-
-    /// Reads `out.len()` data bytes at device offset `pos`.
-    pub(crate) fn read_data(&self, pos: u64, out: &mut [u8]) -> Result {
-        self.file.read_at(out, self.layout.data_offset + pos)
-    }
-
-    /// Writes data bytes at device offset `pos`.
-    pub(crate) fn write_data(&self, pos: u64, data: &[u8]) -> Result {
-        self.file.write_at(data, self.layout.data_offset + pos)
+    fn data_pos(&self, interval: u64) -> u64 {
+        self.layout.data_offset + (interval << self.profile.interval_shift())
     }
 
     fn meta_pos(&self, interval: u64) -> u64 {
         self.layout.meta_offset + interval * self.profile.metadata_size() as u64
     }
 
-    /// Reads the metadata of `interval` into `out` (`metadata_size`
-    /// bytes).
-    pub(crate) fn read_meta(&self, interval: u64, out: &mut [u8]) -> Result {
-        self.file.read_at(out, self.meta_pos(interval))?;
-        for (b, e) in out.iter_mut().zip(self.escape.iter()) {
-            *b ^= e;
+    /// Calls `f(first, k, bounce)` for pieces of intervals `first..first +
+    /// n` of at most [`FILE_IO`] data bytes each.
+    fn pieces<E>(
+        &self,
+        bounce: &mut Bounce,
+        mut first: u64,
+        n: u64,
+        mut f: impl FnMut(u64, usize, &mut Bounce) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let per = (FILE_IO >> self.profile.interval_shift()) as u64;
+        let end = first + n;
+        while first < end {
+            let k = (end - first).min(per);
+            f(first, k as usize, bounce)?;
+            first += k;
         }
         Ok(())
     }
 
-    /// Writes the metadata of `interval`.
-    pub(crate) fn write_meta(&self, interval: u64, md: &[u8]) -> Result {
-        let mut enc = [0u8; MAX_METADATA];
-        let enc = &mut enc[..md.len()];
-        for ((d, m), e) in enc.iter_mut().zip(md).zip(self.escape.iter()) {
-            *d = m ^ e;
+    /// Writes the data and metadata (as stored) of intervals from `first`
+    /// in place.
+    fn write_in_place(&self, first: u64, data: &[u8], meta: &[u8]) -> Result<(), StoreError> {
+        self.file
+            .write_at(data, self.data_pos(first))
+            .map_err(io_error)?;
+        if !meta.is_empty() {
+            self.file
+                .write_at(meta, self.meta_pos(first))
+                .map_err(io_error)?;
         }
-        self.file.write_at(enc, self.meta_pos(interval))
+        Ok(())
     }
 
-    /// Reads one byte of each page of the file that a write of `len` data
-    /// bytes at device offset `pos` changes only in part: the data's first
-    /// and last page if they are not whole, and every page of its
-    /// metadata (written interval by interval).
-    pub(crate) fn prepare_write(&self, pos: u64, len: u64) -> Result {
+    /// Turns metadata as stored into metadata as read, and back (XOR with
+    /// escape PI).
+    fn flip(&self, meta: &mut [u8]) {
+        let ms = self.profile.metadata_size();
+        if ms == 0 {
+            return;
+        }
+        for md in meta.chunks_exact_mut(ms) {
+            for (b, e) in md.iter_mut().zip(self.escape.iter()) {
+                *b ^= e;
+            }
+        }
+    }
+
+    /// See [`super::Store::read`]: each piece of up to [`FILE_IO`] data
+    /// bytes is one read of data and, if asked, one of metadata.
+    pub(crate) fn read<E: From<StoreError>>(
+        &self,
+        first: u64,
+        n: u64,
+        with_meta: bool,
+        mut f: impl FnMut(u64, &[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
+        let ms_read = if with_meta { ms } else { 0 };
+        let mut b = self.bounce.lock();
+        self.pieces(&mut b, first, n, |first, k, b| {
+            let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
+            self.file
+                .read_at(data, self.data_pos(first))
+                .map_err(io_error)?;
+            let meta = b.meta.get_mut(..k * ms_read).ok_or(StoreError::Io)?;
+            if !meta.is_empty() {
+                self.file
+                    .read_at(meta, self.meta_pos(first))
+                    .map_err(io_error)?;
+                self.flip(meta);
+            }
+            for j in 0..k {
+                let m = &meta[j * ms_read..(j + 1) * ms_read];
+                f(first + j as u64, &data[j * iv..(j + 1) * iv], m)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// See [`super::Store::write`]. The write becomes one journal entry:
+    /// its payload is written in pieces of up to [`FILE_IO`] data bytes
+    /// (data, then metadata), then its header, then the entry is made
+    /// durable; only then is it carried out in place (from the bounce
+    /// buffer if it was one piece, else read back from the journal).
+    pub(crate) fn write<E: From<StoreError>>(
+        &self,
+        first: u64,
+        n: u64,
+        mut f: impl FnMut(u64, Slot<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if n == 0 {
+            return Ok(());
+        }
+        let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
+        let mut j = self.journal.lock();
+        let entry = Entry {
+            kind: Kind::Write,
+            generation: j.generation,
+            seq: j.seq,
+            first,
+            count: n,
+            payload: self.payload_len(Kind::Write, n).ok_or(StoreError::Io)?,
+        };
+        let size = entry.size().ok_or(StoreError::Io)?;
+        let at = self.room(&mut j, size)?;
+        let mut hdr = entry.encode();
+        let mut crc = Entry::crc_start(&hdr);
+        let mut pos = at + ENTRY_ALIGN;
+        let mut b = self.bounce.lock();
+        self.pieces(&mut b, first, n, |first, k, b| {
+            let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
+            let meta = b.meta.get_mut(..k * ms).ok_or(StoreError::Io)?;
+            for x in 0..k {
+                let slot = Slot::Stored {
+                    data: &mut data[x * iv..(x + 1) * iv],
+                    meta: &mut meta[x * ms..(x + 1) * ms],
+                };
+                f(first + x as u64, slot)?;
+            }
+            self.flip(meta);
+            for part in [&*data, &*meta] {
+                self.file.write_at(part, pos).map_err(io_error)?;
+                crc.update(part);
+                pos += part.len() as u64;
+            }
+            Ok::<(), E>(())
+        })?;
+        Entry::seal(&mut hdr, crc);
+        self.commit(&mut j, at, size, &hdr)?;
+        let per = (FILE_IO >> self.profile.interval_shift()) as u64;
+        if n <= per {
+            let k = n as usize;
+            let data = b.data.get(..k * iv).ok_or(StoreError::Io)?;
+            let meta = b.meta.get(..k * ms).ok_or(StoreError::Io)?;
+            Ok(self.write_in_place(first, data, meta)?)
+        } else {
+            drop(b);
+            Ok(self.apply(Kind::Write, at + ENTRY_ALIGN, first, n)?)
+        }
+    }
+
+    /// See [`super::Store::modify`]: the interval is read, changed and
+    /// written back through the journal.
+    pub(crate) fn modify(
+        &self,
+        interval: u64,
+        f: impl FnOnce(&mut [u8], &mut [u8]),
+    ) -> Result<(), StoreError> {
+        let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
+        let no_mem = |_| StoreError::NoMemory;
+        let mut data = KVec::from_elem(0u8, iv, GFP_KERNEL).map_err(no_mem)?;
+        let mut meta = KVec::from_elem(0u8, ms, GFP_KERNEL).map_err(no_mem)?;
+        self.read(interval, 1, true, |_, d, m| {
+            data.copy_from_slice(d);
+            meta.copy_from_slice(m);
+            Ok::<(), StoreError>(())
+        })?;
+        f(&mut data, &mut meta);
+        self.write(interval, 1, |_, slot| {
+            if let Slot::Stored { data: d, meta: m } = slot {
+                d.copy_from_slice(&data);
+                m.copy_from_slice(&meta);
+            }
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Reads one byte of each page of the file that a write of intervals
+    /// `first..first + n` changes only in part: the data's first and last
+    /// page if they are not whole, and the metadata's. The write itself
+    /// then does not have to read them, so that a read error of the
+    /// backing device fails the request before anything was changed
+    /// instead of between its data and its metadata.
+    pub(crate) fn prepare_write(&self, first: u64, n: u64) -> Result<(), StoreError> {
         const PAGE: u64 = kernel::page::PAGE_SIZE as u64;
-        if len == 0 {
+        if n == 0 {
             return Ok(());
         }
         let mut b = [0u8; 1];
-        let start = self.layout.data_offset + pos;
-        let end = start + len;
+        let mut touch = |pos: u64| self.file.read_at(&mut b, pos).map_err(io_error);
+        let (start, end) = (self.data_pos(first), self.data_pos(first + n));
         if start % PAGE != 0 {
-            self.file.read_at(&mut b, start)?;
+            touch(start)?;
         }
         if end % PAGE != 0 {
-            self.file.read_at(&mut b, end - 1)?;
+            touch(end - 1)?;
         }
-        let p = &self.profile;
-        let ms = p.metadata_size() as u64;
-        if ms == 0 {
-            return Ok(());
-        }
-        let first = p.sector_to_interval(pos >> 9);
-        let count = len >> p.interval_shift();
-        let (mstart, mend) = (self.meta_pos(first), self.meta_pos(first + count));
-        let mut page = mstart - mstart % PAGE;
-        while page < mend {
-            self.file.read_at(&mut b, page.max(mstart))?;
-            page += PAGE;
+        let (mstart, mend) = (self.meta_pos(first), self.meta_pos(first + n));
+        if mstart < mend {
+            if mstart % PAGE != 0 {
+                touch(mstart)?;
+            }
+            if mend % PAGE != 0 {
+                touch(mend - 1)?;
+            }
         }
         Ok(())
     }
@@ -425,7 +801,8 @@ impl FileStore {
         if self.file.punch(pos, len).is_ok() {
             return Ok(());
         }
-        let mut buf = self.bounce();
+        let mut bounce = self.bounce.lock();
+        let buf = &mut bounce.data;
         buf.fill(0);
         let end = pos.checked_add(len).ok_or(EINVAL)?;
         let mut p = pos;
@@ -437,40 +814,56 @@ impl FileStore {
         Ok(())
     }
 
-    /// Zeroes `len` data bytes at `pos` and resets their intervals' PI.
-    pub(crate) fn reset(&self, pos: u64, len: u64) -> Result {
-        self.zero(self.layout.data_offset + pos, len)?;
-        let p = &self.profile;
-        let ms = p.metadata_size() as u64;
+    /// Zeroes intervals `first..first + n` in place and resets their PI:
+    /// punches holes, or writes zeroes where the file cannot punch.
+    fn reset_in_place(&self, first: u64, n: u64) -> Result<(), StoreError> {
+        let len = n << self.profile.interval_shift();
+        self.zero(self.data_pos(first), len).map_err(io_error)?;
+        let ms = self.profile.metadata_size() as u64;
         if ms > 0 {
-            let first = p.sector_to_interval(pos >> 9);
-            let count = len >> p.interval_shift();
-            self.zero(self.meta_pos(first), count * ms)?;
+            self.zero(self.meta_pos(first), n * ms).map_err(io_error)?;
         }
         Ok(())
     }
 
-    /// Makes the data and metadata of `len` bytes at `pos` durable.
-    pub(crate) fn sync_range(&self, pos: u64, len: u64) -> Result {
-        if len == 0 {
-            return self.file.sync();
+    /// Discard and write-zeroes of intervals `first..first + n`: a
+    /// journal entry without payload, then the same in place.
+    pub(crate) fn reset(&self, first: u64, n: u64) -> Result<(), StoreError> {
+        if n == 0 {
+            return Ok(());
         }
-        let l = &self.layout;
-        self.file
-            .sync_range(l.data_offset + pos, l.data_offset + pos + len - 1, true)?;
-        let p = &self.profile;
-        let ms = p.metadata_size() as u64;
-        if ms > 0 {
-            let first = self.meta_pos(p.sector_to_interval(pos >> 9));
-            let n = (len >> p.interval_shift()) * ms;
-            self.file.sync_range(first, first + n - 1, true)?;
-        }
+        let mut j = self.journal.lock();
+        let entry = Entry {
+            kind: Kind::Reset,
+            generation: j.generation,
+            seq: j.seq,
+            first,
+            count: n,
+            payload: 0,
+        };
+        let size = entry.size().ok_or(StoreError::Io)?;
+        let at = self.room(&mut j, size)?;
+        let mut hdr = entry.encode();
+        let crc = Entry::crc_start(&hdr);
+        Entry::seal(&mut hdr, crc);
+        self.commit(&mut j, at, size, &hdr)?;
+        self.reset_in_place(first, n)
+    }
+
+    /// Forced unit access of intervals `first..first + n`: nothing to do,
+    /// a completed write is durable in the journal already.
+    pub(crate) fn sync_range(&self, _first: u64, _n: u64) -> Result<(), StoreError> {
         Ok(())
     }
 
-    /// Makes everything written so far durable.
-    pub(crate) fn flush(&self) -> Result {
-        self.file.sync()
+    /// Flush: every completed write is durable in the journal already;
+    /// this makes the in-place copies durable and empties the journal.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        let mut j = self.journal.lock();
+        if j.next == 0 {
+            return Ok(());
+        }
+        self.checkpoint(&mut j)
     }
 }
 

@@ -1,85 +1,90 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Sparse in-memory stores: data and metadata each in their own set of
-//! xarrays of 4 KiB chunks, allocated on first write.
+//! A sparse in-memory store: blocks of [`CHUNK`] data bytes, each with the
+//! metadata of its intervals beside it, allocated on first write.
 //!
-//! There is no device-wide lock: chunks are spread over [`NR_SHARDS`]
-//! xarrays by their index (runs of 16 chunks, 64 KiB, per shard). An access
-//! of several chunks takes each shard's lock once for its run of chunks, and
-//! holds it only while they are copied. Two xarray locks are never held at
-//! once. A chunk is only freed under its shard lock, so a reference to it
-//! never outlives the lock.
+//! An interval (at most [`CHUNK`] bytes, a power of two) lies in one block,
+//! and its data and metadata are read and written under that block's lock:
+//! one allocation, one lookup and one lock per block, and no reader ever
+//! sees an interval's data without its metadata.
+//!
+//! There is no device-wide lock: blocks are spread over [`NR_SHARDS`]
+//! xarrays by their index (runs of 16 blocks, 64 KiB of data, per shard).
+//! An access of several blocks takes each shard's lock once for its run of
+//! blocks and holds it only while they are copied. Two xarray locks are
+//! never held at once. A block is only freed under its shard lock, so a
+//! reference to it never outlives the lock.
 
+use super::{Slot, StoreError};
 use crate::pi::Profile;
-use core::{num::NonZeroU64, ops::Range};
+use core::ops::Range;
 use kernel::{
-    alloc::{flags, AllocError, Flags},
+    alloc::{flags, Flags},
     prelude::*,
     xarray::{self, AllocKind, XArray},
 };
 
-/// Bytes per chunk.
+/// Data bytes per block.
 pub(crate) const CHUNK: usize = 4096;
+const CHUNK_SHIFT: u32 = 12;
 const NR_SHARDS: usize = 32;
 const SHARD_RUN_SHIFT: u32 = 4;
 
-/// One chunk of a store.
+/// A block's data.
 #[repr(C, align(8))]
 pub(crate) struct Chunk(pub(crate) [u8; CHUNK]);
 
-/// What a chunk never written reads as.
+/// What a block never written reads as.
 static ZERO_CHUNK: Chunk = Chunk([0; CHUNK]);
 
 // SAFETY: a byte array is valid when all bits are zero.
 unsafe impl pin_init::Zeroable for Chunk {}
 
+/// One block: [`CHUNK`] data bytes and the metadata of their intervals.
+///
+/// # Invariants
+///
+/// `meta` holds `metadata_size` bytes for each interval of the block.
+struct Block {
+    data: KBox<Chunk>,
+    meta: KVec<u8>,
+}
+
 /// Allocation flags on the I/O path, where the driver may not sleep. A
 /// failure makes blk-mq retry the request later.
-fn io_gfp() -> Flags {
+pub(crate) fn io_gfp() -> Flags {
     flags::GFP_NOWAIT | flags::__GFP_NOWARN
 }
 
-/// Allocation flags for a chunk that a concurrent discard freed between a
+/// Allocation flags for a block that a concurrent discard freed between a
 /// write's reservation and its copy: the write cannot be retried any more,
 /// so it may use the emergency reserves.
 fn late_gfp() -> Flags {
     flags::GFP_ATOMIC | flags::__GFP_NOWARN
 }
 
-/// Where a write's piece goes.
-pub(crate) enum Dst<'a> {
-    /// Into these bytes of the store.
-    Stored(&'a mut [u8]),
-    /// Nowhere: a concurrent discard freed the chunk after the write
-    /// reserved it, and it could not be allocated again. The discard is
-    /// ordered after the write for this piece, which keeps reading as
-    /// zeroes. Holds the piece's length.
-    Gone(usize),
-}
-
-/// A sparse array of chunks.
-struct Chunks {
-    shards: KVec<Pin<KBox<XArray<KBox<Chunk>>>>>,
-}
-
-/// The chunk indices from `first` to `last` (inclusive) that share the shard
-/// of `first`: `first..end`. Chunk indices stay below 2^28 (devices are at
+/// The block indices from `first` to `last` (inclusive) that share the shard
+/// of `first`: `first..end`. Block indices stay below 2^28 (devices are at
 /// most 1 TiB), so nothing here comes near overflowing.
 fn shard_run(first: usize, last: usize) -> Range<usize> {
     let run_end = ((first >> SHARD_RUN_SHIFT) + 1) << SHARD_RUN_SHIFT;
     first..run_end.min(last.saturating_add(1))
 }
 
-/// A new chunk, zeroed and then prepared by `init`. Used under an xarray
-/// lock: the allocation cannot sleep.
-fn new_chunk(init: &impl Fn(&mut Chunk), gfp: Flags) -> Result<KBox<Chunk>, AllocError> {
-    let mut chunk = KBox::init(pin_init::init_zeroed::<Chunk>(), gfp).map_err(|_| AllocError)?;
-    init(&mut chunk);
-    Ok(chunk)
+/// The memory store of a device.
+pub(crate) struct MemStore {
+    shards: KVec<Pin<KBox<XArray<KBox<Block>>>>>,
+    /// log2 of the intervals per block.
+    per_block_shift: u32,
+    interval: usize,
+    metadata_size: usize,
+    /// The metadata of a block never written: escape PI for each interval.
+    escape: KVec<u8>,
 }
 
-impl Chunks {
-    fn new() -> Result<Self> {
+impl MemStore {
+    /// An empty store: every interval reads as zeroes with escape PI.
+    pub(crate) fn new(profile: Profile) -> Result<Self> {
         let mut shards = KVec::with_capacity(NR_SHARDS, GFP_KERNEL)?;
         for _ in 0..NR_SHARDS {
             shards.push(
@@ -87,21 +92,96 @@ impl Chunks {
                 GFP_KERNEL,
             )?;
         }
-        Ok(Self { shards })
+        // `Profile` keeps the interval at most 4096 bytes.
+        let per_block_shift = CHUNK_SHIFT
+            .checked_sub(profile.interval_shift())
+            .ok_or(EINVAL)?;
+        let ms = profile.metadata_size();
+        let mut escape = KVec::from_elem(0u8, ms << per_block_shift, GFP_KERNEL)?;
+        if ms > 0 {
+            for md in escape.chunks_exact_mut(ms) {
+                profile.fill_escape(md);
+            }
+        }
+        Ok(Self {
+            shards,
+            per_block_shift,
+            interval: profile.interval(),
+            metadata_size: ms,
+            escape,
+        })
     }
 
-    fn shard(&self, idx: usize) -> &XArray<KBox<Chunk>> {
+    fn shard(&self, idx: usize) -> &XArray<KBox<Block>> {
         &self.shards[(idx >> SHARD_RUN_SHIFT) % NR_SHARDS]
     }
 
-    /// Calls `f(guard, idx)` for chunks `first..=last` in order, with the
+    /// The block of `interval`, and its place in the block.
+    fn slot(&self, interval: u64) -> (usize, usize) {
+        (
+            (interval >> self.per_block_shift) as usize,
+            (interval & ((1 << self.per_block_shift) - 1)) as usize,
+        )
+    }
+
+    /// The first and last block of intervals `first..first + n` (`n > 0`).
+    fn span(&self, first: u64, n: u64) -> (usize, usize) {
+        let last = first.saturating_add(n - 1);
+        (self.slot(first).0, self.slot(last).0)
+    }
+
+    /// Whether intervals `first..first + n` lie in one block.
+    pub(crate) fn one_chunk(&self, first: u64, n: u64) -> bool {
+        n == 0 || {
+            let (a, b) = self.span(first, n);
+            a == b
+        }
+    }
+
+    /// The intervals of block `idx` that `first..first + n` covers.
+    fn covered(&self, idx: usize, first: u64, n: u64) -> Range<u64> {
+        let start = (idx as u64) << self.per_block_shift;
+        let end = start + (1 << self.per_block_shift);
+        start.max(first)..end.min(first + n)
+    }
+
+    /// A new block: zeroes and escape PI.
+    fn new_block(&self, gfp: Flags) -> Result<KBox<Block>, StoreError> {
+        let data =
+            KBox::init(pin_init::init_zeroed::<Chunk>(), gfp).map_err(|_| StoreError::NoMemory)?;
+        let mut meta =
+            KVec::with_capacity(self.escape.len(), gfp).map_err(|_| StoreError::NoMemory)?;
+        meta.extend_from_slice(&self.escape, gfp)
+            .map_err(|_| StoreError::NoMemory)?;
+        // INVARIANT: `meta` is as long as `escape`.
+        KBox::new(Block { data, meta }, gfp).map_err(|_| StoreError::NoMemory)
+    }
+
+    /// Makes sure block `idx` exists in `guard`'s shard (allocating it with
+    /// `gfp`), and returns it.
+    fn get_or_alloc<'g>(
+        &self,
+        guard: &'g mut xarray::Guard<'_, KBox<Block>>,
+        idx: usize,
+        gfp: Flags,
+    ) -> Result<&'g mut Block, StoreError> {
+        if guard.get(idx).is_none() {
+            let b = self.new_block(gfp)?;
+            // On failure the block is dropped (freed under the lock, which
+            // `kfree` allows).
+            guard.store(idx, b, gfp).map_err(|_| StoreError::NoMemory)?;
+        }
+        guard.get_mut(idx).ok_or(StoreError::NoMemory)
+    }
+
+    /// Calls `f(guard, idx)` for blocks `first..=last` in order, with the
     /// lock of `idx`'s shard held: taken once for each run of consecutive
-    /// chunks the shard holds (up to 64 KiB) rather than per chunk.
+    /// blocks the shard holds (up to 64 KiB of data) rather than per block.
     fn locked<E>(
         &self,
         first: usize,
         last: usize,
-        mut f: impl FnMut(&mut xarray::Guard<'_, KBox<Chunk>>, usize) -> Result<(), E>,
+        mut f: impl FnMut(&mut xarray::Guard<'_, KBox<Block>>, usize) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut idx = first;
         while idx <= last {
@@ -115,290 +195,126 @@ impl Chunks {
         Ok(())
     }
 
-    /// Makes sure chunks `first..=last` exist; a new chunk is zeroed, then
-    /// `init` prepares it. On failure, the chunks allocated so far stay
-    /// (they read as before).
-    fn reserve(
+    /// Allocates the blocks of intervals `first..first + n`, so that a
+    /// write of them cannot fail for lack of memory. New blocks read as
+    /// absent ones do. On failure, the blocks allocated so far stay.
+    pub(crate) fn reserve(&self, first: u64, n: u64) -> Result<(), StoreError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let (a, b) = self.span(first, n);
+        self.locked(a, b, |guard, i| {
+            self.get_or_alloc(guard, i, io_gfp()).map(|_| ())
+        })
+    }
+
+    /// The byte ranges of interval `j` of a block in its data and metadata.
+    fn ranges(&self, j: usize) -> (Range<usize>, Range<usize>) {
+        let (iv, ms) = (self.interval, self.metadata_size);
+        (j * iv..(j + 1) * iv, j * ms..(j + 1) * ms)
+    }
+
+    /// See [`super::Store::read`].
+    pub(crate) fn read<E>(
         &self,
-        first: usize,
-        last: usize,
-        init: impl Fn(&mut Chunk),
-    ) -> Result<(), AllocError> {
-        self.locked(first, last, |guard, i| {
-            if guard.get(i).is_none() {
-                guard
-                    .store(i, new_chunk(&init, io_gfp())?, io_gfp())
-                    .map_err(|_| AllocError)?;
+        first: u64,
+        n: u64,
+        with_meta: bool,
+        mut f: impl FnMut(u64, &[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if n == 0 {
+            return Ok(());
+        }
+        let (a, b) = self.span(first, n);
+        self.locked(a, b, |guard, idx| {
+            let block = guard.get(idx);
+            let (data, meta) = match block {
+                Some(b) => (&b.data.0, &b.meta[..]),
+                None => (&ZERO_CHUNK.0, &self.escape[..]),
+            };
+            for i in self.covered(idx, first, n) {
+                let (d, m) = self.ranges(self.slot(i).1);
+                let m = if with_meta { &meta[m] } else { &[][..] };
+                f(i, &data[d], m)?;
             }
             Ok(())
         })
     }
 
-    /// Calls `f(idx, chunk)` for chunks `first..=last` in order, with `None`
-    /// where nothing is stored, locking as [`Self::locked`] does.
-    fn read<E>(
+    /// See [`super::Store::write`].
+    pub(crate) fn write<E: From<StoreError>>(
         &self,
-        first: usize,
-        last: usize,
-        mut f: impl FnMut(usize, Option<&Chunk>) -> Result<(), E>,
+        first: u64,
+        n: u64,
+        reserved: bool,
+        mut f: impl FnMut(u64, Slot<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        self.locked(first, last, |guard, i| f(i, guard.get(i)))
-    }
-
-    /// Calls `f(idx, chunk)` to change chunks `first..=last` in order,
-    /// locking as [`Self::locked`] does. A chunk that does not exist (never
-    /// reserved, or freed by a concurrent discard since) is allocated as
-    /// [`Self::reserve`] does, from the emergency reserves (`late_gfp()`
-    /// cannot sleep, so the lock is held throughout); if even that fails,
-    /// `f` gets `None` for it.
-    fn write<E>(
-        &self,
-        first: usize,
-        last: usize,
-        init: impl Fn(&mut Chunk),
-        mut f: impl FnMut(usize, Option<&mut Chunk>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        self.locked(first, last, |guard, i| {
-            if guard.get(i).is_none() {
-                if let Ok(c) = new_chunk(&init, late_gfp()) {
-                    // On failure the chunk is dropped, and `f` gets `None`.
-                    let _ = guard.store(i, c, late_gfp());
-                }
-            }
-            f(i, guard.get_mut(i))
-        })
-    }
-
-    /// Calls `f` with chunk `idx` to change it, if it exists.
-    fn modify(&self, idx: usize, f: impl FnOnce(&mut Chunk)) {
-        if let Some(c) = self.shard(idx).lock().get_mut(idx) {
-            f(c);
-        }
-    }
-
-    fn remove(&self, idx: usize) {
-        let removed = self.shard(idx).lock().remove(idx);
-        // Freed outside the lock.
-        drop(removed);
-    }
-}
-
-/// The first and last chunk of `len` bytes at `pos`, `None` if `len` is 0.
-pub(crate) fn chunk_span(pos: u64, len: u64) -> Option<(usize, usize)> {
-    let end = pos.checked_add(len)?.checked_sub(1)?;
-    (len > 0).then_some(((pos / CHUNK as u64) as usize, (end / CHUNK as u64) as usize))
-}
-
-/// The bytes of chunk `idx` that `len` bytes at `pos`, spanning chunks
-/// `first..=last`, cover.
-pub(crate) fn piece(pos: u64, len: usize, first: usize, last: usize, idx: usize) -> Range<usize> {
-    let start = if idx == first {
-        (pos % CHUNK as u64) as usize
-    } else {
-        0
-    };
-    let end = if idx == last {
-        ((pos + len as u64 - 1) % CHUNK as u64) as usize + 1
-    } else {
-        CHUNK
-    };
-    start..end
-}
-
-/// The data of a device, addressed by byte offset.
-pub(crate) struct DataStore {
-    chunks: Chunks,
-}
-
-impl DataStore {
-    /// An empty store: every byte reads as zero.
-    pub(crate) fn new() -> Result<Self> {
-        Ok(Self {
-            chunks: Chunks::new()?,
-        })
-    }
-
-    /// Allocates what a write of `len` bytes at `pos` needs, so that the
-    /// write itself cannot fail. Allocated chunks read as zeroes, as before.
-    pub(crate) fn reserve(&self, pos: u64, len: u64) -> Result<(), AllocError> {
-        match chunk_span(pos, len) {
-            Some((first, last)) => self.chunks.reserve(first, last, |_| {}),
-            None => Ok(()),
-        }
-    }
-
-    /// Calls `f` with the stored bytes of `len` bytes at `pos`, in order,
-    /// one piece per chunk (zeroes for a piece never written).
-    pub(crate) fn read<E>(
-        &self,
-        pos: u64,
-        len: usize,
-        mut f: impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let Some((first, last)) = chunk_span(pos, len as u64) else {
+        if n == 0 {
             return Ok(());
-        };
-        self.chunks.read(first, last, |idx, c| {
-            let r = piece(pos, len, first, last, idx);
-            f(&c.unwrap_or(&ZERO_CHUNK).0[r])
-        })
-    }
-
-    /// Calls `f` to change the bytes of `len` bytes at `pos`, in order, one
-    /// piece per chunk. Allocates a chunk if a concurrent discard freed it
-    /// since `reserve`; where that fails, `f` gets [`Dst::Gone`].
-    pub(crate) fn write<E>(
-        &self,
-        pos: u64,
-        len: usize,
-        mut f: impl FnMut(Dst<'_>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let Some((first, last)) = chunk_span(pos, len as u64) else {
-            return Ok(());
-        };
-        self.chunks.write(
-            first,
-            last,
-            |_| {},
-            |idx, c| {
-                let r = piece(pos, len, first, last, idx);
-                match c {
-                    Some(c) => f(Dst::Stored(&mut c.0[r])),
-                    None => f(Dst::Gone(r.len())),
-                }
-            },
-        )
-    }
-
-    /// Makes `len` bytes at `pos` read as zeroes, freeing whole chunks.
-    pub(crate) fn zero(&self, pos: u64, len: u64) {
-        let end = pos + len;
-        let mut p = pos;
-        while p < end {
-            let idx = (p / CHUNK as u64) as usize;
-            let off = (p % CHUNK as u64) as usize;
-            let k = ((CHUNK - off) as u64).min(end - p) as usize;
-            if k == CHUNK {
-                self.chunks.remove(idx);
+        }
+        let (a, b) = self.span(first, n);
+        self.locked(a, b, |guard, idx| {
+            let mut block = if reserved {
+                self.get_or_alloc(guard, idx, late_gfp()).ok()
             } else {
-                // Nothing to zero where nothing is stored.
-                self.chunks.modify(idx, |c| c.0[off..off + k].fill(0));
-            }
-            p += k as u64;
-        }
-    }
-}
-
-/// The metadata of a device: `metadata_size` bytes per protection interval,
-/// packed into chunks (an interval's metadata never crosses a chunk).
-pub(crate) struct MetaStore {
-    chunks: Chunks,
-    profile: Profile,
-    /// Intervals per chunk (a non-zero divisor has no panic path).
-    per_chunk: NonZeroU64,
-}
-
-impl MetaStore {
-    /// An empty store: every interval reads as escape PI.
-    pub(crate) fn new(profile: Profile) -> Result<Self> {
-        // At least 16: `metadata_size` is at most 255.
-        let per_chunk =
-            NonZeroU64::new((CHUNK / profile.metadata_size().max(1)) as u64).ok_or(EINVAL)?;
-        Ok(Self {
-            chunks: Chunks::new()?,
-            profile,
-            per_chunk,
-        })
-    }
-
-    fn slot(&self, interval: u64) -> (usize, usize) {
-        let idx = (interval / self.per_chunk) as usize;
-        let off = (interval % self.per_chunk) as usize * self.profile.metadata_size();
-        (idx, off)
-    }
-
-    fn fill_escape(&self, c: &mut Chunk) {
-        let ms = self.profile.metadata_size();
-        for md in c.0.chunks_exact_mut(ms).take(self.per_chunk.get() as usize) {
-            self.profile.fill_escape(md);
-        }
-    }
-
-    /// Allocates what a write of `count` intervals from `first` needs. New
-    /// chunks hold escape PI, which is what absent ones read as.
-    pub(crate) fn reserve(&self, first: u64, count: u64) -> Result<(), AllocError> {
-        if count == 0 {
-            return Ok(());
-        }
-        let (a, _) = self.slot(first);
-        let (b, _) = self.slot(first + count - 1);
-        self.chunks.reserve(a, b, |c| self.fill_escape(c))
-    }
-
-    /// Copies the metadata of `interval` into `out` (`metadata_size`
-    /// bytes). Returns whether it was ever stored (else `out` holds escape
-    /// PI).
-    pub(crate) fn read(&self, interval: u64, out: &mut [u8]) -> bool {
-        let (idx, off) = self.slot(interval);
-        let ms = out.len();
-        let mut found = false;
-        let _ = self.chunks.read(idx, idx, |_, c| {
-            if let Some(src) = c.and_then(|c| c.0.get(off..off + ms)) {
-                out.copy_from_slice(src);
-                found = true;
-            }
-            Ok::<(), ()>(())
-        });
-        if !found {
-            self.profile.fill_escape(out);
-        }
-        found
-    }
-
-    /// Stores the metadata of `interval`, allocating its chunk if a
-    /// concurrent discard freed it since `reserve`. Returns false if that
-    /// failed: the interval keeps the escape PI the discard left.
-    pub(crate) fn write(&self, interval: u64, md: &[u8]) -> bool {
-        let (idx, off) = self.slot(interval);
-        let mut stored = false;
-        let _ = self.chunks.write(
-            idx,
-            idx,
-            |c| self.fill_escape(c),
-            |_, c| {
-                if let Some(dst) = c.and_then(|c| c.0.get_mut(off..off + md.len())) {
-                    dst.copy_from_slice(md);
-                    stored = true;
-                }
-                Ok::<(), ()>(())
-            },
-        );
-        stored
-    }
-
-    /// Resets `count` intervals from `first` to escape PI, freeing whole
-    /// chunks.
-    pub(crate) fn reset(&self, first: u64, count: u64) {
-        let pc = self.per_chunk;
-        let ms = self.profile.metadata_size();
-        let end = first + count;
-        let mut i = first;
-        while i < end {
-            let (idx, _) = self.slot(i);
-            let chunk_end = (idx as u64 + 1) * pc.get();
-            let k = chunk_end.min(end) - i;
-            if i % pc == 0 && k == pc.get() {
-                self.chunks.remove(idx);
-            } else {
-                // Absent chunks read as escape already.
-                self.chunks.modify(idx, |c| {
-                    for j in i..i + k {
-                        let off = (j % pc) as usize * ms;
-                        self.profile.fill_escape(&mut c.0[off..off + ms]);
+                // One block: nothing is stored yet.
+                Some(self.get_or_alloc(guard, idx, io_gfp())?)
+            };
+            for i in self.covered(idx, first, n) {
+                let slot = match block.as_deref_mut() {
+                    Some(b) => {
+                        let (d, m) = self.ranges(self.slot(i).1);
+                        Slot::Stored {
+                            data: &mut b.data.0[d],
+                            meta: &mut b.meta[m],
+                        }
                     }
-                });
+                    None => Slot::Gone,
+                };
+                f(i, slot)?;
             }
-            i += k;
+            Ok(())
+        })
+    }
+
+    /// See [`super::Store::modify`].
+    pub(crate) fn modify(
+        &self,
+        interval: u64,
+        f: impl FnOnce(&mut [u8], &mut [u8]),
+    ) -> Result<(), StoreError> {
+        let (idx, j) = self.slot(interval);
+        let mut guard = self.shard(idx).lock();
+        let b = self.get_or_alloc(&mut guard, idx, io_gfp())?;
+        let (d, m) = self.ranges(j);
+        f(&mut b.data.0[d], &mut b.meta[m]);
+        Ok(())
+    }
+
+    /// Makes intervals `first..first + n` read as zeroes with escape PI,
+    /// freeing whole blocks.
+    pub(crate) fn reset(&self, first: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let (a, b) = self.span(first, n);
+        for idx in a..=b {
+            let cov = self.covered(idx, first, n);
+            if cov.end - cov.start == 1 << self.per_block_shift {
+                let removed = self.shard(idx).lock().remove(idx);
+                // Freed outside the lock.
+                drop(removed);
+                continue;
+            }
+            let mut guard = self.shard(idx).lock();
+            // Nothing to reset where nothing is stored.
+            if let Some(b) = guard.get_mut(idx) {
+                for i in cov {
+                    let (d, m) = self.ranges(self.slot(i).1);
+                    b.data.0[d].fill(0);
+                    b.meta[m.clone()].copy_from_slice(&self.escape[m]);
+                }
+            }
         }
     }
 }

@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The write path and the device's PI policy for writes.
+//!
+//! Each byte is read from the submitter's buffer once, with the kernel's
+//! page copy, into memory no reader sees, and checksummed there: what the
+//! device checks or generates PI for is exactly what it stores. A write
+//! whose PI the device checks is copied and checked whole (every bio of the
+//! request) into a staging buffer first, and stored only if all of it
+//! passed; a failed check stores nothing. Other writes are copied straight
+//! into their place in the store, one interval's data and metadata at a
+//! time under the store's lock, the PI generated from the stored copy.
+
+use super::{short, Device};
+use crate::{
+    blk::{bip, request::Bios, Bio, Cursor, Request, Status},
+    inject::WriteFault,
+    pi::{Checks, Csum},
+    stats::Counter,
+    store::{mem::io_gfp, Slot, CHUNK},
+};
+use kernel::{alloc::AllocError, prelude::*};
+
+/// What the device does with the metadata of a bio it writes.
+#[derive(Clone, Copy)]
+enum Policy {
+    /// The format has no metadata.
+    NoMetadata,
+    /// Check the PI the payload carries as its flags ask; store it as is.
+    Verify(Checks),
+    /// Store the payload's metadata as it is (no check asked, or the
+    /// format has no tuple), or zeroes without a payload.
+    Keep,
+    /// Generate PI for data that carries none (PRACT), over the payload's
+    /// opaque bytes or zeroes.
+    Generate,
+    /// Store escape PI for data that carries none (`pract=0`).
+    Escape,
+}
+
+/// The intervals of a request's bios, in order, with their policies.
+struct Source<'a> {
+    bios: Bios<'a>,
+    data: Option<Cursor<'a>>,
+    md: Option<Cursor<'a>>,
+    policy: Policy,
+    /// Intervals left in the current bio.
+    left: u64,
+}
+
+impl<'a> Source<'a> {
+    fn new(rq: &Request<'a>) -> Self {
+        Source {
+            bios: rq.bios(),
+            data: None,
+            md: None,
+            policy: Policy::NoMetadata,
+            left: 0,
+        }
+    }
+}
+
+/// A request's data and metadata, copied from its bios and checked,
+/// before anything of it is stored: intervals in pieces of at most
+/// [`CHUNK`] bytes.
+struct Staging {
+    interval: usize,
+    ms: usize,
+    /// Intervals per data piece.
+    per_data: usize,
+    /// Intervals per metadata piece.
+    per_meta: usize,
+    data: KVec<KVec<u8>>,
+    meta: KVec<KVec<u8>>,
+}
+
+/// `n` records of `size` bytes in pieces of at most `per` records.
+fn pieces(n: usize, size: usize, per: usize) -> Result<KVec<KVec<u8>>, AllocError> {
+    let mut v = KVec::with_capacity(n.div_ceil(per.max(1)), io_gfp())?;
+    let mut left = n;
+    while left > 0 && size > 0 {
+        let k = left.min(per);
+        v.push(KVec::from_elem(0u8, k * size, io_gfp())?, io_gfp())?;
+        left -= k;
+    }
+    Ok(v)
+}
+
+impl Staging {
+    fn new(interval: usize, ms: usize, n: usize) -> Result<Self, AllocError> {
+        // Intervals are 512 to 4096 bytes (`Profile`'s invariants).
+        let per_data = CHUNK.checked_div(interval).unwrap_or(1).max(1);
+        let per_meta = CHUNK.checked_div(ms).unwrap_or(1);
+        Ok(Staging {
+            interval,
+            ms,
+            per_data,
+            per_meta,
+            data: pieces(n, interval, per_data)?,
+            meta: pieces(n, ms, per_meta)?,
+        })
+    }
+
+    /// Interval `k`'s data and metadata, to fill.
+    fn slot(&mut self, k: usize) -> Option<(&mut [u8], &mut [u8])> {
+        let (iv, ms) = (self.interval, self.ms);
+        let d = self.data.get_mut(k / self.per_data)?;
+        let j = k % self.per_data;
+        let d = d.get_mut(j * iv..(j + 1) * iv)?;
+        let m = match self.meta.get_mut(k / self.per_meta) {
+            Some(m) => {
+                let j = k % self.per_meta;
+                m.get_mut(j * ms..(j + 1) * ms)?
+            }
+            None => &mut [],
+        };
+        Some((d, m))
+    }
+
+    /// Interval `k`'s data and metadata.
+    fn get(&self, k: usize) -> Option<(&[u8], &[u8])> {
+        let (iv, ms) = (self.interval, self.ms);
+        let d = self.data.get(k / self.per_data)?;
+        let j = k % self.per_data;
+        let d = d.get(j * iv..(j + 1) * iv)?;
+        let m = match self.meta.get(k / self.per_meta) {
+            Some(m) => {
+                let j = k % self.per_meta;
+                m.get(j * ms..(j + 1) * ms)?
+            }
+            None => &[],
+        };
+        Some((d, m))
+    }
+}
+
+impl Device {
+    /// The policy for a bio's metadata.
+    fn policy(&self, bio: &Bio<'_>) -> Policy {
+        let p = &self.cfg.profile;
+        if !p.has_metadata() {
+            return Policy::NoMetadata;
+        }
+        let bip = bio.integrity();
+        let flags = bip.map_or(0, |b| b.flags());
+        // A payload the block layer attached without asking for checks is
+        // the zeroed buffer of `write_generate=0`: it carries no PI.
+        let carries_pi =
+            bip.is_some() && (flags & bip::BLOCK_INTEGRITY == 0 || flags & bip::CHECK_FLAGS != 0);
+        match bip {
+            _ if p.csum() == Csum::None => Policy::Keep,
+            Some(b) if flags & bip::CHECK_FLAGS != 0 => {
+                Policy::Verify(Checks::from_bip(flags, b.app_tag()))
+            }
+            _ if carries_pi => Policy::Keep,
+            _ if self.cfg.pract => Policy::Generate,
+            _ => Policy::Escape,
+        }
+    }
+
+    /// Moves `src` to a bio with intervals left.
+    fn next_bio(&self, src: &mut Source<'_>) -> Result<(), Status> {
+        while src.left == 0 {
+            let bio = src.bios.next().ok_or(Status::IO_ERROR)?;
+            let (_, n) = self.interval_span(&bio);
+            src.policy = self.policy(&bio);
+            src.data = Some(Cursor::new(bio.segments()));
+            src.md = match bio.integrity() {
+                Some(b) if self.cfg.profile.has_metadata() => Some(self.payload_cursor(&b, n)?),
+                _ => None,
+            };
+            src.left = n;
+            let counter = match src.policy {
+                Policy::Verify(_) => Some(Counter::CheckedWrite),
+                Policy::Generate => Some(Counter::PractGenerated),
+                Policy::Escape => Some(Counter::EscapeWritten),
+                Policy::NoMetadata | Policy::Keep => None,
+            };
+            if let Some(c) = counter {
+                self.stats.add(c, n);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills one interval's `data` and metadata `md` from `src`, the
+    /// interval `own` of the device (the write's own place), as its
+    /// policy says.
+    fn fill(
+        &self,
+        src: &mut Source<'_>,
+        own: u64,
+        data: &mut [u8],
+        md: &mut [u8],
+    ) -> Result<(), Status> {
+        self.next_bio(src)?;
+        src.left -= 1;
+        src.data
+            .as_mut()
+            .ok_or(Status::IO_ERROR)?
+            .copy_to(data)
+            .map_err(short)?;
+        match src.md.as_mut() {
+            Some(c) => c.copy_to(md).map_err(short)?,
+            None => md.fill(0),
+        }
+        let p = &self.cfg.profile;
+        match src.policy {
+            Policy::NoMetadata | Policy::Keep => {}
+            Policy::Verify(checks) => {
+                let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
+                if !checks.guard {
+                    p.check(&tuple, 0, own, checks)
+                        .map_err(|e| self.count(e, true))?;
+                } else if !p.is_escape(&tuple) {
+                    // (An escape tuple has nothing to check.)
+                    let mut guard = p.guard();
+                    guard.update(data);
+                    let guard = p.finish_guard(guard, md);
+                    p.check(&tuple, guard, own, checks)
+                        .map_err(|e| self.count(e, true))?;
+                }
+            }
+            Policy::Generate => {
+                // The device generates PI for the place the write was sent
+                // to, from the bytes it stores.
+                let mut guard = p.guard();
+                guard.update(data);
+                let guard = p.finish_guard(guard, md);
+                p.generate(md, guard, own);
+            }
+            Policy::Escape => p.fill_escape_tuple(md),
+        }
+        Ok(())
+    }
+
+    /// Moves `src` over one interval that is not stored.
+    fn skip(&self, src: &mut Source<'_>) -> Result<(), Status> {
+        self.next_bio(src)?;
+        src.left -= 1;
+        let p = &self.cfg.profile;
+        if let Some(c) = src.data.as_mut() {
+            c.skip(p.interval()).map_err(short)?;
+        }
+        if let Some(c) = src.md.as_mut() {
+            c.skip(p.metadata_size()).map_err(short)?;
+        }
+        Ok(())
+    }
+
+    /// Copies and checks a whole request of `n` intervals from `first`.
+    fn stage(&self, rq: &Request<'_>, first: u64, n: u64) -> Result<Staging, Status> {
+        let p = &self.cfg.profile;
+        let n = usize::try_from(n).map_err(|_| Status::IO_ERROR)?;
+        let mut st =
+            Staging::new(p.interval(), p.metadata_size(), n).map_err(|_| Status::RESOURCE)?;
+        let mut src = Source::new(rq);
+        for k in 0..n {
+            let (d, m) = st.slot(k).ok_or(Status::IO_ERROR)?;
+            self.fill(&mut src, first + k as u64, d, m)?;
+        }
+        Ok(st)
+    }
+
+    /// Handles a write request.
+    pub(super) fn write(&self, rq: &Request<'_>) -> Result<(), Status> {
+        let p = &self.cfg.profile;
+        let first = p.sector_to_interval(rq.sector());
+        let n = self.intervals_in(u64::from(rq.bytes()));
+        // 1. Every payload must hold its bio's metadata. A write whose PI
+        //    the device checks is copied and checked whole first.
+        let mut verify = false;
+        for bio in rq.bios() {
+            if let Some(b) = bio.integrity().filter(|_| p.has_metadata()) {
+                self.payload_cursor(&b, self.interval_span(&bio).1)?;
+            }
+            verify |= matches!(self.policy(&bio), Policy::Verify(_));
+        }
+        let staged = if verify {
+            Some(self.stage(rq, first, n)?)
+        } else {
+            None
+        };
+        // 2. An injected fault may lose the write or store it elsewhere
+        //    (its part beyond the end of the device is dropped).
+        // 3. Allocate what the write needs where it goes; on failure blk-mq
+        //    retries the request, which still meets its one-shot fault
+        //    then: the rule is used up only once this succeeded. A write
+        //    within one block of the store needs no reservation (the block
+        //    is allocated before anything is copied), unless a one-shot
+        //    rule fired.
+        let fit = |dest: u64| n.min(self.nr_intervals().saturating_sub(dest));
+        let mut dest = first;
+        let mut reserved = false;
+        let fault = self.inject.write_fault(first, n, |fault| {
+            dest = match fault {
+                None => first,
+                Some(WriteFault::Lost) => return Ok(()),
+                Some(WriteFault::Misdirect(target)) => target,
+            };
+            if fault.is_some() || !self.store.one_unit(dest, fit(dest)) {
+                // Never sleeps: called under the injector's lock.
+                self.store.reserve(dest, fit(dest))?;
+                reserved = true;
+            }
+            Ok::<(), Status>(())
+        })?;
+        match fault {
+            None => {}
+            Some(WriteFault::Lost) => {
+                self.stats.inc(Counter::InjLost);
+                return Ok(());
+            }
+            Some(WriteFault::Misdirect(_)) => self.stats.inc(Counter::InjMisdirected),
+        }
+        let nd = fit(dest);
+        // A backing store reads in what the write changes only in part, so
+        // that a read error fails the request before anything is written.
+        if p.has_metadata() && self.store.may_sleep() {
+            self.store.prepare_write(dest, nd)?;
+        }
+        // 4. Store, each interval's data and metadata together. A memory
+        //    store cannot fail here for lack of memory. A backing file can
+        //    (ENOMEM from its page cache): the request is then retried
+        //    whole, rewriting what it wrote before it is acknowledged; a
+        //    one-shot misdirect it used up is not met again, so the retry
+        //    lands at its own place.
+        self.stats.add(Counter::WriteIntervals, nd);
+        match staged {
+            Some(st) => self.store.write(dest, nd, reserved, |i, slot| {
+                if let Slot::Stored { data, meta } = slot {
+                    let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
+                    let (d, m) = st.get(k).ok_or(Status::IO_ERROR)?;
+                    data.copy_from_slice(d);
+                    meta.copy_from_slice(m);
+                }
+                Ok(())
+            }),
+            None => {
+                let mut src = Source::new(rq);
+                self.store.write(dest, nd, reserved, |i, slot| match slot {
+                    Slot::Stored { data, meta } => {
+                        self.fill(&mut src, first + (i - dest), data, meta)
+                    }
+                    // A concurrent discard took the place away: the interval
+                    // keeps what the discard made it.
+                    Slot::Gone => self.skip(&mut src),
+                })
+            }
+        }
+    }
+}
