@@ -5,7 +5,8 @@
 # its own): power on the file-backed device "pc" (8 MiB, CRC16, 512-byte
 # blocks, read_check=1) over STORE, a file in a host directory that outlives
 # the guest; check what the previous run left (rdif_crash check), then
-# write until the host kills the machine (rdif_crash write).
+# write until the host kills the machine (rdif_crash write). A new store is
+# first written with zeroes (valid PI) throughout.
 #
 # Usage: rdif_powercut.sh STORE PREV_RUN PREV_SEED PREV_SYNCED RUN SEED
 #   PREV_RUN 0: nothing to check (a new store).  RUN 0: check only.
@@ -43,6 +44,14 @@ if [ "$prev_run" != 0 ]; then
 	echo "CHECK-RESULT $rc"
 fi
 if [ "$run" != 0 ]; then
+	if [ "$prev_run" = 0 ]; then
+		# A new store: give every interval valid PI (of zeroes) first, so
+		# that an interval a cut tears (new data, old PI) fails its check
+		# instead of passing as never written (escape PI).
+		dd if=/dev/zero of=/dev/pc bs=1M count=$(($(blockdev --getsize64 /dev/pc) >> 20)) \
+			oflag=direct status=none && sync /dev/pc ||
+			die "prefill"
+	fi
 	exec "$crash" write /dev/pc "$run" "$seed" 8
 fi
 echo 0 >$cfs/power
