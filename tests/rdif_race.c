@@ -91,6 +91,21 @@ static int open_dev(void)
 	return fd;
 }
 
+/* Counts a write's outcome R (of LEN bytes at OFF). */
+static void count_write(ssize_t r, size_t len, off_t off)
+{
+	atomic_fetch_add(&writes, 1);
+	if (r == (ssize_t)len)
+		return;
+	if (r < 0 && errno == EILSEQ) {
+		atomic_fetch_add(&write_eilseq, 1);
+	} else {
+		atomic_fetch_add(&write_err, 1);
+		fprintf(stderr, "rdif_race: write %zu at %lld: %s\n", len, (long long)off,
+			r < 0 ? strerror(errno) : "short");
+	}
+}
+
 static void *writer(void *arg)
 {
 	uint64_t s = (uintptr_t)arg * 0x1234567ULL + (uint64_t)time(NULL);
@@ -109,16 +124,7 @@ static void *writer(void *arg)
 		for (size_t i = 0; i < len / 8; i++)
 			buf[i] = word(tag, off, i);
 		r = pwrite(fd, buf, len, off);
-		atomic_fetch_add(&writes, 1);
-		if (r == (ssize_t)len)
-			continue;
-		if (r < 0 && errno == EILSEQ) {
-			atomic_fetch_add(&write_eilseq, 1);
-		} else {
-			atomic_fetch_add(&write_err, 1);
-			fprintf(stderr, "rdif_race: write %zu at %lld: %s\n", len, (long long)off,
-				r < 0 ? strerror(errno) : "short");
-		}
+		count_write(r, len, off);
 	}
 	close(fd);
 	free(buf);
@@ -206,16 +212,7 @@ static void *mutated_writer(void *arg)
 		size_t len = piece(&s, &off);
 		ssize_t r = pwrite(fd, buf, len, off);
 
-		atomic_fetch_add(&writes, 1);
-		if (r == (ssize_t)len)
-			continue;
-		if (r < 0 && errno == EILSEQ) {
-			atomic_fetch_add(&write_eilseq, 1);
-		} else {
-			atomic_fetch_add(&write_err, 1);
-			fprintf(stderr, "rdif_race: write %zu at %lld: %s\n", len, (long long)off,
-				r < 0 ? strerror(errno) : "short");
-		}
+		count_write(r, len, off);
 	}
 	close(fd);
 	return NULL;
