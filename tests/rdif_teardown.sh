@@ -20,6 +20,16 @@ ROUNDS=3
 IMG=/tmp/rdif_td.img
 
 # load DEV: start fio on /dev/DEV in the background; its pid in $FIO_PID
+# fio_has_open NAME: a fio process has /dev/NAME open
+fio_has_open() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(cat "$p/comm" 2>/dev/null)" = fio ] || continue
+		find "$p/fd" -lname "/dev/$1" 2>/dev/null | grep -q . && return 0
+	done
+	return 1
+}
+
 load() {
 	DEV_NAME=$1
 	# allow_file_create=0: once the device is gone, fio must not reopen
@@ -29,8 +39,15 @@ load() {
 		--ioengine=io_uring --iodepth=16 --numjobs=2 --rw=randrw --bs=4k --size=8M \
 		--time_based --runtime=60 --group_reporting >/tmp/rdif_td_fio.log 2>&1 &
 	FIO_PID=$!
-	# Let it get going.
-	sleep 1.5
+	# Let it get going: wait until fio has the device open (it starts
+	# slowly on a busy machine; udev's probe reads do not count), then a
+	# little longer.
+	local n=300
+	while [ $n -gt 0 ] && ! fio_has_open "$1"; do
+		sleep 0.1
+		n=$((n - 1))
+	done
+	sleep 0.5
 }
 
 # fio_ends: fio must finish on its own within 60 s of its device going away
