@@ -22,10 +22,13 @@ IMG=/tmp/rdif_td.img
 # load DEV: start fio on /dev/DEV in the background; its pid in $FIO_PID
 # fio_has_open NAME: a fio process has /dev/NAME open
 fio_has_open() {
-	local p
+	local p c f
 	for p in /proc/[0-9]*; do
-		[ "$(cat "$p/comm" 2>/dev/null)" = fio ] || continue
-		find "$p/fd" -lname "/dev/$1" 2>/dev/null | grep -q . && return 0
+		read -r c 2>/dev/null <"$p/comm" || continue
+		[ "$c" = fio ] || continue
+		for f in "$p"/fd/*; do
+			[ "$(readlink "$f" 2>/dev/null)" = "/dev/$1" ] && return 0
+		done
 	done
 	return 1
 }
