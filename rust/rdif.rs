@@ -318,7 +318,11 @@ pub(crate) fn create_disk(
         None
     };
     // Discard frees space or is not offered (write-zeroes always is).
-    let discard_sectors = if store.can_discard() { u32::MAX >> 9 } else { 0 };
+    let discard_sectors = if store.can_discard() {
+        u32::MAX >> 9
+    } else {
+        0
+    };
     let max_requests = v.hw_queues as usize * v.queue_depth as usize;
     let dev = Arc::pin_init(
         Device::new(cfg, store, wq.clone(), max_requests),

@@ -91,6 +91,17 @@ static int open_dev(void)
 	return fd;
 }
 
+/* A thread's buffer and descriptor; exits the program if it cannot. */
+static int thread_setup(uint64_t **buf)
+{
+	int fd = open_dev();
+
+	*buf = alloc_buf();
+	if (!*buf || fd < 0)
+		exit(2);
+	return fd;
+}
+
 /* Counts a write's outcome R (of LEN bytes at OFF). */
 static void count_write(ssize_t r, size_t len, off_t off)
 {
@@ -110,11 +121,9 @@ static void *writer(void *arg)
 {
 	uint64_t s = (uintptr_t)arg * 0x1234567ULL + (uint64_t)time(NULL);
 	uint32_t id = (uint32_t)(uintptr_t)arg, seq = 0;
-	uint64_t *buf = alloc_buf();
-	int fd = open_dev();
+	uint64_t *buf;
+	int fd = thread_setup(&buf);
 
-	if (!buf || fd < 0)
-		exit(2);
 	while (!atomic_load(&stop)) {
 		off_t off;
 		size_t len = piece(&s, &off);
@@ -154,11 +163,9 @@ static int whole(const uint64_t *buf, size_t len, off_t off)
 static void *reader(void *arg)
 {
 	uint64_t s = (uintptr_t)arg * 0x7654321ULL + (uint64_t)time(NULL);
-	uint64_t *buf = alloc_buf();
-	int fd = open_dev();
+	uint64_t *buf;
+	int fd = thread_setup(&buf);
 
-	if (!buf || fd < 0)
-		exit(2);
 	while (!atomic_load(&stop)) {
 		off_t off;
 		size_t len = piece(&s, &off);

@@ -19,6 +19,7 @@ use crate::{
     stats::Counter,
     store::{mem::io_gfp, Slot, CHUNK},
 };
+use core::ops::Range;
 use kernel::{alloc::AllocError, prelude::*};
 
 /// What the device does with the metadata of a bio it writes.
@@ -101,17 +102,24 @@ impl Staging {
         })
     }
 
+    /// Where interval `k` lies: its data piece and byte range, its
+    /// metadata piece and byte range.
+    fn place(&self, k: usize) -> ((usize, Range<usize>), (usize, Range<usize>)) {
+        let (iv, ms) = (self.interval, self.ms);
+        let (dj, mj) = (k % self.per_data, k % self.per_meta);
+        (
+            (k / self.per_data, dj * iv..(dj + 1) * iv),
+            (k / self.per_meta, mj * ms..(mj + 1) * ms),
+        )
+    }
+
     /// Interval `k`'s data and metadata, to fill.
     fn slot(&mut self, k: usize) -> Option<(&mut [u8], &mut [u8])> {
-        let (iv, ms) = (self.interval, self.ms);
-        let d = self.data.get_mut(k / self.per_data)?;
-        let j = k % self.per_data;
-        let d = d.get_mut(j * iv..(j + 1) * iv)?;
-        let m = match self.meta.get_mut(k / self.per_meta) {
-            Some(m) => {
-                let j = k % self.per_meta;
-                m.get_mut(j * ms..(j + 1) * ms)?
-            }
+        let ((dp, dr), (mp, mr)) = self.place(k);
+        let d = self.data.get_mut(dp)?.get_mut(dr)?;
+        let m = match self.meta.get_mut(mp) {
+            Some(m) => m.get_mut(mr)?,
+            // No metadata.
             None => &mut [],
         };
         Some((d, m))
@@ -119,15 +127,10 @@ impl Staging {
 
     /// Interval `k`'s data and metadata.
     fn get(&self, k: usize) -> Option<(&[u8], &[u8])> {
-        let (iv, ms) = (self.interval, self.ms);
-        let d = self.data.get(k / self.per_data)?;
-        let j = k % self.per_data;
-        let d = d.get(j * iv..(j + 1) * iv)?;
-        let m = match self.meta.get(k / self.per_meta) {
-            Some(m) => {
-                let j = k % self.per_meta;
-                m.get(j * ms..(j + 1) * ms)?
-            }
+        let ((dp, dr), (mp, mr)) = self.place(k);
+        let d = self.data.get(dp)?.get(dr)?;
+        let m = match self.meta.get(mp) {
+            Some(m) => m.get(mr)?,
             None => &[],
         };
         Some((d, m))
