@@ -536,17 +536,37 @@ impl FileStore {
         Ok(())
     }
 
-    /// Room in the journal for an entry of `size` bytes: its offset in
-    /// the file. Empties the journal first if it is full.
-    fn room(&self, j: &mut JournalState, size: u64) -> Result<u64, StoreError> {
+    /// The next entry, of `kind` for intervals `first..first + n`, where
+    /// it goes in the file and its size. Empties the journal first if the
+    /// entry does not fit; the entry is numbered after that, so it belongs
+    /// to the generation it is written in.
+    fn begin(
+        &self,
+        j: &mut JournalState,
+        kind: Kind,
+        first: u64,
+        n: u64,
+    ) -> Result<(Entry, u64, u64), StoreError> {
+        let payload = self.payload_len(kind, n).ok_or(StoreError::Io)?;
+        let mut entry = Entry {
+            kind,
+            generation: j.generation,
+            seq: j.seq,
+            first,
+            count: n,
+            payload,
+        };
+        let size = entry.size().ok_or(StoreError::Io)?;
         let space = JOURNAL_SIZE - SUPER_SIZE;
         if size > space {
             return Err(StoreError::Io);
         }
         if j.next + size > space {
             self.checkpoint(j)?;
+            entry.generation = j.generation;
+            entry.seq = j.seq;
         }
-        Ok(self.entries_start() + j.next)
+        Ok((entry, self.entries_start() + j.next, size))
     }
 
     /// Writes the sealed header of an entry at `at` and makes the entry
@@ -690,16 +710,7 @@ impl FileStore {
         }
         let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
         let mut j = self.journal.lock();
-        let entry = Entry {
-            kind: Kind::Write,
-            generation: j.generation,
-            seq: j.seq,
-            first,
-            count: n,
-            payload: self.payload_len(Kind::Write, n).ok_or(StoreError::Io)?,
-        };
-        let size = entry.size().ok_or(StoreError::Io)?;
-        let at = self.room(&mut j, size)?;
+        let (entry, at, size) = self.begin(&mut j, Kind::Write, first, n)?;
         let mut hdr = entry.encode();
         let mut crc = Entry::crc_start(&hdr);
         let mut pos = at + ENTRY_ALIGN;
@@ -833,16 +844,7 @@ impl FileStore {
             return Ok(());
         }
         let mut j = self.journal.lock();
-        let entry = Entry {
-            kind: Kind::Reset,
-            generation: j.generation,
-            seq: j.seq,
-            first,
-            count: n,
-            payload: 0,
-        };
-        let size = entry.size().ok_or(StoreError::Io)?;
-        let at = self.room(&mut j, size)?;
+        let (entry, at, size) = self.begin(&mut j, Kind::Reset, first, n)?;
         let mut hdr = entry.encode();
         let crc = Entry::crc_start(&hdr);
         Entry::seal(&mut hdr, crc);
