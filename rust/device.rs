@@ -13,8 +13,9 @@
 //!   intervals read as zeroes with escape PI. With `read_check`, the device
 //!   checks stored PI against stored data and fails with a protection error.
 //! - Discard and write-zeroes zero the data and reset PI to escape.
-//! - With a backing file, a write is acknowledged only after its data and
-//!   then its metadata are written; FUA and flush sync them.
+//! - With a backing file, a write is acknowledged only once it is durable
+//!   in the store's journal and done in place (see [`crate::store::file`]);
+//!   a flush makes the in-place copies durable.
 //!
 //! Each byte of a write is read from the submitter's buffer once: copied
 //! into storage no reader sees, checksummed there, and published only when
@@ -190,12 +191,9 @@ impl Device {
             }
             Op::Write => {
                 self.stats.inc(Counter::Writes);
-                self.write(rq)?;
-                if rq.is_fua() {
-                    self.store
-                        .sync_range(self.interval_of(pos), self.intervals_in(len))?;
-                }
-                Ok(())
+                // FUA asks for nothing more: a backing store's completed
+                // write is durable in its journal, and memory has no cache.
+                self.write(rq)
             }
             Op::Flush => {
                 self.stats.inc(Counter::Flushes);

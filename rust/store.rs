@@ -145,15 +145,6 @@ impl Store {
         }
     }
 
-    /// Forced unit access: makes a completed write of intervals `first..
-    /// first + n` durable before it is acknowledged.
-    pub(crate) fn sync_range(&self, first: u64, n: u64) -> Result<(), StoreError> {
-        match self {
-            Store::Mem(_) => Ok(()),
-            Store::File(s) => s.sync_range(first, n),
-        }
-    }
-
     /// Flush: makes every completed write durable.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         match self {

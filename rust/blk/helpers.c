@@ -68,11 +68,6 @@ unsigned int rdif_req_op(const struct request *rq)
 	return req_op(rq);
 }
 
-bool rdif_rq_is_fua(const struct request *rq)
-{
-	return rq->cmd_flags & REQ_FUA;
-}
-
 struct bio *rdif_rq_first_bio(const struct request *rq)
 {
 	return rq->bio;

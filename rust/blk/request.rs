@@ -15,7 +15,6 @@ extern "C" {
     fn rdif_blk_rq_pos(rq: *const bindings::request) -> u64;
     fn rdif_blk_rq_bytes(rq: *const bindings::request) -> u32;
     fn rdif_req_op(rq: *const bindings::request) -> u32;
-    fn rdif_rq_is_fua(rq: *const bindings::request) -> bool;
     fn rdif_rq_first_bio(rq: *const bindings::request) -> *mut bindings::bio;
     fn rdif_rq_requeue(rq: *mut bindings::request);
 }
@@ -99,12 +98,6 @@ impl<'a> Request<'a> {
     pub(crate) fn bytes(&self) -> u32 {
         // SAFETY: `self.raw()` is a valid request by the type invariant.
         unsafe { rdif_blk_rq_bytes(self.raw()) }
-    }
-
-    /// Whether the request asks for forced unit access.
-    pub(crate) fn is_fua(&self) -> bool {
-        // SAFETY: `self.raw()` is a valid request by the type invariant.
-        unsafe { rdif_rq_is_fua(self.raw()) }
     }
 
     /// Iterator over the request's bios.

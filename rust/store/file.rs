@@ -852,12 +852,6 @@ impl FileStore {
         self.reset_in_place(first, n)
     }
 
-    /// Forced unit access of intervals `first..first + n`: nothing to do,
-    /// a completed write is durable in the journal already.
-    pub(crate) fn sync_range(&self, _first: u64, _n: u64) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     /// Flush: every completed write is durable in the journal already;
     /// this makes the in-place copies durable and empties the journal.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
