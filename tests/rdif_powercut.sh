@@ -52,7 +52,11 @@ if [ "$run" != 0 ]; then
 			oflag=direct status=none && sync /dev/pc ||
 			die "prefill"
 	fi
-	exec "$crash" write /dev/pc "$run" "$seed" 8
+	# Even runs fsync every 64 writes, so that the 4 MiB journal fills and
+	# starts a new generation between flushes before the cut.
+	every=8
+	[ $((run % 2)) = 0 ] && every=64
+	exec "$crash" write /dev/pc "$run" "$seed" $every
 fi
 echo 0 >$cfs/power
 rmdir $cfs
