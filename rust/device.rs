@@ -63,13 +63,23 @@ pub(crate) struct Device {
     /// tag (vmalloc'ed if large).
     #[pin]
     pending: SpinLock<KVVec<Pending>>,
-    /// The work item's current batch, swapped with `pending`.
+    /// The work item's current batch, and its requests waiting for the
+    /// store to settle.
     #[pin]
-    batch: Mutex<KVVec<Pending>>,
+    batch: Mutex<Batch>,
     #[pin]
     work: Work<Device>,
     /// The workqueue for `work`, if the store may sleep.
     wq: Option<Arc<OwnedQueue>>,
+}
+
+/// The requests the work item handles.
+struct Batch {
+    /// The current batch, swapped with [`Device::pending`].
+    todo: KVVec<Pending>,
+    /// Writes and resets done, waiting for the store to settle before they
+    /// complete. Has room for every tag.
+    settling: KVVec<Pending>,
 }
 
 impl_has_work! {
@@ -119,7 +129,10 @@ impl Device {
             stats: Stats::new()?,
             inject <- Injector::new(),
             pending <- new_spinlock!(KVVec::with_capacity(room, GFP_KERNEL)?),
-            batch <- new_mutex!(KVVec::with_capacity(room, GFP_KERNEL)?),
+            batch <- new_mutex!(Batch {
+                todo: KVVec::with_capacity(room, GFP_KERNEL)?,
+                settling: KVVec::with_capacity(room, GFP_KERNEL)?,
+            }),
             work <- new_work!("rdif::Device::work"),
             wq,
         }? Error)

@@ -39,6 +39,15 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// Whether the operation changes what the device stores (write,
+    /// discard, secure erase, write zeroes).
+    pub(crate) fn changes_data(self) -> bool {
+        matches!(
+            self,
+            Op::Write | Op::Discard | Op::SecureErase | Op::WriteZeroes
+        )
+    }
+
     fn from_raw(op: u32) -> Self {
         match op {
             bindings::req_op_REQ_OP_READ => Op::Read,

@@ -6,12 +6,15 @@
 //! layout" and "Crash consistency").
 //!
 //! Every write and discard is first appended to the journal with a
-//! checksum and made durable there (one data sync of the entry), then
-//! carried out in place. Opening a store replays the journal: whatever a
-//! power cut interrupted in place is done again, whole. So after a crash
-//! each interval holds its old or its new data with the matching metadata,
-//! and every completed write is present. A flush makes the in-place
-//! copies durable and empties the journal (a new generation).
+//! checksum. [`FileStore::settle`] then makes the entries appended since
+//! its last call durable with one data sync of their range (a group
+//! commit) and carries them out in place, in order; the device completes
+//! the requests only after that. Opening a store replays the journal:
+//! whatever a power cut interrupted in place is done again, whole. So
+//! after a crash each interval holds its old or its new data with the
+//! matching metadata, and every completed write is present. A flush makes
+//! the in-place copies durable and empties the journal (a new
+//! generation).
 //!
 //! Metadata is stored XORed with what an unwritten interval reads as (zero
 //! opaque bytes and an all-ones tuple), so that zeroes on disk, a hole in a
@@ -251,13 +254,33 @@ pub(crate) struct FileStore {
     can_punch: bool,
 }
 
-/// The journal's current generation and its next entry.
+/// The journal's current generation, its next entry and the entries not
+/// yet settled.
 struct JournalState {
     generation: u64,
     /// Offset of the next entry from the start of the entries.
     next: u64,
     /// Sequence number of the next entry.
     seq: u64,
+    /// Offset of the first entry not yet durable and carried out in place
+    /// (entries from here to `next` wait for [`FileStore::settle`]).
+    settled: u64,
+    /// A settle on the way (journal full, flush, corrupt) failed since the
+    /// last [`FileStore::settle`]: the writes it was for are in doubt.
+    failed: bool,
+}
+
+impl JournalState {
+    /// An empty journal of `generation`.
+    fn new(generation: u64) -> Self {
+        JournalState {
+            generation,
+            next: 0,
+            seq: 0,
+            settled: 0,
+            failed: false,
+        }
+    }
 }
 
 /// Room for the data of [`FILE_IO`] bytes and the metadata of its
@@ -293,11 +316,7 @@ impl FileStore {
         let meta = KVVec::from_elem(0u8, meta_len, GFP_KERNEL).map_err(|_| no_mem)?;
         let bounce =
             KBox::pin_init(new_mutex!(Bounce { data, meta }), GFP_KERNEL).map_err(|_| no_mem)?;
-        let state = JournalState {
-            generation: 1,
-            next: 0,
-            seq: 0,
-        };
+        let state = JournalState::new(1);
         let journal = KBox::pin_init(new_mutex!(state), GFP_KERNEL).map_err(|_| no_mem)?;
         Ok(Self {
             file,
@@ -516,9 +535,11 @@ impl FileStore {
         Ok(())
     }
 
-    /// Makes everything carried out in place durable, then empties the
-    /// journal by starting a new generation (durably).
+    /// Settles what is pending, makes everything carried out in place
+    /// durable, then empties the journal by starting a new generation
+    /// (durably).
     fn checkpoint(&self, j: &mut JournalState) -> Result<(), StoreError> {
+        self.settle_locked(j)?;
         self.file.sync().map_err(io_error)?;
         let generation = j.generation.wrapping_add(1);
         self.file
@@ -529,17 +550,17 @@ impl FileStore {
             .map_err(io_error)?;
         self.file.sync().map_err(io_error)?;
         *j = JournalState {
-            generation,
-            next: 0,
-            seq: 0,
+            failed: j.failed,
+            ..JournalState::new(generation)
         };
         Ok(())
     }
 
     /// The next entry, of `kind` for intervals `first..first + n`, where
-    /// it goes in the file and its size. Empties the journal first if the
-    /// entry does not fit; the entry is numbered after that, so it belongs
-    /// to the generation it is written in.
+    /// it goes in the file and its size. Empties the journal first (after
+    /// settling the entries in it) if the entry does not fit; the entry is
+    /// numbered after that, so it belongs to the generation it is written
+    /// in.
     fn begin(
         &self,
         j: &mut JournalState,
@@ -569,9 +590,10 @@ impl FileStore {
         Ok((entry, self.entries_start() + j.next, size))
     }
 
-    /// Writes the sealed header of an entry at `at` and makes the entry
-    /// durable; it then belongs to the journal.
-    fn commit(
+    /// Writes the sealed header of an entry at `at`, after its payload; it
+    /// then belongs to the journal, to be made durable and carried out in
+    /// place by the next settle.
+    fn append(
         &self,
         j: &mut JournalState,
         at: u64,
@@ -579,12 +601,54 @@ impl FileStore {
         hdr: &[u8; HEADER_LEN],
     ) -> Result<(), StoreError> {
         self.file.write_at(hdr, at).map_err(io_error)?;
-        self.file
-            .sync_range(at, at + size - 1, true)
-            .map_err(io_error)?;
         j.next += size;
         j.seq += 1;
         Ok(())
+    }
+
+    /// Makes the entries appended since the last settle durable, with one
+    /// data sync of their range, then carries them out in place in order.
+    /// An entry that cannot be carried out stays pending (the next settle
+    /// tries again from it); an I/O error marks the journal failed, a
+    /// shortage does not (its caller retries).
+    fn settle_locked(&self, j: &mut JournalState) -> Result<(), StoreError> {
+        if j.settled == j.next {
+            return Ok(());
+        }
+        let start = self.entries_start() + j.settled;
+        let end = self.entries_start() + j.next;
+        let done = self.file.sync_range(start, end - 1, true).map_err(io_error);
+        let done = done.and_then(|()| {
+            while j.settled < j.next {
+                let at = self.entries_start() + j.settled;
+                let mut hdr = [0u8; HEADER_LEN];
+                self.file.read_at(&mut hdr, at).map_err(io_error)?;
+                let e = Entry::decode(&hdr).ok_or(StoreError::Io)?;
+                let size = e.size().ok_or(StoreError::Io)?;
+                self.apply(e.kind, at + ENTRY_ALIGN, e.first, e.count)?;
+                j.settled += size;
+            }
+            Ok(())
+        });
+        if done == Err(StoreError::Io) {
+            j.failed = true;
+        }
+        done
+    }
+
+    /// Settles the journal (see [`Self::settle_locked`]): every write and
+    /// reset since the last call is durable and done in place when this
+    /// returns `Ok`. After [`StoreError::NoMemory`] nothing is lost: call
+    /// again. An I/O error (of this settle or of one on the way since the
+    /// last call) leaves them in doubt: each may or may not be there,
+    /// whole, and their requests must fail.
+    pub(crate) fn settle(&self) -> Result<(), StoreError> {
+        let mut j = self.journal.lock();
+        let done = self.settle_locked(&mut j);
+        if done != Err(StoreError::NoMemory) && core::mem::take(&mut j.failed) {
+            return Err(StoreError::Io);
+        }
+        done
     }
 
     /// Makes a regular file as large as the store, so that a store found
@@ -696,11 +760,21 @@ impl FileStore {
 
     /// See [`super::Store::write`]. The write becomes one journal entry:
     /// its payload is written in pieces of up to [`FILE_IO`] data bytes
-    /// (data, then metadata), then its header, then the entry is made
-    /// durable; only then is it carried out in place (from the bounce
-    /// buffer if it was one piece, else read back from the journal).
+    /// (data, then metadata), then its header. The next
+    /// [`Self::settle`] makes it durable and carries it out in place (read
+    /// back from the journal, in the page cache).
     pub(crate) fn write<E: From<StoreError>>(
         &self,
+        first: u64,
+        n: u64,
+        f: impl FnMut(u64, Slot<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.write_locked(&mut self.journal.lock(), first, n, f)
+    }
+
+    fn write_locked<E: From<StoreError>>(
+        &self,
+        j: &mut JournalState,
         first: u64,
         n: u64,
         mut f: impl FnMut(u64, Slot<'_>) -> Result<(), E>,
@@ -709,8 +783,7 @@ impl FileStore {
             return Ok(());
         }
         let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
-        let mut j = self.journal.lock();
-        let (entry, at, size) = self.begin(&mut j, Kind::Write, first, n)?;
+        let (entry, at, size) = self.begin(j, Kind::Write, first, n)?;
         let mut hdr = entry.encode();
         let mut crc = Entry::crc_start(&hdr);
         let mut pos = at + ENTRY_ALIGN;
@@ -734,21 +807,12 @@ impl FileStore {
             Ok::<(), E>(())
         })?;
         Entry::seal(&mut hdr, crc);
-        self.commit(&mut j, at, size, &hdr)?;
-        let per = (FILE_IO >> self.profile.interval_shift()) as u64;
-        if n <= per {
-            let k = n as usize;
-            let data = b.data.get(..k * iv).ok_or(StoreError::Io)?;
-            let meta = b.meta.get(..k * ms).ok_or(StoreError::Io)?;
-            Ok(self.write_in_place(first, data, meta)?)
-        } else {
-            drop(b);
-            Ok(self.apply(Kind::Write, at + ENTRY_ALIGN, first, n)?)
-        }
+        Ok(self.append(j, at, size, &hdr)?)
     }
 
     /// See [`super::Store::modify`]: the interval is read, changed and
-    /// written back through the journal.
+    /// written back through the journal, settled before and after, all
+    /// under the journal's lock.
     pub(crate) fn modify(
         &self,
         interval: u64,
@@ -758,19 +822,22 @@ impl FileStore {
         let no_mem = |_| StoreError::NoMemory;
         let mut data = KVec::from_elem(0u8, iv, GFP_KERNEL).map_err(no_mem)?;
         let mut meta = KVec::from_elem(0u8, ms, GFP_KERNEL).map_err(no_mem)?;
+        let mut j = self.journal.lock();
+        self.settle_locked(&mut j)?;
         self.read(interval, 1, true, |_, d, m| {
             data.copy_from_slice(d);
             meta.copy_from_slice(m);
             Ok::<(), StoreError>(())
         })?;
         f(&mut data, &mut meta);
-        self.write(interval, 1, |_, slot| {
+        self.write_locked(&mut j, interval, 1, |_, slot| {
             if let Slot::Stored { data: d, meta: m } = slot {
                 d.copy_from_slice(&data);
                 m.copy_from_slice(&meta);
             }
             Ok::<(), StoreError>(())
-        })
+        })?;
+        self.settle_locked(&mut j)
     }
 
     /// Reads one byte of each page of the file that a write of intervals
@@ -838,7 +905,7 @@ impl FileStore {
     }
 
     /// Discard and write-zeroes of intervals `first..first + n`: a
-    /// journal entry without payload, then the same in place.
+    /// journal entry without payload, carried out in place when settled.
     pub(crate) fn reset(&self, first: u64, n: u64) -> Result<(), StoreError> {
         if n == 0 {
             return Ok(());
@@ -848,12 +915,12 @@ impl FileStore {
         let mut hdr = entry.encode();
         let crc = Entry::crc_start(&hdr);
         Entry::seal(&mut hdr, crc);
-        self.commit(&mut j, at, size, &hdr)?;
-        self.reset_in_place(first, n)
+        self.append(&mut j, at, size, &hdr)
     }
 
     /// Flush: every completed write is durable in the journal already;
-    /// this makes the in-place copies durable and empties the journal.
+    /// this settles the rest, makes the in-place copies durable and
+    /// empties the journal.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         let mut j = self.journal.lock();
         if j.next == 0 {
