@@ -268,20 +268,38 @@ struct JournalState {
     /// A settle on the way (journal full, flush, corrupt) failed since the
     /// last [`FileStore::settle`]: the writes it was for are in doubt.
     failed: bool,
+    /// Writing gathered entries to the journal failed: the journal may
+    /// hold a gap before entries written later, so nothing more is
+    /// journaled (writes fail) until the store is opened again.
+    broken: bool,
+    /// Entries not yet written to the file, gathered to be written as one
+    /// ([`GATHER`] bytes): `buf[..buf_len]` belongs at `buf_at` in the file
+    /// and ends at the entry `next` (empty if `buf_len` is 0).
+    buf: KVVec<u8>,
+    buf_at: u64,
+    buf_len: usize,
 }
 
 impl JournalState {
-    /// An empty journal of `generation`.
-    fn new(generation: u64) -> Self {
+    /// An empty journal of `generation`, gathering entries in `buf`.
+    fn new(generation: u64, buf: KVVec<u8>) -> Self {
         JournalState {
             generation,
             next: 0,
             seq: 0,
             settled: 0,
             failed: false,
+            broken: false,
+            buf,
+            buf_at: 0,
+            buf_len: 0,
         }
     }
 }
+
+/// Bytes of journal entries gathered in memory and written with one call;
+/// a larger entry is written to the file piece by piece.
+const GATHER: usize = 1 << 20;
 
 /// Room for the data of [`FILE_IO`] bytes and the metadata of its
 /// intervals.
@@ -316,7 +334,8 @@ impl FileStore {
         let meta = KVVec::from_elem(0u8, meta_len, GFP_KERNEL).map_err(|_| no_mem)?;
         let bounce =
             KBox::pin_init(new_mutex!(Bounce { data, meta }), GFP_KERNEL).map_err(|_| no_mem)?;
-        let state = JournalState::new(1);
+        let buf = KVVec::from_elem(0u8, GATHER, GFP_KERNEL).map_err(|_| no_mem)?;
+        let state = JournalState::new(1, buf);
         let journal = KBox::pin_init(new_mutex!(state), GFP_KERNEL).map_err(|_| no_mem)?;
         Ok(Self {
             file,
@@ -448,6 +467,25 @@ impl FileStore {
     }
 
     /// Carries out in place the entry of `n` intervals from `first` whose
+    /// payload is `payload` (as written to the journal).
+    fn apply_from(&self, kind: Kind, payload: &[u8], first: u64, n: u64) -> Result<(), StoreError> {
+        match kind {
+            Kind::Reset => self.reset_in_place(first, n),
+            Kind::Write => {
+                let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
+                let mut pos = 0;
+                self.pieces(first, n, |first, k| {
+                    let data = payload.get(pos..pos + k * iv).ok_or(StoreError::Io)?;
+                    pos += data.len();
+                    let meta = payload.get(pos..pos + k * ms).ok_or(StoreError::Io)?;
+                    pos += meta.len();
+                    self.write_in_place(first, data, meta)
+                })
+            }
+        }
+    }
+
+    /// Carries out in place the entry of `n` intervals from `first` whose
     /// payload is at `at` in the file.
     fn apply(&self, kind: Kind, at: u64, first: u64, n: u64) -> Result<(), StoreError> {
         match kind {
@@ -456,7 +494,8 @@ impl FileStore {
                 let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
                 let mut pos = at;
                 let mut b = self.bounce.lock();
-                self.pieces(&mut b, first, n, |first, k, b| {
+                self.pieces(first, n, |first, k| {
+                    let b = &mut *b;
                     let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
                     let meta = b.meta.get_mut(..k * ms).ok_or(StoreError::Io)?;
                     self.file.read_at(data, pos).map_err(io_error)?;
@@ -549,10 +588,10 @@ impl FileStore {
             )
             .map_err(io_error)?;
         self.file.sync().map_err(io_error)?;
-        *j = JournalState {
-            failed: j.failed,
-            ..JournalState::new(generation)
-        };
+        j.generation = generation;
+        j.next = 0;
+        j.seq = 0;
+        j.settled = 0;
         Ok(())
     }
 
@@ -568,6 +607,9 @@ impl FileStore {
         first: u64,
         n: u64,
     ) -> Result<(Entry, u64, u64), StoreError> {
+        if j.broken {
+            return Err(StoreError::Io);
+        }
         let payload = self.payload_len(kind, n).ok_or(StoreError::Io)?;
         let mut entry = Entry {
             kind,
@@ -588,6 +630,55 @@ impl FileStore {
             entry.seq = j.seq;
         }
         Ok((entry, self.entries_start() + j.next, size))
+    }
+
+    /// Room in the gather buffer for the entry of `size` bytes at `at`
+    /// (from [`Self::begin`]): its offset in the buffer, or `None` if it
+    /// is too large to gather (it is then written to the file directly).
+    /// Writes out what was gathered first if the entry does not fit.
+    fn gather_room(
+        &self,
+        j: &mut JournalState,
+        at: u64,
+        size: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        let size = usize::try_from(size).map_err(|_| StoreError::Io)?;
+        if j.buf_len + size > j.buf.len() {
+            self.spill(j)?;
+            j.buf_len = 0;
+        }
+        if size > j.buf.len() {
+            return Ok(None);
+        }
+        if j.buf_len == 0 {
+            j.buf_at = at;
+        }
+        Ok(Some(j.buf_len))
+    }
+
+    /// Writes the gathered entries to the journal (one call; the buffer
+    /// keeps them). A failure breaks the journal: the gap it may leave
+    /// would end a replay before entries written after it.
+    fn spill(&self, j: &mut JournalState) -> Result<(), StoreError> {
+        if j.buf_len == 0 {
+            return Ok(());
+        }
+        let buf = j.buf.get(..j.buf_len).ok_or(StoreError::Io)?;
+        let written = self.file.write_at(buf, j.buf_at);
+        if written.is_err() {
+            j.broken = true;
+            j.failed = true;
+            j.buf_len = 0;
+        }
+        written.map_err(|_| StoreError::Io)
+    }
+
+    /// The gathered entry at `at` in the file, of `size` bytes, if the
+    /// buffer holds it.
+    fn gathered(j: &JournalState, at: u64, size: u64) -> Option<&[u8]> {
+        let off = usize::try_from(at.checked_sub(j.buf_at)?).ok()?;
+        let size = usize::try_from(size).ok()?;
+        j.buf.get(..j.buf_len)?.get(off..off.checked_add(size)?)
     }
 
     /// Writes the sealed header of an entry at `at`, after its payload; it
@@ -615,6 +706,7 @@ impl FileStore {
         if j.settled == j.next {
             return Ok(());
         }
+        self.spill(j)?;
         let start = self.entries_start() + j.settled;
         let end = self.entries_start() + j.next;
         let done = self.file.sync_range(start, end - 1, true).map_err(io_error);
@@ -622,16 +714,29 @@ impl FileStore {
             while j.settled < j.next {
                 let at = self.entries_start() + j.settled;
                 let mut hdr = [0u8; HEADER_LEN];
-                self.file.read_at(&mut hdr, at).map_err(io_error)?;
+                let buffered = Self::gathered(j, at, HEADER_LEN as u64);
+                match buffered {
+                    Some(b) => hdr.copy_from_slice(b),
+                    None => self.file.read_at(&mut hdr, at).map_err(io_error)?,
+                }
                 let e = Entry::decode(&hdr).ok_or(StoreError::Io)?;
                 let size = e.size().ok_or(StoreError::Io)?;
-                self.apply(e.kind, at + ENTRY_ALIGN, e.first, e.count)?;
+                match Self::gathered(j, at, size) {
+                    Some(b) => {
+                        let payload = b.get(ENTRY_ALIGN as usize..).ok_or(StoreError::Io)?;
+                        self.apply_from(e.kind, payload, e.first, e.count)?
+                    }
+                    None => self.apply(e.kind, at + ENTRY_ALIGN, e.first, e.count)?,
+                }
                 j.settled += size;
             }
             Ok(())
         });
         if done == Err(StoreError::Io) {
             j.failed = true;
+        }
+        if j.settled == j.next {
+            j.buf_len = 0;
         }
         done
     }
@@ -679,20 +784,20 @@ impl FileStore {
         self.layout.meta_offset + interval * self.profile.metadata_size() as u64
     }
 
-    /// Calls `f(first, k, bounce)` for pieces of intervals `first..first +
-    /// n` of at most [`FILE_IO`] data bytes each.
+    /// Calls `f(first, k)` for pieces of intervals `first..first + n` of
+    /// at most [`FILE_IO`] data bytes each (the pieces of a journal
+    /// entry's payload: each piece's data, then its metadata).
     fn pieces<E>(
         &self,
-        bounce: &mut Bounce,
         mut first: u64,
         n: u64,
-        mut f: impl FnMut(u64, usize, &mut Bounce) -> Result<(), E>,
+        mut f: impl FnMut(u64, usize) -> Result<(), E>,
     ) -> Result<(), E> {
         let per = (FILE_IO >> self.profile.interval_shift()) as u64;
         let end = first + n;
         while first < end {
             let k = (end - first).min(per);
-            f(first, k as usize, bounce)?;
+            f(first, k as usize)?;
             first += k;
         }
         Ok(())
@@ -738,7 +843,8 @@ impl FileStore {
         let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
         let ms_read = if with_meta { ms } else { 0 };
         let mut b = self.bounce.lock();
-        self.pieces(&mut b, first, n, |first, k, b| {
+        self.pieces(first, n, |first, k| {
+            let b = &mut *b;
             let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
             self.file
                 .read_at(data, self.data_pos(first))
@@ -784,11 +890,44 @@ impl FileStore {
         }
         let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
         let (entry, at, size) = self.begin(j, Kind::Write, first, n)?;
+        if let Some(off) = self.gather_room(j, at, size)? {
+            let mut hdr = entry.encode();
+            let mut crc = Entry::crc_start(&hdr);
+            let len = usize::try_from(size).map_err(|_| StoreError::Io)?;
+            let buf = j.buf.get_mut(off..off + len).ok_or(StoreError::Io)?;
+            let (head, mut payload) = buf.split_at_mut(ENTRY_ALIGN as usize);
+            self.pieces(first, n, |first, k| {
+                let (data, rest) = core::mem::take(&mut payload).split_at_mut(k * iv);
+                let (meta, rest) = rest.split_at_mut(k * ms);
+                payload = rest;
+                for x in 0..k {
+                    let slot = Slot::Stored {
+                        data: &mut data[x * iv..(x + 1) * iv],
+                        meta: &mut meta[x * ms..(x + 1) * ms],
+                    };
+                    f(first + x as u64, slot)?;
+                }
+                self.flip(meta);
+                crc.update(data);
+                crc.update(meta);
+                Ok::<(), E>(())
+            })?;
+            // The padding after the payload, and the header block.
+            payload.fill(0);
+            head.fill(0);
+            Entry::seal(&mut hdr, crc);
+            head[..HEADER_LEN].copy_from_slice(&hdr);
+            j.buf_len = off + len;
+            j.next += size;
+            j.seq += 1;
+            return Ok(());
+        }
         let mut hdr = entry.encode();
         let mut crc = Entry::crc_start(&hdr);
         let mut pos = at + ENTRY_ALIGN;
         let mut b = self.bounce.lock();
-        self.pieces(&mut b, first, n, |first, k, b| {
+        self.pieces(first, n, |first, k| {
+            let b = &mut *b;
             let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
             let meta = b.meta.get_mut(..k * ms).ok_or(StoreError::Io)?;
             for x in 0..k {
@@ -915,7 +1054,19 @@ impl FileStore {
         let mut hdr = entry.encode();
         let crc = Entry::crc_start(&hdr);
         Entry::seal(&mut hdr, crc);
-        self.append(&mut j, at, size, &hdr)
+        let Some(off) = self.gather_room(&mut j, at, size)? else {
+            return self.append(&mut j, at, size, &hdr);
+        };
+        let head = j
+            .buf
+            .get_mut(off..off + ENTRY_ALIGN as usize)
+            .ok_or(StoreError::Io)?;
+        head.fill(0);
+        head[..HEADER_LEN].copy_from_slice(&hdr);
+        j.buf_len = off + ENTRY_ALIGN as usize;
+        j.next += size;
+        j.seq += 1;
+        Ok(())
     }
 
     /// Flush: every completed write is durable in the journal already;
