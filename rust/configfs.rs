@@ -6,7 +6,7 @@
 //! /sys/kernel/config/rdif/features       supported attributes
 //! /sys/kernel/config/rdif/<name>/        one device description (mkdir)
 //!     size blocksize csum ref_tag metadata_size pi_offset interval
-//!     pract read_check hw_queues queue_depth backing format power
+//!     pract read_check hw_queues queue_depth backing format power journal
 //! ```
 //!
 //! Writing 1 to `power` builds the disk `/dev/<name>`, 0 removes it; rmdir
@@ -34,7 +34,7 @@ use crate::pi::Csum;
 
 /// The attributes of a device directory, in the order of their ids.
 const ATTRIBUTES: &str = "size,blocksize,csum,ref_tag,metadata_size,pi_offset,interval,\
-pract,read_check,hw_queues,queue_depth,backing,format,power\n";
+pract,read_check,hw_queues,queue_depth,backing,format,power,journal\n";
 
 /// Builds the configfs subsystem `rdif`.
 pub(crate) fn subsystem(registry: Arc<Registry>) -> impl PinInit<configfs::Subsystem<Root>, Error> {
@@ -96,6 +96,7 @@ impl configfs::GroupOperations for Root {
                 backing: 11,
                 format: 12,
                 power: 13,
+                journal: 14,
             ],
         };
         let registry = self.registry.clone();
@@ -281,6 +282,7 @@ macro_rules! bool_attr {
 bool_attr!(3, ref_tag);
 bool_attr!(7, pract);
 bool_attr!(8, read_check);
+bool_attr!(14, journal);
 
 #[vtable]
 impl AttributeOperations<2> for DeviceGroup {

@@ -243,6 +243,8 @@ fn module_settings() -> Result<Settings> {
         interval: module_parameters::interval.value(),
         pract: module_parameters::pract.value(),
         read_check: module_parameters::read_check.value(),
+        // Module devices live in memory.
+        journal: true,
         hw_queues: module_parameters::hw_queues.value(),
         queue_depth: module_parameters::queue_depth.value(),
     })
@@ -278,6 +280,13 @@ pub(crate) fn create_disk(
     let cfg = v.dev;
     let claim = registry.claim(name)?;
     let (store, store_claim) = match backing {
+        None if !v.journal => {
+            pr_err!(
+                "{}: journal=0 needs a backing store (memory has no journal)\n",
+                name.to_str().unwrap_or("?")
+            );
+            return Err(EINVAL);
+        }
         None => (Store::memory(cfg.profile)?, None),
         Some(path) => {
             let why = |msg| {
@@ -300,6 +309,7 @@ pub(crate) fn create_disk(
                 why(msg);
                 e
             })?;
+            fs.set_journaled(v.journal);
             if fs.replayed() > 0 {
                 pr_info!(
                     "{}: backing {}: replayed {} journal entries\n",

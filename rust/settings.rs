@@ -48,6 +48,8 @@ pub(crate) struct Settings {
     pub(crate) hw_queues: u32,
     /// Tags per hardware queue.
     pub(crate) queue_depth: u32,
+    /// Journal the writes of a backing store (crash consistency).
+    pub(crate) journal: bool,
 }
 
 impl Default for Settings {
@@ -64,6 +66,7 @@ impl Default for Settings {
             read_check: false,
             hw_queues: 0,
             queue_depth: 64,
+            journal: true,
         }
     }
 }
@@ -77,6 +80,8 @@ pub(crate) struct Validated {
     pub(crate) hw_queues: u32,
     /// Tags per hardware queue.
     pub(crate) queue_depth: u32,
+    /// Journal the writes of a backing store.
+    pub(crate) journal: bool,
 }
 
 impl Settings {
@@ -117,6 +122,7 @@ impl Settings {
             },
             hw_queues,
             queue_depth: self.queue_depth,
+            journal: self.journal,
         })
     }
 }

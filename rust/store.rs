@@ -37,6 +37,14 @@ impl Store {
         Ok(Store::Mem(MemStore::new(profile)?))
     }
 
+    /// The backing file store, if this is one.
+    pub(crate) fn file(&self) -> Option<&FileStore> {
+        match self {
+            Store::Mem(_) => None,
+            Store::File(s) => Some(s),
+        }
+    }
+
     /// Whether accesses may sleep (the queue must be `BLK_MQ_F_BLOCKING`).
     pub(crate) fn may_sleep(&self) -> bool {
         matches!(self, Store::File(_))

@@ -292,6 +292,65 @@ journal_wraps() {
 	cfs_unload
 }
 
+# replayed_after_power_cycle NAME: power NAME off and on again (no flush on
+# the way) and print how many journal entries the power-on replayed
+replayed_after_power_cycle() {
+	local mark
+	[ "$(power "$1" 0)" = OK ] || return 1
+	mark=$(dmesg | wc -l)
+	[ "$(power "$1" 1)" = OK ] || return 1
+	dmesg | tail -n +$((mark + 1)) | sed -n 's/.*backing .*: replayed \([0-9]*\) journal entries.*/\1/p'
+}
+
+# journal=0: writes go straight in place (a format without metadata from
+# the bio's pages, with one iov_iter per bio), nothing is journaled, the
+# data and PI persist, and the store stays valid for journal=1. Without a
+# backing store journal=0 is refused.
+no_journal() {
+	local n
+	cfs_load
+	mkdir -p $CFS/m
+	require "journal=0 on a memory device" eq journal "$(cfs_write $CFS/m/journal 0)" OK
+	expect "refused at power-on without backing" not eq power "$(cfs_write $CFS/m/power 1)" OK
+	expect "no disk" absent /dev/m
+	rmdir $CFS/m
+	# No metadata: data straight between the bios' pages and the file.
+	rm -f $IMG
+	head -c $((3 * MIB)) /dev/urandom >/tmp/rdif_nj.data
+	mkdev n $IMG csum=none blocksize=4096 journal=0
+	require "power on" eq power "$(power n 1)" OK
+	require "write 3 MiB at 1 MiB" dd if=/tmp/rdif_nj.data of=/dev/n bs=64k seek=16 oflag=direct status=none
+	expect "reads back" cmp -s /tmp/rdif_nj.data <(dd if=/dev/n bs=64k skip=16 count=48 iflag=direct status=none)
+	expect "on the medium in place" at_medium $IMG $((4096 + 1 * MIB)) /tmp/rdif_nj.data
+	n=$(replayed_after_power_cycle n)
+	expect "nothing journaled" eq replayed "${n:-0}" 0
+	expect "reads back after power 0/1" cmp -s /tmp/rdif_nj.data <(dd if=/dev/n bs=64k skip=16 count=48 iflag=direct status=none)
+	expect "discard" blkdiscard -f -o $((2 * MIB)) -l $((1 * MIB)) /dev/n
+	expect "discarded range reads zeroes" cmp -s <(head -c $((1 * MIB)) /dev/zero) \
+		<(dd if=/dev/n bs=64k skip=32 count=16 iflag=direct status=none)
+	require "power off" eq power "$(power n 0)" OK
+	rmdir $CFS/n
+	# With PI: data and metadata written in place, checked on the way back.
+	rm -f $IMG
+	mkdev p $IMG csum=crc16 blocksize=512 journal=0
+	require "power on" eq power "$(power p 1)" OK
+	require "write data and PI" write_set /dev/p
+	expect "reads back" verify_set /dev/p
+	n=$(replayed_after_power_cycle p)
+	expect "nothing journaled (PI)" eq replayed "${n:-0}" 0
+	expect "data and PI survive power 0/1" verify_set /dev/p
+	require "power off" eq power "$(power p 0)" OK
+	require "journal on again" eq journal "$(cfs_write $CFS/p/journal 1)" OK
+	require "power on" eq power "$(power p 1)" OK
+	expect "the store is valid with the journal on" verify_set /dev/p
+	expect "write with the journal" dd if=/dev/zero of=/dev/p bs=4k seek=1024 count=4 oflag=direct status=none
+	n=$(replayed_after_power_cycle p)
+	expect "and that write was journaled" test "${n:-0}" -ge 1
+	cfs_unload
+	rm -f /tmp/rdif_nj.data
+}
+
 [ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
 ktap_run_cases regular_file module_reload mismatch_refused loop_device \
-	rejected_write_changes_nothing flush_and_fua_reach_the_medium journal_wraps persist_across_boot
+	rejected_write_changes_nothing flush_and_fua_reach_the_medium journal_wraps no_journal \
+	persist_across_boot

@@ -23,7 +23,7 @@ features() {
 	f=$(cat $CFS/features)
 	echo "features: $f"
 	for a in size blocksize csum ref_tag metadata_size pi_offset interval pract read_check \
-		hw_queues queue_depth backing format power; do
+		hw_queues queue_depth backing format power journal; do
 		expect "features lists $a" grep -q "\\b$a\\b" <<<"$f"
 	done
 	cfs_unload
@@ -42,6 +42,7 @@ ATTRS=(
 	"read_check|1 0|x"
 	"hw_queues|1 0|100000"
 	"queue_depth|1 4096 64|0 4097"
+	"journal|0 1|2 x"
 )
 
 attributes() {

@@ -71,6 +71,11 @@ impl<'a> Bio<'a> {
         }
     }
 
+    /// The raw bio, valid for `'a` (type invariant).
+    pub(crate) fn as_ptr(&self) -> *mut bindings::bio {
+        self.ptr.as_ptr()
+    }
+
     /// The next bio of the same request, if any.
     pub(crate) fn next(&self) -> Option<Bio<'a>> {
         // SAFETY: `self.ptr` is a valid bio by the type invariant.

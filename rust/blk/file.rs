@@ -9,6 +9,7 @@
 //!
 //! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h)
 
+use super::Bio;
 use core::ptr::NonNull;
 use kernel::{bindings, error::to_result, prelude::*};
 
@@ -28,6 +29,13 @@ extern "C" {
     fn rdif_file_inode(file: *mut bindings::file) -> *const core::ffi::c_void;
     fn rdif_file_is_pseudo(file: *mut bindings::file) -> bool;
     fn rdif_path_is_pseudo(name: *const kernel::ffi::c_char) -> core::ffi::c_int;
+    fn rdif_file_rw_bio(
+        file: *mut bindings::file,
+        bio: *mut bindings::bio,
+        pos: bindings::loff_t,
+        bytes: u32,
+        write: bool,
+    ) -> isize;
 }
 
 /// An open backing file.
@@ -189,6 +197,37 @@ impl BackingFile {
             }
         }
         Ok(())
+    }
+
+    /// Moves the first `bytes` of `bio`'s data between its pages and `pos`
+    /// of the file, with one iov_iter over the bio's segments (no copy of
+    /// the driver's own: the file's write path reads the submitter's
+    /// pages, which may change meanwhile, like any write's).
+    fn rw_bio(&self, bio: &Bio<'_>, bytes: u32, pos: u64, write: bool) -> Result {
+        let at = loff(pos)?;
+        loff(pos.checked_add(bytes.into()).ok_or(EFBIG)?)?;
+        // SAFETY: the file is valid (type invariant); the bio and its pages
+        // are valid while `bio` lives (its invariant), and the helper only
+        // builds an iterator over them and hands it to `vfs_iter_*`. The
+        // pages are not turned into Rust references: their contents may
+        // change under the copy, which the file's own copy tolerates.
+        let n = unsafe { rdif_file_rw_bio(self.ptr.as_ptr(), bio.as_ptr(), at, bytes, write) };
+        match n {
+            n if n < 0 => Err(Error::from_errno(n as i32)),
+            n if n as u64 == u64::from(bytes) => Ok(()),
+            // Short: an I/O error part-way (or the end of a block device).
+            _ => Err(EIO),
+        }
+    }
+
+    /// Writes the first `bytes` of `bio`'s data at `pos`, from its pages.
+    pub(crate) fn write_bio(&self, bio: &Bio<'_>, bytes: u32, pos: u64) -> Result {
+        self.rw_bio(bio, bytes, pos, true)
+    }
+
+    /// Reads `bytes` at `pos` into the first `bytes` of `bio`'s data.
+    pub(crate) fn read_bio(&self, bio: &Bio<'_>, bytes: u32, pos: u64) -> Result {
+        self.rw_bio(bio, bytes, pos, false)
     }
 
     /// Writes back and waits for the byte range `[start, end]` and, unless

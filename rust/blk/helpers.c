@@ -22,6 +22,7 @@
 #include <linux/namei.h>
 #include <linux/slab.h>
 #include <linux/sched/mm.h>
+#include <linux/uio.h>
 #include <linux/workqueue.h>
 
 #include "helpers.h"
@@ -277,6 +278,33 @@ bool rdif_is_err(const void *ptr)
  * file's own device, not at the dirty pages that only this task can clean.
  * Returns the flags to restore.
  */
+/*
+ * Reads or writes the first @bytes of @bio's data at @pos of @file through
+ * one iov_iter over the bio's own pages (as loop does), synchronously.
+ * Returns the bytes moved or a negative errno.
+ */
+ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
+		unsigned int bytes, bool write)
+{
+	struct bvec_iter it;
+	struct bio_vec bv;
+	struct iov_iter iter;
+	unsigned int nr = 0;
+
+	if (bytes > bio->bi_iter.bi_size)
+		return -EINVAL;
+	bio_for_each_bvec(bv, bio, it)
+		nr++;
+	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST,
+		      __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr,
+		      bio->bi_iter.bi_size);
+	iter.iov_offset = bio->bi_iter.bi_offset;
+	iov_iter_truncate(&iter, bytes);
+	if (write)
+		return vfs_iter_write(file, &iter, &pos, 0);
+	return vfs_iter_read(file, &iter, &pos, 0);
+}
+
 unsigned int rdif_backing_io_save(void)
 {
 	unsigned int old = current->flags & (PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE);

@@ -41,6 +41,10 @@ impl Device {
         // not even looked at.
         let with_meta = p.has_metadata() && (md_cur.is_some() || check || !faults.is_empty());
         if !with_meta && faults.is_empty() {
+            // A backing file reads straight into the bio's pages.
+            if let Some(fs) = self.store.file() {
+                return Ok(fs.read_bio(first, &bio)?);
+            }
             return self
                 .store
                 .read(first, n, false, |_, d, _| data.copy_from(d).map_err(short));

@@ -317,6 +317,29 @@ impl Device {
             Some(WriteFault::Misdirect(_)) => self.stats.inc(Counter::InjMisdirected),
         }
         let nd = fit(dest);
+        // A backing file without journal, in a format without metadata,
+        // takes each bio's pages as they are (as loop does).
+        if let Some(fs) = self
+            .store
+            .file()
+            .filter(|fs| !fs.journaled() && !p.has_metadata())
+        {
+            self.stats.add(Counter::WriteIntervals, nd);
+            let shift = p.interval_shift();
+            let mut left = nd << shift;
+            let mut at = dest;
+            for bio in rq.bios() {
+                let bytes = u64::from(bio.size()).min(left);
+                if bytes == 0 {
+                    break;
+                }
+                // `bytes` is at most the bio's size, a `u32`.
+                fs.write_bio(at, &bio, bytes as u32)?;
+                left -= bytes;
+                at += bytes >> shift;
+            }
+            return Ok(());
+        }
         // A backing store reads in what the write changes only in part, so
         // that a read error fails the request before anything is written.
         if p.has_metadata() && self.store.may_sleep() {

@@ -25,7 +25,7 @@ use super::{
     journal::{self, Entry, Kind, ENTRY_ALIGN, HEADER_LEN, JOURNAL_SIZE, SUPER_LEN, SUPER_SIZE},
     Slot, StoreError, CHUNK,
 };
-use crate::blk::file::BackingFile;
+use crate::blk::{file::BackingFile, Bio};
 use crate::pi::{Csum, Guard, Profile, ProfileConfig, MAX_METADATA};
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
@@ -252,6 +252,9 @@ pub(crate) struct FileStore {
     /// Whether the backing file can punch holes (discard is advertised
     /// only then).
     can_punch: bool,
+    /// Whether writes go through the journal (else straight in place, with
+    /// no crash guarantee beyond flush; see [`Self::set_journaled`]).
+    journaled: bool,
 }
 
 /// The journal's current generation, its next entry and the entries not
@@ -346,6 +349,7 @@ impl FileStore {
             journal,
             replayed: 0,
             can_punch: false,
+            journaled: true,
         })
     }
 
@@ -388,6 +392,40 @@ impl FileStore {
             ));
         }
         Self::with(file, profile, layout)
+    }
+
+    /// Turns the journal off (or on again) for what follows; call it after
+    /// [`Self::replay`]. Without the journal a write goes straight in
+    /// place and a flush syncs the file: flushed writes survive a power
+    /// cut, but an interval being written when it hit may hold a mix of
+    /// old and new data and metadata (as dm-integrity's direct mode).
+    pub(crate) fn set_journaled(&mut self, on: bool) {
+        self.journaled = on;
+    }
+
+    /// Whether writes go through the journal.
+    pub(crate) fn journaled(&self) -> bool {
+        self.journaled
+    }
+
+    /// Reads the data of `bio` (intervals from `first`) straight into its
+    /// pages, through one iov_iter.
+    pub(crate) fn read_bio(&self, first: u64, bio: &Bio<'_>) -> Result<(), StoreError> {
+        self.file
+            .read_bio(bio, bio.size(), self.data_pos(first))
+            .map_err(io_error)
+    }
+
+    /// Writes the first `bytes` of `bio`'s data at intervals from `first`
+    /// straight from its pages, through one iov_iter. Only for a store
+    /// without journal and a format without metadata.
+    pub(crate) fn write_bio(&self, first: u64, bio: &Bio<'_>, bytes: u32) -> Result<(), StoreError> {
+        if self.journaled || self.profile.has_metadata() {
+            return Err(StoreError::Io);
+        }
+        self.file
+            .write_bio(bio, bytes, self.data_pos(first))
+            .map_err(io_error)
     }
 
     /// Entries of the journal replayed when the store was opened.
@@ -889,6 +927,24 @@ impl FileStore {
             return Ok(());
         }
         let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
+        if !self.journaled {
+            // Straight in place, a piece at a time.
+            let mut b = self.bounce.lock();
+            return self.pieces(first, n, |first, k| {
+                let b = &mut *b;
+                let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
+                let meta = b.meta.get_mut(..k * ms).ok_or(StoreError::Io)?;
+                for x in 0..k {
+                    let slot = Slot::Stored {
+                        data: &mut data[x * iv..(x + 1) * iv],
+                        meta: &mut meta[x * ms..(x + 1) * ms],
+                    };
+                    f(first + x as u64, slot)?;
+                }
+                self.flip(meta);
+                Ok(self.write_in_place(first, data, meta)?)
+            });
+        }
         let (entry, at, size) = self.begin(j, Kind::Write, first, n)?;
         if let Some(off) = self.gather_room(j, at, size)? {
             let mut hdr = entry.encode();
@@ -1049,6 +1105,9 @@ impl FileStore {
         if n == 0 {
             return Ok(());
         }
+        if !self.journaled {
+            return self.reset_in_place(first, n);
+        }
         let mut j = self.journal.lock();
         let (entry, at, size) = self.begin(&mut j, Kind::Reset, first, n)?;
         let mut hdr = entry.encode();
@@ -1073,6 +1132,9 @@ impl FileStore {
     /// this settles the rest, makes the in-place copies durable and
     /// empties the journal.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        if !self.journaled {
+            return self.file.sync().map_err(io_error);
+        }
         let mut j = self.journal.lock();
         if j.next == 0 {
             return Ok(());
