@@ -419,7 +419,12 @@ impl FileStore {
     /// Writes the first `bytes` of `bio`'s data at intervals from `first`
     /// straight from its pages, through one iov_iter. Only for a store
     /// without journal and a format without metadata.
-    pub(crate) fn write_bio(&self, first: u64, bio: &Bio<'_>, bytes: u32) -> Result<(), StoreError> {
+    pub(crate) fn write_bio(
+        &self,
+        first: u64,
+        bio: &Bio<'_>,
+        bytes: u32,
+    ) -> Result<(), StoreError> {
         if self.journaled || self.profile.has_metadata() {
             return Err(StoreError::Io);
         }
@@ -916,6 +921,29 @@ impl FileStore {
         self.write_locked(&mut self.journal.lock(), first, n, f)
     }
 
+    /// Has `f` fill the `k` intervals from `first` whose data and metadata
+    /// buffers are `data` and `meta`, then turns the metadata into its
+    /// stored form.
+    fn fill_piece<E>(
+        &self,
+        first: u64,
+        k: usize,
+        data: &mut [u8],
+        meta: &mut [u8],
+        f: &mut impl FnMut(u64, Slot<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
+        for x in 0..k {
+            let slot = Slot::Stored {
+                data: &mut data[x * iv..(x + 1) * iv],
+                meta: &mut meta[x * ms..(x + 1) * ms],
+            };
+            f(first + x as u64, slot)?;
+        }
+        self.flip(meta);
+        Ok(())
+    }
+
     fn write_locked<E: From<StoreError>>(
         &self,
         j: &mut JournalState,
@@ -934,14 +962,7 @@ impl FileStore {
                 let b = &mut *b;
                 let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
                 let meta = b.meta.get_mut(..k * ms).ok_or(StoreError::Io)?;
-                for x in 0..k {
-                    let slot = Slot::Stored {
-                        data: &mut data[x * iv..(x + 1) * iv],
-                        meta: &mut meta[x * ms..(x + 1) * ms],
-                    };
-                    f(first + x as u64, slot)?;
-                }
-                self.flip(meta);
+                self.fill_piece(first, k, data, meta, &mut f)?;
                 Ok(self.write_in_place(first, data, meta)?)
             });
         }
@@ -956,14 +977,7 @@ impl FileStore {
                 let (data, rest) = core::mem::take(&mut payload).split_at_mut(k * iv);
                 let (meta, rest) = rest.split_at_mut(k * ms);
                 payload = rest;
-                for x in 0..k {
-                    let slot = Slot::Stored {
-                        data: &mut data[x * iv..(x + 1) * iv],
-                        meta: &mut meta[x * ms..(x + 1) * ms],
-                    };
-                    f(first + x as u64, slot)?;
-                }
-                self.flip(meta);
+                self.fill_piece(first, k, data, meta, &mut f)?;
                 crc.update(data);
                 crc.update(meta);
                 Ok::<(), E>(())
@@ -986,14 +1000,7 @@ impl FileStore {
             let b = &mut *b;
             let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
             let meta = b.meta.get_mut(..k * ms).ok_or(StoreError::Io)?;
-            for x in 0..k {
-                let slot = Slot::Stored {
-                    data: &mut data[x * iv..(x + 1) * iv],
-                    meta: &mut meta[x * ms..(x + 1) * ms],
-                };
-                f(first + x as u64, slot)?;
-            }
-            self.flip(meta);
+            self.fill_piece(first, k, data, meta, &mut f)?;
             for part in [&*data, &*meta] {
                 self.file.write_at(part, pos).map_err(io_error)?;
                 crc.update(part);
