@@ -36,6 +36,13 @@
  *   --pi-in FILE    write: take the raw metadata from FILE
  *   --data-in FILE  write: take the data from FILE (LEN bytes) instead of
  *                   the pattern
+ *   --mutate SECS   write: repeat the write for SECS seconds while another
+ *                   thread keeps flipping a byte of the data buffer and
+ *                   flipping it back; each write must succeed or fail
+ *                   with EILSEQ (the device saw data its PI does not
+ *                   cover), nothing else, and at least one must succeed.
+ *                   Prints the counts. Read back with --verify afterwards:
+ *                   what succeeded must be the pattern with matching PI.
  *
  * rdif_pi header-crc FILE  recomputes the header checksum of a backing
  * store (for crafted-header tests).
@@ -47,6 +54,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <linux/io_uring.h>
@@ -389,6 +399,7 @@ struct opts {
 	const char *corrupt;
 	unsigned int at;
 	bool no_pi, verify, expect_zero, dump;
+	unsigned int mutate;
 	const char *pi_out, *pi_in, *data_in;
 };
 
@@ -401,7 +412,7 @@ static void usage(void)
 		"       rdif_pi write|read DEV OFFSET LEN [--chk guard,ref,app] [--app-tag N]\n"
 		"               [--seed N] [--pattern N] [--corrupt guard|ref|app|data] [--at I]\n"
 		"               [--no-pi] [--verify] [--expect-zero] [--dump]\n"
-		"               [--pi-out FILE] [--pi-in FILE] [--data-in FILE]\n");
+		"               [--pi-out FILE] [--pi-in FILE] [--data-in FILE] [--mutate SECS]\n");
 	exit(2);
 }
 
@@ -446,6 +457,61 @@ static void pi_attr(struct io_uring_attr_pi *pi, const struct opts *o, uint8_t *
 	pi->len = md_len;
 	pi->addr = (uintptr_t)md;
 	pi->seed = o->seed;
+}
+
+struct mutator {
+	uint8_t *buf;
+	size_t len;
+	atomic_int stop;
+};
+
+/* Flips a random byte of the buffer, lets it be seen, flips it back. */
+static void *mutator(void *arg)
+{
+	struct mutator *m = arg;
+	uint64_t s = 0x5eed;
+
+	while (!atomic_load(&m->stop)) {
+		volatile uint8_t *b;
+
+		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+		b = &m->buf[(s >> 33) % m->len];
+		*b ^= 0xff;
+		for (volatile int spin = 0; spin < 200; spin++)
+			;
+		*b ^= 0xff;
+		for (volatile int spin = 0; spin < 2000; spin++)
+			;
+	}
+	return NULL;
+}
+
+/* The --mutate loop: the write again and again under a mutator. */
+static int write_mutated(struct ring *r, int fd, uint8_t *data, size_t len, uint64_t off,
+			 struct io_uring_attr_pi *pi, unsigned int secs)
+{
+	struct mutator m = { .buf = data, .len = len };
+	unsigned long ok = 0, eilseq = 0, other = 0;
+	time_t end = time(NULL) + secs;
+	pthread_t t;
+	int ret;
+
+	if (pthread_create(&t, NULL, mutator, &m))
+		return ENOMEM;
+	while (time(NULL) < end) {
+		ret = ring_rw(r, IORING_OP_WRITE, fd, data, len, off, pi);
+		if (ret == (int)len)
+			ok++;
+		else if (ret == -EILSEQ)
+			eilseq++;
+		else if (other++ == 0)
+			fprintf(stderr, "rdif_pi: mutated write: %s\n",
+				ret < 0 ? strerror(-ret) : "short");
+	}
+	atomic_store(&m.stop, 1);
+	pthread_join(t, NULL);
+	printf("mutated writes: %lu succeeded, %lu EILSEQ, %lu other errors\n", ok, eilseq, other);
+	return other || !ok ? EIO : 0;
 }
 
 static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
@@ -522,6 +588,12 @@ static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 			usage();
 	}
 	pi_attr(&pi, o, md, md_len);
+	if (o->mutate) {
+		ret = write_mutated(r, fd, data, len, off, &pi, o->mutate);
+		free(data);
+		free(md);
+		return ret;
+	}
 	ret = ring_rw(r, IORING_OP_WRITE, fd, data, len, off, &pi);
 	free(data);
 	free(md);
@@ -697,6 +769,8 @@ int main(int argc, char **argv)
 			o.pi_in = v, i++;
 		else if (!strcmp(a, "--data-in") && v)
 			o.data_in = v, i++;
+		else if (!strcmp(a, "--mutate") && v)
+			o.mutate = num(v), i++;
 		else if (!strcmp(a, "--no-pi"))
 			o.no_pi = true;
 		else if (!strcmp(a, "--verify"))

@@ -16,7 +16,9 @@
 # mutate_*: a writer whose buffer another thread keeps changing while its
 # writes are in flight (rdif_race mutate): each write fails with EILSEQ or
 # succeeds, and afterwards every interval verifies: what the device checked
-# is what it stored.
+# is what it stored. mutate_user_pi_*: the same with user PI (io_uring,
+# rdif_pi --mutate), the buffer's bytes flipped and flipped back, so that
+# the region must read back as the pattern with its PI.
 #
 # RDIF_RACE_SECS sets the seconds per case (default 4); the longer mode is
 # e.g. RDIF_RACE_SECS=60.
@@ -28,6 +30,8 @@ set -uo pipefail
 rdif_require_env
 RACE=$(dirname "$0")/rdif_race
 [ -x "$RACE" ] || ktap_skip_all "rdif_race not built (make -C tests)"
+PI=$(dirname "$0")/rdif_pi
+[ -x "$PI" ] || ktap_skip_all "rdif_pi not built (make -C tests)"
 SECS=${RDIF_RACE_SECS:-4}
 IMG=/tmp/rdif_race.img
 
@@ -71,6 +75,45 @@ mutate_crc16_512() { one m16 - mutate 512 csum=crc16 blocksize=512; }
 mutate_crc64_4096() { one m64 - mutate 4096 csum=crc64 blocksize=4096; }
 mutate_file_crc16_4096() { one mf $IMG mutate 4096 csum=crc16 blocksize=4096; }
 
+# user_pi NAME BACKING ATTR=VALUE...: writes with user PI (io_uring, the
+# device checks guard and ref) from a buffer another thread keeps changing
+# (rdif_pi --mutate): each fails with EILSEQ or succeeds, and the region
+# then reads back as the pattern with matching PI, checked by the device
+# and by rdif_pi.
+user_pi() {
+	local name=$1 backing=$2 kv out rc
+	shift 2
+	cfs_load
+	mkdir $CFS/$name
+	require "size" eq size "$(cfs_write $CFS/$name/size 16)" OK
+	require "read_check" eq read_check "$(cfs_write $CFS/$name/read_check 1)" OK
+	for kv in "$@"; do
+		require "$kv" eq "${kv%%=*}" "$(cfs_write $CFS/$name/${kv%%=*} "${kv#*=}")" OK
+	done
+	if [ "$backing" != - ]; then
+		rm -f "$backing"
+		require "backing" eq backing "$(cfs_write $CFS/$name/backing "$backing")" OK
+	fi
+	require "power on" eq power "$(cfs_write $CFS/$name/power 1)" OK
+	require "/dev/$name" wait_for 10 is_blk /dev/$name
+	settle
+	out=$("$PI" write /dev/$name 0 65536 --pattern 7 --chk guard,ref --mutate "$SECS" 2>&1)
+	rc=$?
+	ktap_diag "$out"
+	expect "mutated user-PI writes: each succeeded or failed with EILSEQ" eq "exit status" "$rc" 0
+	out=$("$PI" read /dev/$name 0 65536 --pattern 7 --verify --chk guard,ref 2>&1)
+	rc=$?
+	[ -z "$out" ] || ktap_diag "$out"
+	expect "what was stored is the pattern with its PI" eq "exit status" "$rc" 0
+	cfs_unload
+	rm -f "$backing"
+}
+
+mutate_user_pi_crc16_512() { user_pi u16 - csum=crc16 blocksize=512; }
+mutate_user_pi_crc64_4096() { user_pi u64 - csum=crc64 blocksize=4096; }
+mutate_user_pi_file_crc16_4096() { user_pi uf $IMG csum=crc16 blocksize=4096; }
+
 ktap_run_cases race_crc16_512 race_crc64_4096 race_interval512_bs4096 race_md16_pi_last \
 	race_no_pi race_file_crc16_512 race_file_crc64_4096 race_file_interval512_md16 \
-	mutate_crc16_512 mutate_crc64_4096 mutate_file_crc16_4096
+	mutate_crc16_512 mutate_crc64_4096 mutate_file_crc16_4096 \
+	mutate_user_pi_crc16_512 mutate_user_pi_crc64_4096 mutate_user_pi_file_crc16_4096
