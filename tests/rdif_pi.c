@@ -36,13 +36,14 @@
  *   --pi-in FILE    write: take the raw metadata from FILE
  *   --data-in FILE  write: take the data from FILE (LEN bytes) instead of
  *                   the pattern
- *   --mutate SECS   write: repeat the write for SECS seconds while another
- *                   thread keeps flipping a byte of the data buffer and
- *                   flipping it back; each write must succeed or fail
- *                   with EILSEQ (the device saw data its PI does not
- *                   cover), nothing else, and at least one must succeed.
- *                   Prints the counts. Read back with --verify afterwards:
- *                   what succeeded must be the pattern with matching PI.
+ *   --mutate SECS   write: for SECS seconds, write random pieces (1 to 16
+ *                   intervals) of the request, each with its PI, while
+ *                   another thread keeps flipping a byte of the piece in
+ *                   flight and flipping it back; each write must succeed
+ *                   or fail with EILSEQ (the device saw data its PI does
+ *                   not cover), nothing else, at least one must succeed,
+ *                   and each piece that succeeded must read back at once
+ *                   as the pattern with exactly its PI. Prints the counts.
  *
  * rdif_pi header-crc FILE  recomputes the header checksum of a backing
  * store (for crafted-header tests).
@@ -461,21 +462,26 @@ static void pi_attr(struct io_uring_attr_pi *pi, const struct opts *o, uint8_t *
 
 struct mutator {
 	uint8_t *buf;
-	size_t len;
+	/* the piece being written: offset << 32 | length, in buf */
+	atomic_uint_fast64_t piece;
 	atomic_int stop;
 };
 
-/* Flips a random byte of the buffer, lets it be seen, flips it back. */
+/*
+ * Flips a random byte of the piece being written, lets it be seen, flips it
+ * back.
+ */
 static void *mutator(void *arg)
 {
 	struct mutator *m = arg;
 	uint64_t s = 0x5eed;
 
 	while (!atomic_load(&m->stop)) {
+		uint64_t piece = atomic_load(&m->piece);
 		volatile uint8_t *b;
 
 		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-		b = &m->buf[(s >> 33) % m->len];
+		b = &m->buf[(piece >> 32) + (s >> 33) % (uint32_t)piece];
 		*b ^= 0xff;
 		for (volatile int spin = 0; spin < 200; spin++)
 			;
@@ -486,32 +492,78 @@ static void *mutator(void *arg)
 	return NULL;
 }
 
-/* The --mutate loop: the write again and again under a mutator. */
-static int write_mutated(struct ring *r, int fd, uint8_t *data, size_t len, uint64_t off,
-			 struct io_uring_attr_pi *pi, unsigned int secs)
+/*
+ * The --mutate loop: writes of random pieces (1 to 16 intervals) of the
+ * request again and again under a mutator, each with its part of the PI
+ * in @md; each piece written is read back at once (the device checking
+ * guard and ref) and must be the pattern with exactly that PI.
+ */
+static int write_mutated(struct ring *r, int fd, const struct fmt *f, const struct opts *o,
+			 uint8_t *data, const uint8_t *md, size_t len, uint64_t off,
+			 const struct io_uring_attr_pi *whole)
 {
-	struct mutator m = { .buf = data, .len = len };
-	unsigned long ok = 0, eilseq = 0, other = 0;
-	time_t end = time(NULL) + secs;
+	struct mutator m = { .buf = data, .piece = f->interval };
+	unsigned long ok = 0, eilseq = 0, other = 0, bad = 0;
+	time_t end = time(NULL) + o->mutate;
+	size_t n = len / f->interval;
+	uint8_t *rdata, *rmd;
+	uint64_t s = 0xfeed;
 	pthread_t t;
 	int ret;
 
-	if (pthread_create(&t, NULL, mutator, &m))
+	if (posix_memalign((void **)&rdata, 4096, len))
+		return ENOMEM;
+	rmd = calloc(1, n * f->md_size);
+	if (!rmd || pthread_create(&t, NULL, mutator, &m))
 		return ENOMEM;
 	while (time(NULL) < end) {
-		ret = ring_rw(r, IORING_OP_WRITE, fd, data, len, off, pi);
-		if (ret == (int)len)
-			ok++;
-		else if (ret == -EILSEQ)
+		struct io_uring_attr_pi pi = *whole, rpi;
+		size_t k, cnt, plen, at, i;
+
+		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+		k = (s >> 33) % n;
+		cnt = 1 + (s >> 13) % (n - k < 16 ? n - k : 16);
+		plen = cnt * f->interval;
+		at = k * f->interval;
+		pi.addr += k * f->md_size;
+		pi.len = cnt * f->md_size;
+		pi.seed += k;
+		/* (the mutator may still change the previous piece once) */
+		atomic_store(&m.piece, (uint64_t)at << 32 | plen);
+		ret = ring_rw(r, IORING_OP_WRITE, fd, data + at, plen, off + at, &pi);
+		if (ret == -EILSEQ) {
 			eilseq++;
-		else if (other++ == 0)
-			fprintf(stderr, "rdif_pi: mutated write: %s\n",
-				ret < 0 ? strerror(-ret) : "short");
+			continue;
+		}
+		if (ret != (int)plen) {
+			if (other++ == 0)
+				fprintf(stderr, "rdif_pi: mutated write: %s\n",
+					ret < 0 ? strerror(-ret) : "short");
+			continue;
+		}
+		ok++;
+		rpi = pi;
+		rpi.addr = (uintptr_t)rmd;
+		ret = ring_rw(r, IORING_OP_READ, fd, rdata, plen, off + at, &rpi);
+		for (i = 0; ret == (int)plen && i < plen; i++)
+			if (rdata[i] != pattern_byte(o->pattern, off + at + i))
+				break;
+		if (ret != (int)plen || i < plen ||
+		    memcmp(rmd, md + k * f->md_size, cnt * f->md_size)) {
+			if (bad++ == 0)
+				fprintf(stderr, "rdif_pi: piece at %" PRIu64 " (%zu bytes) read back %s\n",
+					off + at, plen,
+					ret < 0 ? strerror(-ret) : ret != (int)plen ? "short" :
+					i < plen ? "with other data" : "with other PI");
+		}
 	}
 	atomic_store(&m.stop, 1);
 	pthread_join(t, NULL);
-	printf("mutated writes: %lu succeeded, %lu EILSEQ, %lu other errors\n", ok, eilseq, other);
-	return other || !ok ? EIO : 0;
+	printf("mutated writes: %lu succeeded, %lu EILSEQ, %lu other errors; %lu read back wrong\n",
+	       ok, eilseq, other, bad);
+	free(rdata);
+	free(rmd);
+	return other || bad || !ok ? EIO : 0;
 }
 
 static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
@@ -589,7 +641,7 @@ static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 	}
 	pi_attr(&pi, o, md, md_len);
 	if (o->mutate) {
-		ret = write_mutated(r, fd, data, len, off, &pi, o->mutate);
+		ret = write_mutated(r, fd, f, o, data, md, len, off, &pi);
 		free(data);
 		free(md);
 		return ret;

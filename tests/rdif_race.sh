@@ -18,7 +18,7 @@
 # succeeds, and afterwards every interval verifies: what the device checked
 # is what it stored. mutate_user_pi_*: the same with user PI (io_uring,
 # rdif_pi --mutate), the buffer's bytes flipped and flipped back, so that
-# the region must read back as the pattern with its PI.
+# every write that succeeded must read back as the pattern with its PI.
 #
 # RDIF_RACE_SECS sets the seconds per case (default 4); the longer mode is
 # e.g. RDIF_RACE_SECS=60.
@@ -75,11 +75,11 @@ mutate_crc16_512() { one m16 - mutate 512 csum=crc16 blocksize=512; }
 mutate_crc64_4096() { one m64 - mutate 4096 csum=crc64 blocksize=4096; }
 mutate_file_crc16_4096() { one mf $IMG mutate 4096 csum=crc16 blocksize=4096; }
 
-# user_pi NAME BACKING ATTR=VALUE...: writes with user PI (io_uring, the
-# device checks guard and ref) from a buffer another thread keeps changing
-# (rdif_pi --mutate): each fails with EILSEQ or succeeds, and the region
-# then reads back as the pattern with matching PI, checked by the device
-# and by rdif_pi.
+# user_pi NAME BACKING ATTR=VALUE...: writes of random pieces with user PI
+# (io_uring, the device checks guard and ref) from a buffer another thread
+# keeps changing (rdif_pi --mutate): each fails with EILSEQ or succeeds,
+# each piece that succeeded reads back at once as the pattern with exactly
+# its PI, and so does the whole region at the end.
 user_pi() {
 	local name=$1 backing=$2 kv out rc
 	shift 2
@@ -100,7 +100,7 @@ user_pi() {
 	out=$("$PI" write /dev/$name 0 65536 --pattern 7 --chk guard,ref --mutate "$SECS" 2>&1)
 	rc=$?
 	ktap_diag "$out"
-	expect "mutated user-PI writes: each succeeded or failed with EILSEQ" eq "exit status" "$rc" 0
+	expect "mutated user-PI writes: each succeeded (and read back as written) or failed with EILSEQ" eq "exit status" "$rc" 0
 	out=$("$PI" read /dev/$name 0 65536 --pattern 7 --verify --chk guard,ref 2>&1)
 	rc=$?
 	[ -z "$out" ] || ktap_diag "$out"
