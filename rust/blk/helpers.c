@@ -272,13 +272,6 @@ bool rdif_is_err(const void *ptr)
 }
 
 /*
- * The current task serves I/O for a device through a backing file, as
- * loop's worker does: reclaim must not wait for I/O (that may be I/O to
- * this very device), and dirty throttling must only look at the backing
- * file's own device, not at the dirty pages that only this task can clean.
- * Returns the flags to restore.
- */
-/*
  * Reads or writes the first @bytes of @bio's data at @pos of @file through
  * one iov_iter over the bio's own pages (as loop does), synchronously.
  * Returns the bytes moved or a negative errno.
@@ -305,6 +298,13 @@ ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
 	return vfs_iter_read(file, &iter, &pos, 0);
 }
 
+/*
+ * The current task serves I/O for a device through a backing file, as
+ * loop's worker does: reclaim must not wait for I/O (that may be I/O to
+ * this very device), and dirty throttling must only look at the backing
+ * file's own device, not at the dirty pages that only this task can clean.
+ * Returns the flags to restore.
+ */
 unsigned int rdif_backing_io_save(void)
 {
 	unsigned int old = current->flags & (PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE);

@@ -28,8 +28,6 @@ bool rdif_bio_next_segment(struct bio *bio, struct bvec_iter *iter,
 		struct page **page, unsigned int *offset, unsigned int *len);
 struct bio_integrity_payload *rdif_bio_integrity(struct bio *bio);
 unsigned short rdif_bip_flags(const struct bio_integrity_payload *bip);
-ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
-		unsigned int bytes, bool write);
 u16 rdif_bip_app_tag(const struct bio_integrity_payload *bip);
 void rdif_bip_iter(const struct bio_integrity_payload *bip,
 		struct bvec_iter *iter);
@@ -42,6 +40,8 @@ loff_t rdif_file_size(struct file *file);
 bool rdif_file_is_bdev(struct file *file);
 bool rdif_file_is_reg(struct file *file);
 int rdif_file_punch(struct file *file, loff_t offset, loff_t len);
+ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
+		unsigned int bytes, bool write);
 bool rdif_is_err(const void *ptr);
 unsigned int rdif_backing_io_save(void);
 void rdif_backing_io_restore(unsigned int old);
