@@ -35,12 +35,12 @@ PI=$(dirname "$0")/rdif_pi
 SECS=${RDIF_RACE_SECS:-4}
 IMG=/tmp/rdif_race.img
 
-# one NAME BACKING MODE INTERVAL ATTR=VALUE...: a device NAME (16 MiB,
-# read_check=1) with the attributes given, on a memory store ("-") or the
-# file BACKING; runs rdif_race MODE on it.
-one() {
-	local name=$1 backing=$2 mode=$3 iv=$4 kv out rc
-	shift 4
+# race_dev NAME BACKING ATTR=VALUE...: loads rdif and powers on a device
+# NAME (16 MiB, read_check=1) with the attributes given, on a memory store
+# ("-") or a new file BACKING.
+race_dev() {
+	local name=$1 backing=$2 kv
+	shift 2
 	cfs_load
 	mkdir $CFS/$name
 	require "size" eq size "$(cfs_write $CFS/$name/size 16)" OK
@@ -55,6 +55,14 @@ one() {
 	require "power on" eq power "$(cfs_write $CFS/$name/power 1)" OK
 	require "/dev/$name" wait_for 10 is_blk /dev/$name
 	settle
+}
+
+# one NAME BACKING MODE INTERVAL ATTR=VALUE...: runs rdif_race MODE on a
+# device from race_dev NAME BACKING ATTR=VALUE....
+one() {
+	local name=$1 backing=$2 mode=$3 iv=$4 out rc
+	shift 4
+	race_dev "$name" "$backing" "$@"
 	out=$("$RACE" "$mode" /dev/$name "$SECS" "$iv" 2>&1)
 	rc=$?
 	ktap_diag "$out"
@@ -81,22 +89,9 @@ mutate_file_crc16_4096() { one mf $IMG mutate 4096 csum=crc16 blocksize=4096; }
 # each piece that succeeded reads back at once as the pattern with exactly
 # its PI, and so does the whole region at the end.
 user_pi() {
-	local name=$1 backing=$2 kv out rc
+	local name=$1 backing=$2 out rc
 	shift 2
-	cfs_load
-	mkdir $CFS/$name
-	require "size" eq size "$(cfs_write $CFS/$name/size 16)" OK
-	require "read_check" eq read_check "$(cfs_write $CFS/$name/read_check 1)" OK
-	for kv in "$@"; do
-		require "$kv" eq "${kv%%=*}" "$(cfs_write $CFS/$name/${kv%%=*} "${kv#*=}")" OK
-	done
-	if [ "$backing" != - ]; then
-		rm -f "$backing"
-		require "backing" eq backing "$(cfs_write $CFS/$name/backing "$backing")" OK
-	fi
-	require "power on" eq power "$(cfs_write $CFS/$name/power 1)" OK
-	require "/dev/$name" wait_for 10 is_blk /dev/$name
-	settle
+	race_dev "$name" "$backing" "$@"
 	out=$("$PI" write /dev/$name 0 65536 --pattern 7 --chk guard,ref --mutate "$SECS" 2>&1)
 	rc=$?
 	ktap_diag "$out"
