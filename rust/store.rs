@@ -109,8 +109,9 @@ impl Store {
 
     /// Calls `f(interval, slot)` for intervals `first..first + n` in order,
     /// to fill them; each interval's data and metadata become visible to
-    /// readers together (for a backing file, at [`Self::settle`]). `reserved`: [`Self::reserve`] was called for
-    /// them, so a missing place can only be a concurrent discard's doing
+    /// readers together (for a backing file, at [`Self::settle`]).
+    /// `reserved`: [`Self::reserve`] was called for them, so a missing
+    /// place can only be a concurrent discard's doing
     /// ([`Slot::Gone`] if it cannot be allocated again); else the
     /// intervals must be [`Self::one_unit`], and lack of memory fails the
     /// write before anything is stored. A memory store calls `f` under a

@@ -269,29 +269,6 @@ persist_across_boot() {
 	expect "store left for the next boot" test -s "$img"
 }
 
-# The journal fills (4 MiB) without a flush and starts a new generation by
-# itself; the entries written after that must belong to the new generation,
-# so that power-on replays them (a write completed after the journal filled
-# must be as safe from a crash as one before). Nothing flushes here: dd
-# writes O_DIRECT without fsync, and power 0 does not flush the store.
-journal_wraps() {
-	local mark n
-	cfs_load
-	rm -f $IMG
-	mkdev j $IMG csum=crc16 blocksize=4096
-	require "power on" eq power "$(power j 1)" OK
-	# 6 MiB in 64 KiB writes: about 62 entries fill the journal, the rest
-	# go into the next generation.
-	require "write 6 MiB" dd if=/dev/urandom of=/dev/j bs=64k count=96 oflag=direct status=none
-	require "power off" eq power "$(power j 0)" OK
-	mark=$(dmesg | wc -l)
-	require "power on again" eq power "$(power j 1)" OK
-	n=$(dmesg | tail -n +$((mark + 1)) | sed -n 's/.*backing .*: replayed \([0-9]*\) journal entries.*/\1/p')
-	expect "the entries after the journal filled are replayed" test "${n:-0}" -ge 1
-	expect "and the device reads back with PI" dd if=/dev/j of=/dev/null bs=1M iflag=direct status=none
-	cfs_unload
-}
-
 # replayed_after_power_cycle NAME: power NAME off and on again (no flush on
 # the way) and print how many journal entries the power-on replayed
 replayed_after_power_cycle() {
@@ -300,6 +277,27 @@ replayed_after_power_cycle() {
 	mark=$(dmesg | wc -l)
 	[ "$(power "$1" 1)" = OK ] || return 1
 	dmesg | tail -n +$((mark + 1)) | sed -n 's/.*backing .*: replayed \([0-9]*\) journal entries.*/\1/p'
+}
+
+# The journal fills (4 MiB) without a flush and starts a new generation by
+# itself; the entries written after that must belong to the new generation,
+# so that power-on replays them (a write completed after the journal filled
+# must be as safe from a crash as one before). Nothing flushes here: dd
+# writes O_DIRECT without fsync, and power 0 does not flush the store.
+journal_wraps() {
+	local n
+	cfs_load
+	rm -f $IMG
+	mkdev j $IMG csum=crc16 blocksize=4096
+	require "power on" eq power "$(power j 1)" OK
+	# 6 MiB in 64 KiB writes: about 62 entries fill the journal, the rest
+	# go into the next generation.
+	require "write 6 MiB" dd if=/dev/urandom of=/dev/j bs=64k count=96 oflag=direct status=none
+	n=$(replayed_after_power_cycle j)
+	require "power on again" is_blk /dev/j
+	expect "the entries after the journal filled are replayed" test "${n:-0}" -ge 1
+	expect "and the device reads back with PI" dd if=/dev/j of=/dev/null bs=1M iflag=direct status=none
+	cfs_unload
 }
 
 # journal=0: writes go straight in place (a format without metadata from

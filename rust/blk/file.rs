@@ -202,15 +202,14 @@ impl BackingFile {
     /// Moves the first `bytes` of `bio`'s data between its pages and `pos`
     /// of the file, with one iov_iter over the bio's segments (no copy of
     /// the driver's own: the file's write path reads the submitter's
-    /// pages, which may change meanwhile, like any write's).
+    /// pages, which may change meanwhile, like any write's). The pages are
+    /// never turned into Rust references.
     fn rw_bio(&self, bio: &Bio<'_>, bytes: u32, pos: u64, write: bool) -> Result {
         let at = loff(pos)?;
         loff(pos.checked_add(bytes.into()).ok_or(EFBIG)?)?;
         // SAFETY: the file is valid (type invariant); the bio and its pages
-        // are valid while `bio` lives (its invariant), and the helper only
-        // builds an iterator over them and hands it to `vfs_iter_*`. The
-        // pages are not turned into Rust references: their contents may
-        // change under the copy, which the file's own copy tolerates.
+        // stay valid while `bio` lives (its invariant); the helper hands
+        // `vfs_iter_*` an iterator over them, at most `bytes <= bi_size`.
         let n = unsafe { rdif_file_rw_bio(self.ptr.as_ptr(), bio.as_ptr(), at, bytes, write) };
         match n {
             n if n < 0 => Err(Error::from_errno(n as i32)),

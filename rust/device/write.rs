@@ -319,11 +319,7 @@ impl Device {
         let nd = fit(dest);
         // A backing file without journal, in a format without metadata,
         // takes each bio's pages as they are (as loop does).
-        if let Some(fs) = self
-            .store
-            .file()
-            .filter(|fs| !fs.journaled() && !p.has_metadata())
-        {
+        if let Some(fs) = self.store.file().filter(|fs| fs.takes_bios()) {
             self.stats.add(Counter::WriteIntervals, nd);
             let shift = p.interval_shift();
             let mut left = nd << shift;

@@ -403,9 +403,11 @@ impl FileStore {
         self.journaled = on;
     }
 
-    /// Whether writes go through the journal.
-    pub(crate) fn journaled(&self) -> bool {
-        self.journaled
+    /// Whether a write's data goes straight from its bio's pages to the
+    /// file ([`Self::write_bio`]): without journal, in a format without
+    /// metadata.
+    pub(crate) fn takes_bios(&self) -> bool {
+        !self.journaled && !self.profile.has_metadata()
     }
 
     /// Reads the data of `bio` (intervals from `first`) straight into its
@@ -417,15 +419,15 @@ impl FileStore {
     }
 
     /// Writes the first `bytes` of `bio`'s data at intervals from `first`
-    /// straight from its pages, through one iov_iter. Only for a store
-    /// without journal and a format without metadata.
+    /// straight from its pages, through one iov_iter. Only if
+    /// [`Self::takes_bios`].
     pub(crate) fn write_bio(
         &self,
         first: u64,
         bio: &Bio<'_>,
         bytes: u32,
     ) -> Result<(), StoreError> {
-        if self.journaled || self.profile.has_metadata() {
+        if !self.takes_bios() {
             return Err(StoreError::Io);
         }
         self.file
@@ -740,6 +742,29 @@ impl FileStore {
         Ok(())
     }
 
+    /// Puts the sealed header of the gathered entry of `size` bytes at
+    /// `off` in the buffer (its payload, if any, is in place after the
+    /// header block); it then belongs to the journal, as after
+    /// [`Self::append`].
+    fn append_gathered(
+        j: &mut JournalState,
+        off: usize,
+        size: u64,
+        hdr: &[u8; HEADER_LEN],
+    ) -> Result<(), StoreError> {
+        let len = usize::try_from(size).map_err(|_| StoreError::Io)?;
+        let head = j
+            .buf
+            .get_mut(off..off + ENTRY_ALIGN as usize)
+            .ok_or(StoreError::Io)?;
+        head.fill(0);
+        head[..HEADER_LEN].copy_from_slice(hdr);
+        j.buf_len = off + len;
+        j.next += size;
+        j.seq += 1;
+        Ok(())
+    }
+
     /// Makes the entries appended since the last settle durable, with one
     /// data sync of their range, then carries them out in place in order.
     /// An entry that cannot be carried out stays pending (the next settle
@@ -907,11 +932,12 @@ impl FileStore {
         })
     }
 
-    /// See [`super::Store::write`]. The write becomes one journal entry:
-    /// its payload is written in pieces of up to [`FILE_IO`] data bytes
-    /// (data, then metadata), then its header. The next
-    /// [`Self::settle`] makes it durable and carries it out in place (read
-    /// back from the journal, in the page cache).
+    /// See [`super::Store::write`]. The write becomes one journal entry,
+    /// its payload in pieces of up to [`FILE_IO`] data bytes (data, then
+    /// metadata): built in the gather buffer, or, if larger than that,
+    /// written to the file piece by piece and then its header. The next
+    /// [`Self::settle`] makes it durable and carries it out in place. Without
+    /// the journal, the write goes straight in place, piece by piece.
     pub(crate) fn write<E: From<StoreError>>(
         &self,
         first: u64,
@@ -971,8 +997,10 @@ impl FileStore {
             let mut hdr = entry.encode();
             let mut crc = Entry::crc_start(&hdr);
             let len = usize::try_from(size).map_err(|_| StoreError::Io)?;
-            let buf = j.buf.get_mut(off..off + len).ok_or(StoreError::Io)?;
-            let (head, mut payload) = buf.split_at_mut(ENTRY_ALIGN as usize);
+            let mut payload = j
+                .buf
+                .get_mut(off + ENTRY_ALIGN as usize..off + len)
+                .ok_or(StoreError::Io)?;
             self.pieces(first, n, |first, k| {
                 let (data, rest) = core::mem::take(&mut payload).split_at_mut(k * iv);
                 let (meta, rest) = rest.split_at_mut(k * ms);
@@ -982,15 +1010,10 @@ impl FileStore {
                 crc.update(meta);
                 Ok::<(), E>(())
             })?;
-            // The padding after the payload, and the header block.
+            // The padding after the payload.
             payload.fill(0);
-            head.fill(0);
             Entry::seal(&mut hdr, crc);
-            head[..HEADER_LEN].copy_from_slice(&hdr);
-            j.buf_len = off + len;
-            j.next += size;
-            j.seq += 1;
-            return Ok(());
+            return Ok(Self::append_gathered(j, off, size, &hdr)?);
         }
         let mut hdr = entry.encode();
         let mut crc = Entry::crc_start(&hdr);
@@ -1120,19 +1143,10 @@ impl FileStore {
         let mut hdr = entry.encode();
         let crc = Entry::crc_start(&hdr);
         Entry::seal(&mut hdr, crc);
-        let Some(off) = self.gather_room(&mut j, at, size)? else {
-            return self.append(&mut j, at, size, &hdr);
-        };
-        let head = j
-            .buf
-            .get_mut(off..off + ENTRY_ALIGN as usize)
-            .ok_or(StoreError::Io)?;
-        head.fill(0);
-        head[..HEADER_LEN].copy_from_slice(&hdr);
-        j.buf_len = off + ENTRY_ALIGN as usize;
-        j.next += size;
-        j.seq += 1;
-        Ok(())
+        match self.gather_room(&mut j, at, size)? {
+            Some(off) => Self::append_gathered(&mut j, off, size, &hdr),
+            None => self.append(&mut j, at, size, &hdr),
+        }
     }
 
     /// Flush: every completed write is durable in the journal already;
