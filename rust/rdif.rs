@@ -352,8 +352,12 @@ pub(crate) fn create_disk(
         .max_discard_sectors(discard_sectors)
         .max_write_zeroes_sectors(u32::MAX >> 9);
     if blocking {
-        // A backing file has a volatile cache: the page cache.
-        limits = limits.features(blk::FEAT_WRITE_CACHE | blk::FEAT_FUA);
+        // A backing file has a volatile cache: the page cache. A write
+        // completes durable in the journal (FUA costs nothing more); without
+        // the journal it does not, and the block layer follows a FUA write
+        // with a flush.
+        let fua = if v.journal { blk::FEAT_FUA } else { 0 };
+        limits = limits.features(blk::FEAT_WRITE_CACHE | fua);
     }
     if cfg.profile.has_metadata() {
         limits = limits.integrity(integrity_limits(&cfg.profile), 128);

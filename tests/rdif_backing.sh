@@ -317,6 +317,8 @@ no_journal() {
 	head -c $((3 * MIB)) /dev/urandom >/tmp/rdif_nj.data
 	mkdev n $IMG csum=none blocksize=4096 journal=0
 	require "power on" eq power "$(power n 1)" OK
+	expect "no FUA without the journal (a flush follows a FUA write)" eq fua \
+		"$(cat /sys/block/n/queue/fua)" 0
 	require "write 3 MiB at 1 MiB" dd if=/tmp/rdif_nj.data of=/dev/n bs=64k seek=16 oflag=direct status=none
 	expect "reads back" cmp -s /tmp/rdif_nj.data <(dd if=/dev/n bs=64k skip=16 count=48 iflag=direct status=none)
 	expect "on the medium in place" at_medium $IMG $((4096 + 1 * MIB)) /tmp/rdif_nj.data
@@ -341,6 +343,7 @@ no_journal() {
 	require "journal on again" eq journal "$(cfs_write $CFS/p/journal 1)" OK
 	require "power on" eq power "$(power p 1)" OK
 	expect "the store is valid with the journal on" verify_set /dev/p
+	expect "FUA with the journal" eq fua "$(cat /sys/block/p/queue/fua)" 1
 	expect "write with the journal" dd if=/dev/zero of=/dev/p bs=4k seek=1024 count=4 oflag=direct status=none
 	n=$(replayed_after_power_cycle p)
 	expect "and that write was journaled" test "${n:-0}" -ge 1
