@@ -91,7 +91,8 @@ fn name(d: &DebugData) -> &str {
 }
 
 fn stats_show(d: &DebugData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    d.dev.stats.show(f)
+    d.dev.stats.show(f)?;
+    d.dev.show_file_io(f)
 }
 
 fn stats_write(d: &DebugData, r: &mut UserSliceReader) -> Result {

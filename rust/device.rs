@@ -27,6 +27,7 @@
 //! may sleep ([`worker`]), and fault injection ([`faults`]).
 
 mod faults;
+mod inflight;
 mod read;
 mod worker;
 mod write;
@@ -34,15 +35,16 @@ mod write;
 use crate::{
     blk::{bio::Integrity, bip, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request, Status},
     inject::{Failure, Injector},
-    pi::{Checks, PiError, Profile},
+    pi::{Checks, Csum, PiError, Profile},
     settings::DeviceConfig,
     stats::{Counter, Stats},
     store::{Store, StoreError},
 };
+use inflight::{InFlight, Span};
 use kernel::{
-    new_mutex, new_spinlock, new_work,
+    new_mutex, new_spinlock, new_spinlock_irq, new_work,
     prelude::*,
-    sync::{Arc, ArcBorrow, Mutex, SpinLock},
+    sync::{Arc, ArcBorrow, Mutex, SpinLock, SpinLockIrq},
     workqueue::{impl_has_work, Work},
 };
 
@@ -71,12 +73,34 @@ pub(crate) struct Device {
     work: Work<Device>,
     /// The workqueue for `work`, if the store may sleep.
     wq: Option<Arc<OwnedQueue>>,
+    /// Requests started as whole transfers to or from the backing file
+    /// ([`Outcome::ToFile`]), which may end in any context.
+    #[pin]
+    flight: SpinLockIrq<Flight>,
+}
+
+/// The requests in flight to the backing file.
+struct Flight {
+    spans: InFlight,
+}
+
+/// What became of a request the device dispatched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Handled: it ends with the result.
+    Done,
+    /// The request's data moves as a whole between its pages and the
+    /// backing file, at intervals from `first`: start that transfer.
+    ToFile { first: u64, write: bool },
 }
 
 /// The requests the work item handles.
 struct Batch {
-    /// The current batch, swapped with [`Device::pending`].
+    /// The requests to start, oldest first: those held back by a request
+    /// in flight, then the ones taken from [`Device::pending`].
     todo: KVVec<Pending>,
+    /// Requests held back in this round. Has room for every tag.
+    held: KVVec<Pending>,
     /// Writes and resets done, waiting for the store to settle before they
     /// complete. Has room for every tag.
     settling: KVVec<Pending>,
@@ -131,10 +155,14 @@ impl Device {
             pending <- new_spinlock!(KVVec::with_capacity(room, GFP_KERNEL)?),
             batch <- new_mutex!(Batch {
                 todo: KVVec::with_capacity(room, GFP_KERNEL)?,
+                held: KVVec::with_capacity(room, GFP_KERNEL)?,
                 settling: KVVec::with_capacity(room, GFP_KERNEL)?,
             }),
             work <- new_work!("rdif::Device::work"),
             wq,
+            flight <- new_spinlock_irq!(Flight {
+                spans: InFlight::new(room)?,
+            }),
         }? Error)
     }
 
@@ -167,8 +195,17 @@ impl Device {
                     this.stats.inc(Counter::Requeued);
                     Err(rq)
                 }
-                result => {
-                    rq.end(result);
+                Ok(Outcome::Done) => {
+                    rq.end(Ok(()));
+                    Ok(())
+                }
+                // Only a backing file takes whole requests.
+                Ok(Outcome::ToFile { .. }) => {
+                    rq.end(Err(Status::IO_ERROR));
+                    Ok(())
+                }
+                Err(s) => {
+                    rq.end(Err(s));
                     Ok(())
                 }
             };
@@ -182,7 +219,7 @@ impl Device {
         Ok(())
     }
 
-    fn dispatch(&self, rq: &Request<'_>) -> Result<(), Status> {
+    fn dispatch(&self, rq: &Request<'_>) -> Result<Outcome, Status> {
         let len = u64::from(rq.bytes());
         let op = rq.op();
         // A flush has no position (blk-mq leaves it at -1).
@@ -200,26 +237,74 @@ impl Device {
         match op {
             Op::Read => {
                 self.stats.inc(Counter::Reads);
-                rq.bios().try_for_each(|bio| self.read_bio(bio))
+                if let Some(first) = self.read_whole(rq) {
+                    return Ok(Outcome::ToFile {
+                        first,
+                        write: false,
+                    });
+                }
+                rq.bios().try_for_each(|bio| self.read_bio(bio))?;
             }
             Op::Write => {
                 self.stats.inc(Counter::Writes);
                 // FUA asks for nothing more: a backing store's completed
-                // write is durable in its journal, and memory has no cache.
-                self.write(rq)
+                // write is durable in its journal (without the journal the
+                // device does not offer FUA), and memory has no cache.
+                return self.write(rq);
             }
             Op::Flush => {
                 self.stats.inc(Counter::Flushes);
-                Ok(self.store.flush()?)
+                self.store.flush()?;
             }
             Op::Discard | Op::SecureErase | Op::WriteZeroes => {
                 self.stats.inc(Counter::Discards);
-                Ok(self
-                    .store
-                    .reset(self.interval_of(pos), self.intervals_in(len))?)
+                self.store
+                    .reset(self.interval_of(pos), self.intervals_in(len))?;
             }
-            Op::Other(_) => Err(Status::NOT_SUPPORTED),
+            Op::Other(_) => return Err(Status::NOT_SUPPORTED),
         }
+        Ok(Outcome::Done)
+    }
+
+    /// The bytes of the device a request touches (none for a flush).
+    fn span(rq: &Request<'_>) -> Option<Span> {
+        let op = rq.op();
+        let start = rq.sector().checked_mul(512)?;
+        let end = start.checked_add(rq.bytes().into())?;
+        match op {
+            Op::Read => Some(Span {
+                start,
+                end,
+                write: false,
+            }),
+            _ if op.changes_data() => Some(Span {
+                start,
+                end,
+                write: true,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The first interval of a read that the backing file can serve as a
+    /// whole, straight into the request's pages: one that needs no
+    /// metadata (no payload, no device check) and meets no injected fault.
+    fn read_whole(&self, rq: &Request<'_>) -> Option<u64> {
+        self.store.file()?.request_io()?;
+        let p = &self.cfg.profile;
+        if p.has_metadata()
+            && ((self.cfg.read_check && p.csum() != Csum::None)
+                || rq.bios().any(|b| b.integrity().is_some()))
+        {
+            return None;
+        }
+        let first = p.sector_to_interval(rq.sector());
+        let n = self.intervals_in(rq.bytes().into());
+        if !self.inject.read_faults(first, n).is_empty() {
+            return None;
+        }
+        self.stats.add(Counter::ReadIntervals, n);
+        Some(first)
     }
 
     /// The interval at byte `pos` of the device.
@@ -269,6 +354,24 @@ impl Device {
     /// Number of protection intervals of the device.
     pub(crate) fn nr_intervals(&self) -> u64 {
         self.cfg.capacity >> self.cfg.profile.interval_shift()
+    }
+
+    /// The memory alignment mask of requests that direct I/O to the
+    /// backing file needs, if the device uses it.
+    pub(crate) fn store_direct_mem_align(&self) -> Option<u32> {
+        self.store.file()?.direct_mem_align()
+    }
+
+    /// For a backing store whose requests go to the file whole: whether
+    /// as direct I/O, and the most that were in flight at once since
+    /// power-on (lines of the `stats` file).
+    pub(crate) fn show_file_io(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        let Some(direct) = self.store.file().and_then(|fs| fs.request_io()) else {
+            return Ok(());
+        };
+        let peak = self.flight.lock().spans.peak();
+        writeln!(f, "file_direct {}", u8::from(direct))?;
+        writeln!(f, "file_inflight_peak {peak}")
     }
 
     /// The device's format.

@@ -105,6 +105,10 @@ impl Operations for RdifOps {
     fn queue_rq(dev: ArcBorrow<'_, Device>, rq: Pending) -> Result<(), Pending> {
         Device::submit(dev, rq)
     }
+
+    fn file_done(dev: ArcBorrow<'_, Device>, rq: Pending, result: isize) {
+        Device::file_done(dev, rq, result)
+    }
 }
 
 /// Names of the disks that exist, so that two rdif devices never collide,
@@ -341,7 +345,7 @@ pub(crate) fn create_disk(
     let tag_set = Arc::pin_init(
         // `queue_rq` never sleeps: a store that may sleep is served by a
         // work item.
-        TagSet::new(v.hw_queues, v.queue_depth, false),
+        TagSet::new(v.hw_queues, v.queue_depth, false, blocking),
         GFP_KERNEL,
     )?;
     let mut limits = Limits::new()
@@ -358,6 +362,10 @@ pub(crate) fn create_disk(
         // with a flush.
         let fua = if v.journal { blk::FEAT_FUA } else { 0 };
         limits = limits.features(blk::FEAT_WRITE_CACHE | fua);
+    }
+    // Direct I/O hands the request's pages to the backing file as they are.
+    if let Some(mask) = dev.store_direct_mem_align() {
+        limits = limits.dma_alignment(mask);
     }
     if cfg.profile.has_metadata() {
         limits = limits.integrity(integrity_limits(&cfg.profile), 128);

@@ -2,8 +2,9 @@
 
 //! KUnit tests for rdif's pure logic: PI formats, guards, reference tags,
 //! escapes and profile validation; and the memory store (intervals with
-//! their metadata across blocks and shards, reset, escape metadata); and the
-//! per-CPU counters behind the `stats` file.
+//! their metadata across blocks and shards, reset, escape metadata); the
+//! per-CPU counters behind the `stats` file; and the spans that keep
+//! overlapping requests to a backing file apart.
 //!
 //! Built as its own module (`rdif_kunit.ko`) so that loading `rdif.ko`
 //! never runs tests. Guards are checked against check values computed
@@ -16,6 +17,9 @@
 #[allow(dead_code)]
 #[path = "."]
 mod src {
+    pub(crate) mod device {
+        pub(crate) mod inflight;
+    }
     pub(crate) mod percpu;
     pub(crate) mod pi;
     pub(crate) mod store {
@@ -665,6 +669,58 @@ mod percpu_tests {
         assert_eq!((c.sum(0), c.sum(1), c.sum(2)), (0, 0, 0));
         c.add(0, 1);
         assert_eq!(c.sum(0), 1);
+        Ok(())
+    }
+}
+
+#[kunit_tests(rdif_inflight)]
+mod inflight_tests {
+    use super::src::device::inflight::{InFlight, Span};
+    use kernel::{alloc::AllocError, prelude::*};
+
+    fn span(start: u64, end: u64, write: bool) -> Span {
+        Span { start, end, write }
+    }
+
+    #[test]
+    fn spans_conflict_on_shared_bytes_with_a_writer() {
+        let w = span(4096, 8192, true);
+        let r = span(4096, 8192, false);
+        // Two reads never wait for each other.
+        assert!(!r.conflicts(&span(0, 1 << 20, false)));
+        // A write and anything sharing a byte with it do, both ways.
+        assert!(w.conflicts(&r) && r.conflicts(&w));
+        assert!(w.conflicts(&span(8191, 8192, true)));
+        assert!(span(0, 4097, false).conflicts(&w));
+        // Touching is not sharing.
+        assert!(!w.conflicts(&span(0, 4096, true)));
+        assert!(!w.conflicts(&span(8192, 12288, true)));
+        assert!(!span(0, 4096, true).conflicts(&w));
+    }
+
+    #[test]
+    fn admit_enter_leave_wake() -> Result<(), AllocError> {
+        let mut f = InFlight::new(2)?;
+        let a = span(0, 4096, true);
+        assert!(f.admit(&a));
+        assert!(f.enter(1, a));
+        // A read of the same block waits; one elsewhere does not.
+        assert!(!f.admit(&span(0, 512, false)));
+        assert!(f.admit(&span(4096, 8192, false)));
+        assert!(f.enter(2, span(4096, 8192, false)));
+        // No room for a third (the capacity is never exceeded).
+        assert!(!f.enter(3, span(1 << 20, (1 << 20) + 4096, false)));
+        assert_eq!(f.peak(), 2);
+        // Leaving tells that a request waited, once.
+        assert!(f.leave(1));
+        assert!(!f.leave(2));
+        assert!(f.admit(&span(0, 512, false)));
+        // An unknown key changes nothing.
+        assert!(!f.leave(7));
+        assert!(f.enter(3, a));
+        assert!(!f.admit(&span(0, 4096, true)));
+        assert!(f.leave(3));
+        assert!(f.admit(&span(0, 4096, true)));
         Ok(())
     }
 }

@@ -77,6 +77,11 @@ counters! {
     InjFailed => "inj_failed",
     /// Requests handed back to blk-mq (resource busy) by injection.
     InjRequeued => "inj_requeued",
+    /// Requests started as whole transfers to or from a backing file.
+    FileRequests => "file_requests",
+    /// Requests that waited for an overlapping one in flight to the
+    /// backing file (those queued behind them not counted).
+    FileWaited => "file_waited",
     /// Requests handed back to blk-mq, unchanged, to be retried after a
     /// shortage (an allocation failed).
     Requeued => "requeued",

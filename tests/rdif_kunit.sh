@@ -18,7 +18,7 @@ if ! insmod "$KO"; then
 	ktap_header; ktap_plan 1; ktap_fail "insmod rdif_kunit.ko"; exit "$KSFT_FAIL"
 fi
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
-suites=(rdif_pi rdif_store rdif_journal rdif_percpu)
+suites=(rdif_pi rdif_store rdif_journal rdif_percpu rdif_inflight)
 log=$(dmesg | tail -n +$((mark + 1)) | sed 's/^\[[ 0-9.]*\] //')
 
 # Each suite's results: its debugfs file, else its part of the kernel log.

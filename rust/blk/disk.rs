@@ -92,6 +92,13 @@ impl Limits {
         self
     }
 
+    /// Sets the memory alignment mask of a request's segments (at least
+    /// 511, the block layer's default).
+    pub(crate) fn dma_alignment(mut self, mask: u32) -> Self {
+        self.0.dma_alignment = mask.max(511);
+        self
+    }
+
     /// Enables discard up to `sectors` per request.
     pub(crate) fn max_discard_sectors(mut self, sectors: u32) -> Self {
         self.0.max_hw_discard_sectors = sectors;

@@ -9,7 +9,7 @@
 //!
 //! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h)
 
-use super::Bio;
+use super::{Bio, Pending};
 use core::ptr::NonNull;
 use kernel::{bindings, error::to_result, prelude::*};
 
@@ -29,6 +29,18 @@ extern "C" {
     fn rdif_file_inode(file: *mut bindings::file) -> *const core::ffi::c_void;
     fn rdif_file_is_pseudo(file: *mut bindings::file) -> bool;
     fn rdif_path_is_pseudo(name: *const kernel::ffi::c_char) -> core::ffi::c_int;
+    fn rdif_rq_file_start(
+        file: *mut bindings::file,
+        rq: *mut bindings::request,
+        pos: bindings::loff_t,
+        write: bool,
+        direct: bool,
+    ) -> core::ffi::c_int;
+    fn rdif_file_dio_align(
+        file: *mut bindings::file,
+        min_size: *mut u32,
+        mem_align: *mut u32,
+    ) -> bool;
     fn rdif_file_rw_bio(
         file: *mut bindings::file,
         bio: *mut bindings::bio,
@@ -229,6 +241,60 @@ impl BackingFile {
         self.rw_bio(bio, bytes, pos, false)
     }
 
+    /// Whether the file takes direct I/O; if so, the granule of its sizes
+    /// and offsets and the alignment mask of its memory (as loop works them
+    /// out).
+    pub(crate) fn direct_io_align(&self) -> Option<DirectIoAlign> {
+        let (mut min_size, mut mem_align) = (0, 0);
+        // SAFETY: the file is valid (type invariant); the out pointers are
+        // valid for writes.
+        unsafe { rdif_file_dio_align(self.ptr.as_ptr(), &mut min_size, &mut mem_align) }.then_some(
+            DirectIoAlign {
+                min_size,
+                mem_align,
+            },
+        )
+    }
+
+    /// Starts moving the whole of `rq`'s data between its pages and `pos`
+    /// of the file (a write if `write`), with one kiocb over the request's
+    /// segments; with `direct`, as direct I/O that the file may complete
+    /// later, from any context. Once started, the request is the file's:
+    /// it comes back through [`super::Operations::file_done`] with the
+    /// result, perhaps before this returns. If it cannot be started (no
+    /// memory for the segment array of a request of several bios), it is
+    /// handed back untouched.
+    ///
+    /// The queue's tag set must have been created with room for the kiocb
+    /// ([`super::TagSet::new`] with `file_io`).
+    pub(crate) fn start_request(
+        &self,
+        rq: Pending,
+        pos: u64,
+        write: bool,
+        direct: bool,
+    ) -> Result<(), (Pending, Error)> {
+        let end = u64::from(rq.request().bytes()).checked_add(pos);
+        let at = match (loff(pos), end.map(loff)) {
+            (Ok(at), Some(Ok(_))) => at,
+            _ => return Err((rq, EFBIG)),
+        };
+        let raw = rq.into_raw();
+        // SAFETY: the file is valid (type invariant); `raw` is a started
+        // read or write request that nothing else ends (it came from a
+        // `Pending`), of a tag set with room for the helper's PDU
+        // (documented precondition). On 0 the request completes through
+        // `->complete`, which rebuilds its `Pending`; on an error it was
+        // not touched and is handed back below.
+        let r = unsafe { rdif_rq_file_start(self.ptr.as_ptr(), raw.as_ptr(), at, write, direct) };
+        if r == 0 {
+            return Ok(());
+        }
+        // SAFETY: not started (above): still a started request that only
+        // this `Pending` ends.
+        Err((unsafe { Pending::from_raw(raw) }, Error::from_errno(r)))
+    }
+
     /// Writes back and waits for the byte range `[start, end]` and, unless
     /// `data_only`, the metadata needed to find it (`vfs_fsync_range`).
     pub(crate) fn sync_range(&self, start: u64, end: u64, data_only: bool) -> Result {
@@ -256,6 +322,15 @@ impl BackingFile {
         // SAFETY: the file is valid (type invariant).
         to_result(unsafe { rdif_file_punch(self.ptr.as_ptr(), loff(pos)?, loff(len)?) })
     }
+}
+
+/// What direct I/O to a file needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DirectIoAlign {
+    /// Sizes and offsets must be multiples of this (a power of two).
+    pub(crate) min_size: u32,
+    /// Memory must be aligned to this mask plus one.
+    pub(crate) mem_align: u32,
 }
 
 impl Drop for BackingFile {

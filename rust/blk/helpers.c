@@ -299,6 +299,146 @@ ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
 }
 
 /*
+ * A whole request's data moved between its pages and a backing file with
+ * one kiocb over the request's bvecs, as loop's lo_rw_aio does. The kiocb
+ * lives in the request's PDU. With direct I/O the file may complete it
+ * later, from any context; either way it completes through the queue's
+ * ->complete (blk_mq_complete_request), which reads the result with
+ * rdif_rq_file_result().
+ */
+struct rdif_rq_file {
+	struct kiocb iocb;
+	/* The request's bvecs when it has several bios, else NULL. */
+	struct bio_vec *bvec;
+	long ret;
+	/* Submission and completion each hold one. */
+	atomic_t ref;
+};
+
+unsigned int rdif_rq_file_pdu_size(void)
+{
+	return sizeof(struct rdif_rq_file);
+}
+
+static void rdif_rq_file_put(struct rdif_rq_file *cmd)
+{
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+
+	if (!atomic_dec_and_test(&cmd->ref))
+		return;
+	kfree(cmd->bvec);
+	cmd->bvec = NULL;
+	if (req_op(rq) == REQ_OP_WRITE)
+		kiocb_end_write(&cmd->iocb);
+	blk_mq_complete_request(rq);
+}
+
+static void rdif_rq_file_complete(struct kiocb *iocb, long ret)
+{
+	struct rdif_rq_file *cmd = container_of(iocb, struct rdif_rq_file, iocb);
+
+	cmd->ret = ret;
+	rdif_rq_file_put(cmd);
+}
+
+/*
+ * Starts the transfer of the whole of @rq (a read or write of a queue whose
+ * tag set has rdif_rq_file_pdu_size() of PDU) at @pos of @file. Returns 0
+ * if started: the request then completes through ->complete, perhaps
+ * before this returns. Returns -ENOMEM, having started nothing, if the
+ * bvec array of a request of several bios cannot be allocated.
+ */
+int rdif_rq_file_start(struct file *file, struct request *rq, loff_t pos,
+		bool write, bool direct)
+{
+	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
+	unsigned int nr_bvec = blk_rq_nr_bvec(rq);
+	int dir = write ? ITER_SOURCE : ITER_DEST;
+	struct iov_iter iter;
+	ssize_t ret;
+
+	cmd->bvec = NULL;
+	if (rq->bio != rq->biotail) {
+		struct req_iterator rq_iter;
+		struct bio_vec tmp, *bvec;
+
+		bvec = kmalloc_array(nr_bvec, sizeof(*bvec), GFP_NOIO);
+		if (!bvec)
+			return -ENOMEM;
+		cmd->bvec = bvec;
+		/* Bios may start inside a bvec (split): copy what they use. */
+		rq_for_each_bvec(tmp, rq, rq_iter)
+			*bvec++ = tmp;
+		iov_iter_bvec(&iter, dir, cmd->bvec, nr_bvec, blk_rq_bytes(rq));
+		iter.iov_offset = 0;
+	} else {
+		iov_iter_bvec(&iter, dir,
+			      __bvec_iter_bvec(rq->bio->bi_io_vec, rq->bio->bi_iter),
+			      nr_bvec, blk_rq_bytes(rq));
+		iter.iov_offset = rq->bio->bi_iter.bi_offset;
+	}
+	atomic_set(&cmd->ref, 2);
+	cmd->ret = 0;
+	init_sync_kiocb(&cmd->iocb, file);
+	cmd->iocb.ki_pos = pos;
+	cmd->iocb.ki_ioprio = req_get_ioprio(rq);
+	if (direct) {
+		cmd->iocb.ki_complete = rdif_rq_file_complete;
+		cmd->iocb.ki_flags = IOCB_DIRECT;
+	} else {
+		cmd->iocb.ki_flags = 0;
+	}
+	if (write) {
+		kiocb_start_write(&cmd->iocb);
+		ret = file->f_op->write_iter(&cmd->iocb, &iter);
+	} else {
+		ret = file->f_op->read_iter(&cmd->iocb, &iter);
+	}
+	rdif_rq_file_put(cmd);
+	if (ret != -EIOCBQUEUED)
+		rdif_rq_file_complete(&cmd->iocb, ret);
+	return 0;
+}
+
+/* The result of a request started with rdif_rq_file_start(). */
+long rdif_rq_file_result(struct request *rq)
+{
+	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
+
+	return cmd->ret;
+}
+
+/*
+ * Whether @file takes direct I/O, and if so the smallest size and offset
+ * granule (*min_size) and the memory alignment mask (*mem_align) it needs;
+ * as loop_update_dio_alignment().
+ */
+bool rdif_file_dio_align(struct file *file, unsigned int *min_size,
+		unsigned int *mem_align)
+{
+	struct block_device *sb_bdev = file->f_mapping->host->i_sb->s_bdev;
+	struct kstat st;
+
+	if (!(file->f_mode & FMODE_CAN_ODIRECT))
+		return false;
+	if (!vfs_getattr(&file->f_path, &st, STATX_DIOALIGN, 0) &&
+	    (st.result_mask & STATX_DIOALIGN) && st.dio_mem_align) {
+		*min_size = st.dio_offset_align;
+		*mem_align = min_t(unsigned int, st.dio_mem_align - 1, PAGE_SIZE - 1);
+	} else if (S_ISBLK(file_inode(file)->i_mode)) {
+		*min_size = bdev_logical_block_size(I_BDEV(file->f_mapping->host));
+		*mem_align = bdev_dma_alignment(I_BDEV(file->f_mapping->host));
+	} else if (sb_bdev) {
+		*min_size = bdev_logical_block_size(sb_bdev);
+		*mem_align = bdev_dma_alignment(sb_bdev);
+	} else {
+		*min_size = SECTOR_SIZE;
+		*mem_align = SECTOR_SIZE - 1;
+	}
+	return *min_size != 0;
+}
+
+/*
  * The current task serves I/O for a device through a backing file, as
  * loop's worker does: reclaim must not wait for I/O (that may be I/O to
  * this very device), and dirty throttling must only look at the backing

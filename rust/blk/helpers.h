@@ -53,4 +53,11 @@ void rdif_rq_requeue(struct request *rq);
 struct workqueue_struct *rdif_alloc_workqueue(const char *name);
 void rdif_flush_workqueue(struct workqueue_struct *wq);
 
+unsigned int rdif_rq_file_pdu_size(void);
+int rdif_rq_file_start(struct file *file, struct request *rq, loff_t pos,
+		bool write, bool direct);
+long rdif_rq_file_result(struct request *rq);
+bool rdif_file_dio_align(struct file *file, unsigned int *min_size,
+		unsigned int *mem_align);
+
 #endif /* RDIF_BLK_HELPERS_H */

@@ -169,6 +169,12 @@ impl Pending {
         unsafe { Request::from_raw(self.ptr) }
     }
 
+    /// What tells this request from the others in flight (its address),
+    /// until it ends.
+    pub(crate) fn key(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
     /// Ends the request with the status of `result`.
     pub(crate) fn end(self, result: Result<(), super::Status>) {
         let status = match result {

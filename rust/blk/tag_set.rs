@@ -25,6 +25,23 @@ pub(crate) trait Operations: Sized + 'static {
         data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
         rq: Pending,
     ) -> Result<(), Pending>;
+
+    /// A request started with [`super::file::BackingFile::start_request`]
+    /// is done: `result` is the number of bytes moved or a negative errno.
+    /// May be called from any context, interrupts included.
+    fn file_done(
+        data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
+        rq: Pending,
+        result: isize,
+    );
+}
+
+// The bindings' structs end in zero-length arrays, which this lint flags;
+// they are only passed by pointer here.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn rdif_rq_file_pdu_size() -> u32;
+    fn rdif_rq_file_result(rq: *mut bindings::request) -> core::ffi::c_long;
 }
 
 struct OperationsVTable<T: Operations>(PhantomData<T>);
@@ -64,8 +81,32 @@ impl<T: Operations> OperationsVTable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called by blk-mq for a request the driver passed to
+    /// `blk_mq_complete_request`, which only `rdif_rq_file_start` does, for
+    /// a started request it took over from a `Pending` (see
+    /// [`super::file::BackingFile::start_request`]), of a queue as for
+    /// `queue_rq`.
+    unsafe extern "C" fn complete(rq: *mut bindings::request) {
+        let Some(ptr) = NonNull::new(rq) else {
+            return;
+        };
+        // SAFETY: the request is valid and its PDU holds the result of its
+        // file I/O (the function's safety requirement).
+        let result = unsafe { rdif_rq_file_result(rq) } as isize;
+        // SAFETY: the request and its queue are valid; `queuedata` came from
+        // `into_foreign` and outlives every request (as in `queue_rq`).
+        let data = unsafe { T::QueueData::borrow((*(*rq).q).queuedata) };
+        // SAFETY: a started request that nothing else ends: the `Pending`
+        // given up when its file I/O started.
+        let pending = unsafe { Pending::from_raw(ptr) };
+        T::file_done(data, pending, result);
+    }
+
     const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {
         queue_rq: Some(Self::queue_rq),
+        complete: Some(Self::complete),
         // SAFETY: all other members are optional callbacks (`None`) or
         // pointers, for which all-zero bits are a valid value.
         ..unsafe { core::mem::zeroed() }
@@ -92,11 +133,13 @@ pub(crate) struct TagSet<T: Operations> {
 impl<T: Operations> TagSet<T> {
     /// Creates a tag set with `nr_hw_queues` hardware queues of
     /// `queue_depth` tags each. With `blocking`, `queue_rq` may sleep
-    /// (`BLK_MQ_F_BLOCKING`).
+    /// (`BLK_MQ_F_BLOCKING`). With `file_io`, each request has room for
+    /// the I/O of [`super::file::BackingFile::start_request`].
     pub(crate) fn new(
         nr_hw_queues: u32,
         queue_depth: u32,
         blocking: bool,
+        file_io: bool,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(TagSet {
             inner <- Opaque::try_ffi_init(move |set: *mut bindings::blk_mq_tag_set| {
@@ -109,7 +152,12 @@ impl<T: Operations> TagSet<T> {
                 s.nr_hw_queues = nr_hw_queues;
                 s.queue_depth = queue_depth;
                 s.numa_node = bindings::NUMA_NO_NODE;
-                s.cmd_size = 0;
+                s.cmd_size = if file_io {
+                    // SAFETY: no preconditions.
+                    unsafe { rdif_rq_file_pdu_size() }
+                } else {
+                    0
+                };
                 s.nr_maps = 1;
                 s.flags = if blocking { bindings::BLK_MQ_F_BLOCKING } else { 0 };
                 // SAFETY: `set` is an initialized, pinned tag set description.

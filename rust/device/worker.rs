@@ -9,14 +9,15 @@
 //! journal sync, see [`crate::store::file`]) and only then completes the
 //! writes and resets of the batch.
 
-use super::{Batch, Device};
+use super::{inflight::Span, Batch, Device, Outcome};
 use crate::{
-    blk::{self, Status},
+    blk::{self, Pending, Status},
     stats::Counter,
     store::StoreError,
 };
 use kernel::{
-    sync::Arc,
+    prelude::*,
+    sync::{Arc, ArcBorrow},
     time::{delay::fsleep, Delta},
     workqueue::WorkItem,
 };
@@ -30,40 +31,131 @@ impl WorkItem for Device {
 }
 
 impl Device {
-    /// Handles queued requests in the order they came until there are
-    /// none. A request that meets a shortage (having changed nothing, or
+    /// Starts queued requests in the order they came until there are none,
+    /// or until the oldest overlaps a request in flight to the backing
+    /// file: then it, and everything after it, waits for that one to end
+    /// (first come, first served; [`Device::file_done`] wakes the work item
+    /// again). A request that meets a shortage (having changed nothing, or
     /// nothing its retry does not write again) goes back to blk-mq to be
     /// retried, never to its submitter.
     fn drain(&self) {
         let mut guard = self.batch.lock();
-        let Batch { todo, settling } = &mut *guard;
+        let Batch {
+            todo,
+            held,
+            settling,
+        } = &mut *guard;
         loop {
-            core::mem::swap(&mut *self.pending.lock(), todo);
+            for rq in self.pending.lock().drain_all() {
+                // `todo` has room for every tag.
+                if let Err(e) = todo.push_within_capacity(rq) {
+                    e.0.end(Err(Status::IO_ERROR));
+                }
+            }
             if todo.is_empty() {
                 break;
             }
+            let mut blocked = false;
             for rq in todo.drain_all() {
+                let span = Self::span(&rq.request());
+                if !blocked && span.is_some_and(|s| !self.flight.lock().spans.admit(&s)) {
+                    self.stats.inc(Counter::FileWaited);
+                    blocked = true;
+                }
+                if blocked {
+                    // `held` has room for every tag.
+                    if let Err(e) = held.push_within_capacity(rq) {
+                        e.0.end(Err(Status::IO_ERROR));
+                    }
+                    continue;
+                }
                 let op = rq.request().op();
                 match blk::with_backing_io(|| self.dispatch(&rq.request())) {
                     Err(Status::RESOURCE) => {
                         self.stats.inc(Counter::Requeued);
                         rq.requeue();
                     }
-                    Ok(()) if op.changes_data() => {
+                    Ok(Outcome::ToFile { first, write }) => match span {
+                        Some(span) => self.start(rq, span, first, write),
+                        None => rq.end(Err(Status::IO_ERROR)),
+                    },
+                    Ok(Outcome::Done) if op.changes_data() => {
                         // `settling` has room for every tag.
                         if let Err(e) = settling.push_within_capacity(rq) {
                             e.0.end(self.settle());
                         }
                     }
-                    result => rq.end(result),
+                    result => rq.end(result.map(|_| ())),
                 }
             }
+            core::mem::swap(todo, held);
             if !settling.is_empty() {
                 let settled = self.settle();
                 for rq in settling.drain_all() {
                     rq.end(settled);
                 }
             }
+            if blocked {
+                break;
+            }
+        }
+    }
+
+    /// Starts a request's transfer to or from the backing file, in flight
+    /// under `span` until [`Device::file_done`].
+    fn start(&self, rq: Pending, span: Span, first: u64, write: bool) {
+        let Some(fs) = self.store.file() else {
+            rq.end(Err(Status::IO_ERROR));
+            return;
+        };
+        let key = rq.key();
+        if !self.flight.lock().spans.enter(key, span) {
+            // More requests than tags: cannot happen; serve it here.
+            let result = blk::with_backing_io(|| fs.transfer(&rq.request(), first, write));
+            rq.end(result.map_err(Status::from));
+            return;
+        }
+        self.stats.inc(Counter::FileRequests);
+        if let Err((rq, e)) = blk::with_backing_io(|| fs.start(rq, first, write)) {
+            self.flight.lock().spans.leave(key);
+            match e {
+                StoreError::NoMemory => {
+                    self.stats.inc(Counter::Requeued);
+                    rq.requeue();
+                }
+                StoreError::Io => rq.end(Err(Status::IO_ERROR)),
+            }
+        }
+    }
+
+    /// A request started by [`Device::start`] is done: `result` is the
+    /// number of bytes moved or a negative errno. Runs in any context.
+    pub(crate) fn file_done(this: ArcBorrow<'_, Self>, rq: Pending, result: isize) {
+        let bytes = rq.request().bytes() as isize;
+        let errno = |e: Error| -(e.to_errno() as isize);
+        let wake = this.flight.lock().spans.leave(rq.key());
+        // Before the request ends: once it has, the device may go away.
+        if wake {
+            this.wake();
+        }
+        match result {
+            n if n == bytes => rq.end(Ok(())),
+            n if n == errno(ENOMEM) || n == errno(EAGAIN) => {
+                // A shortage: nothing the retry does not write again.
+                this.stats.inc(Counter::Requeued);
+                rq.requeue();
+            }
+            // A short transfer (an error part-way), or an error.
+            _ => rq.end(Err(Status::IO_ERROR)),
+        }
+    }
+
+    /// Queues the work item (again).
+    fn wake(self: ArcBorrow<'_, Self>) {
+        if let Some(wq) = &self.wq {
+            // Fails only if the work item is queued already, which is as
+            // good.
+            let _ = wq.enqueue(Arc::from(self));
         }
     }
 

@@ -11,7 +11,7 @@
 //! into their place in the store, one interval's data and metadata at a
 //! time under the store's lock, the PI generated from the stored copy.
 
-use super::{short, Device};
+use super::{short, Device, Outcome};
 use crate::{
     blk::{bip, request::Bios, Bio, Cursor, Request, Status},
     inject::WriteFault,
@@ -265,8 +265,8 @@ impl Device {
         Ok(st)
     }
 
-    /// Handles a write request.
-    pub(super) fn write(&self, rq: &Request<'_>) -> Result<(), Status> {
+    /// Handles a write request, or says where it goes as a whole.
+    pub(super) fn write(&self, rq: &Request<'_>) -> Result<Outcome, Status> {
         let p = &self.cfg.profile;
         let first = p.sector_to_interval(rq.sector());
         let n = self.intervals_in(u64::from(rq.bytes()));
@@ -312,7 +312,7 @@ impl Device {
             None => {}
             Some(WriteFault::Lost) => {
                 self.stats.inc(Counter::InjLost);
-                return Ok(());
+                return Ok(Outcome::Done);
             }
             Some(WriteFault::Misdirect(_)) => self.stats.inc(Counter::InjMisdirected),
         }
@@ -321,6 +321,14 @@ impl Device {
         // takes each bio's pages as they are (as loop does).
         if let Some(fs) = self.store.file().filter(|fs| fs.takes_bios()) {
             self.stats.add(Counter::WriteIntervals, nd);
+            // Whole, with one kiocb, unless misdirected (which goes
+            // where no span was admitted).
+            if fault.is_none() && fs.request_io().is_some() {
+                return Ok(Outcome::ToFile {
+                    first: dest,
+                    write: true,
+                });
+            }
             let shift = p.interval_shift();
             let mut left = nd << shift;
             let mut at = dest;
@@ -334,7 +342,7 @@ impl Device {
                 left -= bytes;
                 at += bytes >> shift;
             }
-            return Ok(());
+            return Ok(Outcome::Done);
         }
         // A backing store reads in what the write changes only in part, so
         // that a read error fails the request before anything is written.
@@ -348,7 +356,7 @@ impl Device {
         //    one-shot misdirect it used up is not met again, so the retry
         //    lands at its own place.
         self.stats.add(Counter::WriteIntervals, nd);
-        match staged {
+        let stored = match staged {
             Some(st) => self.store.write(dest, nd, reserved, |i, slot| {
                 if let Slot::Stored { data, meta } = slot {
                     let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
@@ -369,6 +377,7 @@ impl Device {
                     Slot::Gone => self.skip(&mut src),
                 })
             }
-        }
+        };
+        stored.map(|()| Outcome::Done)
     }
 }

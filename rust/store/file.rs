@@ -25,7 +25,7 @@ use super::{
     journal::{self, Entry, Kind, ENTRY_ALIGN, HEADER_LEN, JOURNAL_SIZE, SUPER_LEN, SUPER_SIZE},
     Slot, StoreError, CHUNK,
 };
-use crate::blk::{file::BackingFile, Bio};
+use crate::blk::{file::BackingFile, Bio, Pending, Request};
 use crate::pi::{Csum, Guard, Profile, ProfileConfig, MAX_METADATA};
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
@@ -255,6 +255,9 @@ pub(crate) struct FileStore {
     /// Whether writes go through the journal (else straight in place, with
     /// no crash guarantee beyond flush; see [`Self::set_journaled`]).
     journaled: bool,
+    /// Whether requests started with [`Self::start`] use direct I/O, and
+    /// the memory alignment mask it needs.
+    direct: Option<u32>,
 }
 
 /// The journal's current generation, its next entry and the entries not
@@ -350,6 +353,7 @@ impl FileStore {
             replayed: 0,
             can_punch: false,
             journaled: true,
+            direct: None,
         })
     }
 
@@ -401,6 +405,74 @@ impl FileStore {
     /// old and new data and metadata (as dm-integrity's direct mode).
     pub(crate) fn set_journaled(&mut self, on: bool) {
         self.journaled = on;
+        // Direct I/O only where every data access is a whole request (no
+        // metadata, no journal): buffered writes of the same range would
+        // make each direct read write the page cache back first.
+        self.direct = self
+            .file
+            .direct_io_align()
+            .filter(|a| {
+                self.takes_bios()
+                    && a.min_size.is_power_of_two()
+                    && self.profile.block_size() % a.min_size == 0
+                    && self.layout.data_offset % u64::from(a.min_size) == 0
+            })
+            .map(|a| a.mem_align);
+    }
+
+    /// Whether the device may hand whole requests to [`Self::start`]: a
+    /// read that needs no metadata, and a write of a format without
+    /// metadata, when the journal is off. `Some(true)` if they go as
+    /// direct I/O.
+    pub(crate) fn request_io(&self) -> Option<bool> {
+        (!self.journaled).then_some(self.direct.is_some())
+    }
+
+    /// The memory alignment mask of the device's requests that direct I/O
+    /// to the backing file needs, if it is used.
+    pub(crate) fn direct_mem_align(&self) -> Option<u32> {
+        self.direct
+    }
+
+    /// Starts the transfer of the whole of `rq` (data only) at intervals
+    /// from `first`, as direct I/O if [`Self::request_io`] says so; it
+    /// completes through [`crate::blk::Operations::file_done`]. Hands the
+    /// request back if it cannot start (a shortage, or a position beyond
+    /// the file's reach).
+    pub(crate) fn start(
+        &self,
+        rq: Pending,
+        first: u64,
+        write: bool,
+    ) -> Result<(), (Pending, StoreError)> {
+        let direct = self.direct.is_some();
+        if self.journaled || (write && !self.takes_bios()) {
+            return Err((rq, StoreError::Io));
+        }
+        self.file
+            .start_request(rq, self.data_pos(first), write, direct)
+            .map_err(|(rq, e)| (rq, io_error(e)))
+    }
+
+    /// Moves the whole of `rq`'s data at intervals from `first` through
+    /// the page cache, bio by bio, before returning: for what direct I/O
+    /// refused.
+    pub(crate) fn transfer(&self, rq: &Request<'_>, first: u64, write: bool) -> Result<(), StoreError> {
+        if write && !self.takes_bios() {
+            return Err(StoreError::Io);
+        }
+        let mut at = first;
+        for bio in rq.bios() {
+            let pos = self.data_pos(at);
+            if write {
+                self.file.write_bio(&bio, bio.size(), pos)
+            } else {
+                self.file.read_bio(&bio, bio.size(), pos)
+            }
+            .map_err(io_error)?;
+            at += u64::from(bio.size()) >> self.profile.interval_shift();
+        }
+        Ok(())
     }
 
     /// Whether a write's data goes straight from its bio's pages to the
