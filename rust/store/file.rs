@@ -455,9 +455,14 @@ impl FileStore {
     }
 
     /// Moves the whole of `rq`'s data at intervals from `first` through
-    /// the page cache, bio by bio, before returning: for what direct I/O
-    /// refused.
-    pub(crate) fn transfer(&self, rq: &Request<'_>, first: u64, write: bool) -> Result<(), StoreError> {
+    /// the file, bio by bio, before returning: for a request that cannot
+    /// be in flight.
+    pub(crate) fn transfer(
+        &self,
+        rq: &Request<'_>,
+        first: u64,
+        write: bool,
+    ) -> Result<(), StoreError> {
         if write && !self.takes_bios() {
             return Err(StoreError::Io);
         }
