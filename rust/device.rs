@@ -290,7 +290,9 @@ impl Device {
     /// whole, straight into the request's pages: one that needs no
     /// metadata (no payload, no device check) and meets no injected fault.
     fn read_whole(&self, rq: &Request<'_>) -> Option<u64> {
-        self.store.file()?.request_io()?;
+        if !self.store.file()?.direct() {
+            return None;
+        }
         let p = &self.cfg.profile;
         if p.has_metadata()
             && ((self.cfg.read_check && p.csum() != Csum::None)
@@ -362,11 +364,11 @@ impl Device {
         self.store.file()?.direct_mem_align()
     }
 
-    /// For a backing store whose requests go to the file whole: whether
-    /// as direct I/O, and the most that were in flight at once since
-    /// power-on (lines of the `stats` file).
+    /// For a backing store: whether requests go to the file whole as
+    /// direct I/O, and the most that were in flight at once since power-on
+    /// (lines of the `stats` file).
     pub(crate) fn show_file_io(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
-        let Some(direct) = self.store.file().and_then(|fs| fs.request_io()) else {
+        let Some(direct) = self.store.file().map(|fs| fs.direct()) else {
             return Ok(());
         };
         let peak = self.flight.lock().spans.peak();

@@ -320,6 +320,8 @@ no_journal() {
 	require "power on" eq power "$(power n 1)" OK
 	expect "no FUA without the journal (a flush follows a FUA write)" eq fua \
 		"$(cat /sys/block/n/queue/fua)" 0
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	expect "no direct I/O to tmpfs (it ignores O_DIRECT)" eq file_direct "$(stat_val n file_direct)" 0
 	require "write 3 MiB at 1 MiB" dd if=/tmp/rdif_nj.data of=/dev/n bs=64k seek=16 oflag=direct status=none
 	expect "reads back" cmp -s /tmp/rdif_nj.data <(dd if=/dev/n bs=64k skip=16 count=48 iflag=direct status=none)
 	expect "on the medium in place" at_medium $IMG $((4096 + 1 * MIB)) /tmp/rdif_nj.data

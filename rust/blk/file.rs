@@ -34,7 +34,6 @@ extern "C" {
         rq: *mut bindings::request,
         pos: bindings::loff_t,
         write: bool,
-        direct: bool,
     ) -> core::ffi::c_int;
     fn rdif_file_dio_align(
         file: *mut bindings::file,
@@ -258,8 +257,9 @@ impl BackingFile {
 
     /// Starts moving the whole of `rq`'s data between its pages and `pos`
     /// of the file (a write if `write`), with one kiocb over the request's
-    /// segments; with `direct`, as direct I/O that the file may complete
-    /// later, from any context. Once started, the request is the file's:
+    /// segments, as direct I/O that the file may complete later, from any
+    /// context. Use it only if [`Self::direct_io_align`] allows, with
+    /// requests aligned as it says. Once started, the request is the file's:
     /// it comes back through [`super::Operations::file_done`] with the
     /// result, perhaps before this returns. If it cannot be started (no
     /// memory for the segment array of a request of several bios), it is
@@ -272,7 +272,6 @@ impl BackingFile {
         rq: Pending,
         pos: u64,
         write: bool,
-        direct: bool,
     ) -> Result<(), (Pending, Error)> {
         let end = u64::from(rq.request().bytes()).checked_add(pos);
         let at = match (loff(pos), end.map(loff)) {
@@ -286,7 +285,7 @@ impl BackingFile {
         // (documented precondition). On 0 the request completes through
         // `->complete`, which rebuilds its `Pending`; on an error it was
         // not touched and is handed back below.
-        let r = unsafe { rdif_rq_file_start(self.ptr.as_ptr(), raw.as_ptr(), at, write, direct) };
+        let r = unsafe { rdif_rq_file_start(self.ptr.as_ptr(), raw.as_ptr(), at, write) };
         if r == 0 {
             return Ok(());
         }

@@ -22,6 +22,7 @@
 #include <linux/namei.h>
 #include <linux/slab.h>
 #include <linux/sched/mm.h>
+#include <linux/shmem_fs.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
 
@@ -300,10 +301,10 @@ ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
 
 /*
  * A whole request's data moved between its pages and a backing file with
- * one kiocb over the request's bvecs, as loop's lo_rw_aio does. The kiocb
- * lives in the request's PDU. With direct I/O the file may complete it
- * later, from any context; either way it completes through the queue's
- * ->complete (blk_mq_complete_request), which reads the result with
+ * one direct-I/O kiocb over the request's bvecs, as loop's lo_rw_aio does.
+ * The kiocb lives in the request's PDU. The file may complete it later,
+ * from any context; either way it completes through the queue's ->complete
+ * (blk_mq_complete_request), which reads the result with
  * rdif_rq_file_result().
  */
 struct rdif_rq_file {
@@ -349,7 +350,7 @@ static void rdif_rq_file_complete(struct kiocb *iocb, long ret)
  * bvec array of a request of several bios cannot be allocated.
  */
 int rdif_rq_file_start(struct file *file, struct request *rq, loff_t pos,
-		bool write, bool direct)
+		bool write)
 {
 	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
 	unsigned int nr_bvec = blk_rq_nr_bvec(rq);
@@ -382,12 +383,8 @@ int rdif_rq_file_start(struct file *file, struct request *rq, loff_t pos,
 	init_sync_kiocb(&cmd->iocb, file);
 	cmd->iocb.ki_pos = pos;
 	cmd->iocb.ki_ioprio = req_get_ioprio(rq);
-	if (direct) {
-		cmd->iocb.ki_complete = rdif_rq_file_complete;
-		cmd->iocb.ki_flags = IOCB_DIRECT;
-	} else {
-		cmd->iocb.ki_flags = 0;
-	}
+	cmd->iocb.ki_complete = rdif_rq_file_complete;
+	cmd->iocb.ki_flags = IOCB_DIRECT;
 	if (write) {
 		kiocb_start_write(&cmd->iocb);
 		ret = file->f_op->write_iter(&cmd->iocb, &iter);
@@ -420,6 +417,14 @@ bool rdif_file_dio_align(struct file *file, unsigned int *min_size,
 	struct kstat st;
 
 	if (!(file->f_mode & FMODE_CAN_ODIRECT))
+		return false;
+	/*
+	 * tmpfs takes O_DIRECT but ignores it (its data lives in the page
+	 * cache): the I/O would be as synchronous as a buffered one, only
+	 * dearer. Look through overlayfs to the file that holds the data.
+	 */
+	if (S_ISREG(file_inode(file)->i_mode) &&
+	    shmem_mapping(d_real_inode(file->f_path.dentry)->i_mapping))
 		return false;
 	if (!vfs_getattr(&file->f_path, &st, STATX_DIOALIGN, 0) &&
 	    (st.result_mask & STATX_DIOALIGN) && st.dio_mem_align) {

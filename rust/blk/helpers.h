@@ -55,7 +55,7 @@ void rdif_flush_workqueue(struct workqueue_struct *wq);
 
 unsigned int rdif_rq_file_pdu_size(void);
 int rdif_rq_file_start(struct file *file, struct request *rq, loff_t pos,
-		bool write, bool direct);
+		bool write);
 long rdif_rq_file_result(struct request *rq);
 bool rdif_file_dio_align(struct file *file, unsigned int *min_size,
 		unsigned int *mem_align);

@@ -7,7 +7,10 @@
 //! The work item takes the requests queued so far as one batch, handles
 //! them in order, then settles the store once for the whole batch (one
 //! journal sync, see [`crate::store::file`]) and only then completes the
-//! writes and resets of the batch.
+//! writes and resets of the batch. Requests that go to the backing file
+//! whole as direct I/O ([`Outcome::ToFile`]) complete on their own, in
+//! [`Device::file_done`]; until then, a request that overlaps one of them
+//! waits, and so does everything queued after it.
 
 use super::{inflight::Span, Batch, Device, Outcome};
 use crate::{

@@ -323,7 +323,7 @@ impl Device {
             self.stats.add(Counter::WriteIntervals, nd);
             // Whole, with one kiocb, unless misdirected (which goes
             // where no span was admitted).
-            if fault.is_none() && fs.request_io().is_some() {
+            if fault.is_none() && fs.direct() {
                 return Ok(Outcome::ToFile {
                     first: dest,
                     write: true,

@@ -420,12 +420,12 @@ impl FileStore {
             .map(|a| a.mem_align);
     }
 
-    /// Whether the device may hand whole requests to [`Self::start`]: a
-    /// read that needs no metadata, and a write of a format without
-    /// metadata, when the journal is off. `Some(true)` if they go as
-    /// direct I/O.
-    pub(crate) fn request_io(&self) -> Option<bool> {
-        (!self.journaled).then_some(self.direct.is_some())
+    /// Whether the device hands whole requests to [`Self::start`] (reads
+    /// that need no metadata, writes): when the journal is off, in a
+    /// format without metadata, over a file that takes direct I/O at the
+    /// device's block size.
+    pub(crate) fn direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// The memory alignment mask of the device's requests that direct I/O
@@ -435,22 +435,21 @@ impl FileStore {
     }
 
     /// Starts the transfer of the whole of `rq` (data only) at intervals
-    /// from `first`, as direct I/O if [`Self::request_io`] says so; it
-    /// completes through [`crate::blk::Operations::file_done`]. Hands the
-    /// request back if it cannot start (a shortage, or a position beyond
-    /// the file's reach).
+    /// from `first` as direct I/O (only if [`Self::direct`]); it completes
+    /// through [`crate::blk::Operations::file_done`]. Hands the request
+    /// back if it cannot start (a shortage, or a position beyond the
+    /// file's reach).
     pub(crate) fn start(
         &self,
         rq: Pending,
         first: u64,
         write: bool,
     ) -> Result<(), (Pending, StoreError)> {
-        let direct = self.direct.is_some();
-        if self.journaled || (write && !self.takes_bios()) {
+        if !self.direct() {
             return Err((rq, StoreError::Io));
         }
         self.file
-            .start_request(rq, self.data_pos(first), write, direct)
+            .start_request(rq, self.data_pos(first), write)
             .map_err(|(rq, e)| (rq, io_error(e)))
     }
 
