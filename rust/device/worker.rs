@@ -48,6 +48,8 @@ impl Device {
             held,
             settling,
         } = &mut *guard;
+        // Only direct I/O leaves requests in flight to wait for.
+        let direct = self.store.file().is_some_and(|fs| fs.direct());
         loop {
             for rq in self.pending.lock().drain_all() {
                 // `todo` has room for every tag.
@@ -60,7 +62,7 @@ impl Device {
             }
             let mut blocked = false;
             for rq in todo.drain_all() {
-                let span = Self::span(&rq.request());
+                let span = Self::span(&rq.request()).filter(|_| direct);
                 if !blocked && span.is_some_and(|s| !self.flight.lock().spans.admit(&s)) {
                     self.stats.inc(Counter::FileWaited);
                     blocked = true;
