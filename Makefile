@@ -12,8 +12,9 @@
 #                         100; `make check` runs three)
 #   make demo             set up, build, boot a guest with rdif loaded
 #   make bench            set up, build and benchmark rdif against other drivers
-#                         in a guest (BENCH=short: a quick development run;
-#                         BENCH=goals: goals G1 and G3 with more repeats)
+#                         in a guest under QEMU icount (BENCH=goals: only what
+#                         goals N1-N5 compare; BENCH=short: a development run;
+#                         BENCH=scaling: goal N6, real time on 2 vCPUs)
 #   make clean
 
 LLVM ?= -19

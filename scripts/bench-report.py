@@ -24,18 +24,20 @@ import os
 import statistics
 import sys
 
-# Goals: (id, title, numerator device, denominator device or None, jobs,
-# threshold). G3 divides a 2-job result by the same device's 1-job result.
-# G2 "the same 4 jobs": 4 KiB random read and write, queue depth 1 and 32,
-# one job each.
-G1_JOBS = ["4k-randread-qd32-j1", "4k-randwrite-qd32-j1"]
-G2_JOBS = ["4k-randread-qd1-j1", "4k-randread-qd32-j1",
+# Goals (issue 14), decided from the medians of the measured rounds (the
+# warm-up round, repeat 0, is left out):
+#   N1 rdif-noint >= 1.05 x null_blk-mb1 on the 4 KiB jobs;
+#   N2 rdif-noint >= 0.95 x brd on the sequential jobs;
+#   N3 rdif-crc16 >= 0.9 x its own limit (see pi_split) on the 4 KiB jobs;
+#   N4 scsi_debug-dif1dix1's own PI work >= 1.3 x rdif-crc16's;
+#   N5 rdif-file-noint >= 0.9 x loop-dio, rdif-file-crc16 >= 0.7 x loop-dio;
+#   N6 (real time, 2 vCPUs) 2 jobs / 1 job >= 1.8 for rdif-noint and rdif-crc16.
+K4_JOBS = ["4k-randread-qd1-j1", "4k-randread-qd32-j1",
            "4k-randwrite-qd1-j1", "4k-randwrite-qd32-j1"]
-G3_PAIRS = [("4k-randread-qd32-j2", "4k-randread-qd32-j1"),
+SEQ_JOBS = ["64k-read-qd16-j1", "64k-write-qd16-j1",
+            "1m-read-qd16-j1", "1m-write-qd16-j1"]
+N6_PAIRS = [("4k-randread-qd32-j2", "4k-randread-qd32-j1"),
             ("4k-randwrite-qd32-j2", "4k-randwrite-qd32-j1")]
-G4_JOBS = ["4k-randread-qd32-j1", "4k-randwrite-qd32-j1",
-           "64k-read-qd16-j1", "64k-write-qd16-j1",
-           "1m-read-qd16-j1", "1m-write-qd16-j1"]
 
 CSV_FIELDS = ["device", "job", "rw", "bs", "iodepth", "numjobs", "repeat",
               "phase", "rc", "fio_error", "iops", "bw_MBps", "clat_mean_us",
@@ -175,26 +177,99 @@ def ratio(summ, a, ja, b, jb):
 
 
 def goal_defs():
-    """list of (goal, label, (a, job a, b, job b), threshold or None)"""
+    """list of (goal, label, (a, job a, b, job b), threshold or None): the
+    goals that are a ratio of two medians"""
     g = []
-    for j in G1_JOBS:
-        g.append(("G1", "rdif-noint / null_blk-mb1, %s" % j,
-                  ("rdif-noint", j, "null_blk-mb1", j), 0.95))
-    for j in G2_JOBS:
-        g.append(("G2", "rdif-crc16 / scsi_debug-dif1dix1, %s" % j,
-                  ("rdif-crc16", j, "scsi_debug-dif1dix1", j), 5.0))
-    for dev in ("rdif-crc16", "rdif-crc64"):
-        for j2, j1 in G3_PAIRS:
-            g.append(("G3", "%s, %s / %s" % (dev, j2, j1), (dev, j2, dev, j1), 1.6))
-    for j in G4_JOBS:
-        for dev in ("rdif-crc16", "rdif-crc64"):
-            g.append(("G4", "%s / rdif-noint, %s" % (dev, j), (dev, j, "rdif-noint", j), None))
+    for j in K4_JOBS:
+        g.append(("N1", "rdif-noint / null_blk-mb1, %s" % j,
+                  ("rdif-noint", j, "null_blk-mb1", j), 1.05))
+    for j in SEQ_JOBS:
+        g.append(("N2", "rdif-noint / brd, %s" % j, ("rdif-noint", j, "brd", j), 0.95))
+    for j in K4_JOBS:
+        g.append(("N5", "rdif-file-noint / loop-dio, %s" % j,
+                  ("rdif-file-noint", j, "loop-dio", j), 0.9))
+        g.append(("N5", "rdif-file-crc16 / loop-dio, %s" % j,
+                  ("rdif-file-crc16", j, "loop-dio", j), 0.7))
+    for dev in ("rdif-noint", "rdif-crc16"):
+        for j2, j1 in N6_PAIRS:
+            g.append(("N6", "%s, %s / %s" % (dev, j2, j1), (dev, j2, dev, j1), 1.8))
+    for j in K4_JOBS:
+        g.append(("-", "rdif-crc16 / scsi_debug-dif1dix1, %s" % j,
+                  ("rdif-crc16", j, "scsi_debug-dif1dix1", j), None))
+        g.append(("-", "rdif-crc16 / rdif-noint, %s" % j,
+                  ("rdif-crc16", j, "rdif-noint", j), None))
     return g
 
 
 def goals(summ):
     """list of (goal, label, ratio tuple or None, threshold or None)"""
     return [(gid, label, ratio(summ, *k), thr) for gid, label, k, thr in goal_defs()]
+
+
+def us(summ, dev, job):
+    """guest microseconds per I/O: 1 / median IOPS (None if not measured)"""
+    st = summ.get((dev, job))
+    if not st or not st.get("iops"):
+        return None
+    return 1e6 / st["iops"]
+
+
+def pi_split(summ, crc):
+    """Goals N3 and N4 from the cost of each party's PI work, in guest
+    microseconds per 4 KiB I/O (1 / median IOPS):
+
+    - the block layer's share, read: rdif-crc16-rc0 - rdif-noint (auto-PI's
+      buffer and its verification after completion; the device returns the
+      stored PI but checks nothing); write: rdif-crc16 - rdif-crc16-dev
+      (the block layer generates, the device checks, against the device
+      generating alone: one CRC pass each way, so what is left is the block
+      layer's generation and buffer);
+    - rdif's own share: rdif-crc16 - rdif-noint - block share;
+    - scsi_debug's own share: scsi_debug-dif1dix1 - scsi_debug-dif0 - the
+      same block share (same kernel, same profile);
+    - one CRC pass: 4096 bytes at the guest's crc_t10dif speed.
+
+    N3: rdif-crc16 >= 0.9 x its limit, the limit being rdif-noint + block
+    share + one CRC pass. N4: scsi_debug's own share / rdif's >= 1.3.
+    Returns (markdown lines, [(goal, label, value, threshold, verdict)])."""
+    mbps = crc.get("crc_t10dif", {}).get(4096)
+    crc_us = 4096 / mbps if mbps else None
+    L = ["## N3, N4: where the time of PI goes (4 KiB random, one job)", "",
+         "Guest microseconds per I/O (1 / median IOPS). Block share: read "
+         "rdif-crc16-rc0 - rdif-noint, write rdif-crc16 - rdif-crc16-dev. Own share: "
+         "the device's time with PI minus its time without (rdif-noint, "
+         "scsi_debug-dif0) minus the block share. Limit: rdif-noint + block share + "
+         "one CRC16 pass over 4 KiB (%s at the guest's crc_kunit speed)."
+         % ("%.2f us" % crc_us if crc_us else "n/a"), ""]
+    rows, verdicts = [], []
+    for j in K4_JOBS:
+        t = {d: us(summ, d, j) for d in ("rdif-noint", "rdif-crc16", "rdif-crc16-rc0",
+                                          "rdif-crc16-dev", "scsi_debug-dif0",
+                                          "scsi_debug-dif1dix1")}
+        read = "randread" in j
+        blk_a, blk_b = ("rdif-crc16-rc0", "rdif-noint") if read else ("rdif-crc16", "rdif-crc16-dev")
+        blk = t[blk_a] - t[blk_b] if t[blk_a] and t[blk_b] else None
+        own = (t["rdif-crc16"] - t["rdif-noint"] - blk
+               if blk is not None and t["rdif-crc16"] and t["rdif-noint"] else None)
+        sd_own = (t["scsi_debug-dif1dix1"] - t["scsi_debug-dif0"] - blk
+                  if blk is not None and t["scsi_debug-dif1dix1"] and t["scsi_debug-dif0"]
+                  else None)
+        limit = (t["rdif-noint"] + blk + crc_us
+                 if blk is not None and crc_us and t["rdif-noint"] else None)
+        n3 = limit / t["rdif-crc16"] if limit and t["rdif-crc16"] else None
+        n4 = sd_own / own if sd_own is not None and own and own > 0 else None
+        f = lambda v: "-" if v is None else "%.2f" % v
+        rows.append([j, f(t["rdif-noint"]), f(t["rdif-crc16"]), f(blk), f(own),
+                     f(own / crc_us) if own is not None and crc_us else "-",
+                     f(t["scsi_debug-dif0"]), f(t["scsi_debug-dif1dix1"]), f(sd_own),
+                     f(limit)])
+        verdicts.append(("N3", "rdif-crc16 / its limit, %s" % j, n3, 0.9))
+        verdicts.append(("N4", "scsi_debug own PI work / rdif's, %s" % j, n4, 1.3))
+    L += md_table(["job", "rdif-noint", "rdif-crc16", "block share", "rdif own",
+                   "rdif own, CRC passes", "sd dif0", "sd dif1dix1", "sd own",
+                   "rdif-crc16 limit"], rows)
+    L.append("")
+    return L, verdicts
 
 
 def paired(rows, a, ja, b, jb):
@@ -280,57 +355,24 @@ def rdif_checks(d):
     return L
 
 
-def pi_cost(summ, crc):
-    """G4's breakdown: microseconds per 4 KiB I/O (1 / median IOPS at depth
-    32, one job) of rdif without integrity, with CRC16 PI done by the device
-    alone, with auto-PI but no device check on reads, and with both; the
-    differences are what each party's PI work costs, next to one CRC16 pass
-    over 4 KiB at the guest's measured speed."""
-    devs = ("rdif-noint", "rdif-crc16-dev", "rdif-crc16-rc0", "rdif-crc16")
-    mbps = crc.get("crc_t10dif", {}).get(4096)
-    jobs = ("4k-randread-qd32-j1", "4k-randwrite-qd32-j1")
-    t = {}
-    for j in jobs:
-        for dv in devs:
-            st = summ.get((dv, j))
-            if not st or not st.get("iops"):
-                return []
-            t[dv, j] = 1e6 / st["iops"]
-    crc_us = 4096 / mbps if mbps else None
-    L = ["## G4: where the time of PI goes (4 KiB random, depth 32, one job)", "",
-         "Microseconds per I/O (1 / median IOPS). rdif-crc16-dev: write_generate=0 "
-         "read_verify=0, the device alone generates PI on writes and checks it on "
-         "reads; rdif-crc16-rc0: auto-PI, no device check on reads; rdif-crc16: "
-         "auto-PI and device checks (the benchmark's configuration). One CRC16 pass "
-         "over 4 KiB at the guest's crc_kunit speed: %s." %
-         ("%.1f us" % crc_us if crc_us else "n/a"), ""]
-    rows = []
-    for j in jobs:
-        rows.append([j] + ["%.1f" % t[dv, j] for dv in devs])
-    L += md_table(["job"] + list(devs), rows)
-    L.append("")
-    rd, wr = jobs
-
-    def item(label, us):
-        passes = " = %.2f CRC passes" % (us / crc_us) if crc_us else ""
-        return "- %s: %+.1f us%s" % (label, us, passes)
-    L.append(item("read, the device's own PI work (check), rdif-crc16-dev - rdif-noint",
-                  t["rdif-crc16-dev", rd] - t["rdif-noint", rd]))
-    L.append(item("read, the device's check under auto-PI, rdif-crc16 - rdif-crc16-rc0",
-                  t["rdif-crc16", rd] - t["rdif-crc16-rc0", rd]))
-    L.append(item("read, the block layer's auto-PI (PI buffer, verification after "
-                  "completion in kintegrityd), rdif-crc16-rc0 - rdif-noint",
-                  t["rdif-crc16-rc0", rd] - t["rdif-noint", rd]))
-    L.append(item("write, the device's own PI work (generation), rdif-crc16-dev - rdif-noint",
-                  t["rdif-crc16-dev", wr] - t["rdif-noint", wr]))
-    L.append(item("write, the block layer's auto-PI (generation; the device then checks "
-                  "instead of generating), rdif-crc16 - rdif-crc16-dev",
-                  t["rdif-crc16", wr] - t["rdif-crc16-dev", wr]))
-    L.append("")
-    return L
+def warmup_lines(summ, warm):
+    """How far the warm-up round's points were from the measured medians."""
+    dev = []
+    for r in warm:
+        st = summ.get((r["device"], r["job"]))
+        if good(r) and st and st.get("iops"):
+            dev.append(((float(r["iops"]) / st["iops"] - 1) * 100, r["device"], r["job"]))
+    if not dev:
+        return []
+    dev.sort()
+    lo, hi = dev[0], dev[-1]
+    return ["Warm-up round (left out): its %d points were %.1f %% (%s, %s) to %+.1f %% "
+            "(%s, %s) off the measured medians; median %+.1f %%."
+            % (len(dev), lo[0], lo[1], lo[2], hi[0], hi[1], hi[2],
+               statistics.median(x for x, _, _ in dev)), ""]
 
 
-def report(d, rows):
+def report(d, rows, warm=()):
     guest = read_tsv(os.path.join(d, "guest.tsv"), keyed=True)
     host = read_tsv(os.path.join(d, "host.tsv"), keyed=True)
     devinfo = read_tsv(os.path.join(d, "devices.tsv"))
@@ -436,6 +478,7 @@ def report(d, rows):
                                            if (x, j) in summ and "clat_p99_us" in summ[(x, j)]
                                            else "-" for x in devs] for j in jobs])
     L.append("")
+    L += warmup_lines(summ, warm)
     multi = [(st["iops_rsd"], k) for k, st in summ.items() if st["n"] > 1 and "iops_rsd" in st]
     if multi:
         worst = max(multi)
@@ -446,34 +489,47 @@ def report(d, rows):
 
     L.append("## Goals")
     L.append("")
-    L.append("value: ratio of the median IOPS; range: min/max .. max/min over the "
-             "repeats; per repeat: the ratio within each repeat round. G2's jobs are "
-             "4 KiB random read and write at queue depth 1 and 32, one fio job each.")
+    L.append("value: ratio of the median IOPS of the measured rounds; spread: half "
+             "the min-max range of each side, % of its median (numerator / "
+             "denominator); per round: the ratio within each round. Goals without "
+             "a threshold are shown for context. N6 is measured in real time on "
+             "2 vCPUs (BENCH=scaling), the others under icount.")
     L.append("")
     grows = []
+
+    def side(dev, job):
+        st = summ.get((dev, job))
+        return "%.1f" % (spread(st, "iops") / 2) if st and "iops" in st and st["n"] > 1 else "-"
     for gid, label, k, thr in goal_defs():
         r = ratio(summ, *k)
-        per = ", ".join("%.2f" % x for x in paired(rows, *k)) or "-"
         if r is None:
-            grows.append([gid, label, "n/a", "", per, "" if thr is None else ">= %g" % thr,
-                          verdict(r, thr)])
-        else:
-            grows.append([gid, label, "%.3f" % r[0], "%.2f..%.2f" % r[1:], per,
-                          "" if thr is None else ">= %g" % thr, verdict(r, thr)])
-    L += md_table(["goal", "ratio", "value", "range", "per repeat", "goal", "verdict"],
-                  grows, left=2)
+            grows.append([gid, label, None])
+            continue
+        per = ", ".join("%.3f" % x for x in paired(rows, *k)) or "-"
+        spr = "%s / %s" % (side(k[0], k[1]), side(k[2], k[3]))
+        grows.append([gid, label, "n/a" if r is None else "%.3f" % r[0], spr, per,
+                      "" if thr is None else ">= %g" % thr, verdict(r, thr)])
+    split, nv = pi_split(summ, crc)
+    for gid, label, v, thr in nv:
+        if v is None:
+            grows.append([gid, label, None])
+            continue
+        grows.append([gid, label, "%.3f" % v, "", "", ">= %g" % thr,
+                      "PASS" if v >= thr else "FAIL"])
+    # Pairs this run did not measure are only counted below.
+    L += md_table(["goal", "ratio", "value", "spread %", "per round", "goal", "verdict"],
+                  [g for g in grows if g[2] is not None], left=2)
     L.append("")
-    c16, c64 = crc.get("crc_t10dif", {}).get(4096), crc.get("crc64_nvme", {}).get(4096)
-    L.append("G4 context, the guest's in-kernel CRC speed over 4096 bytes: crc_t10dif %s MB/s, "
-             "crc64_nvme %s MB/s (one CPU; see above)" % (c16 or "n/a", c64 or "n/a"))
-    L.append("")
-    L += rdif_checks(d)
-    L += pi_cost(summ, crc)
-    for gid in ("G1", "G2", "G3"):
-        vs = [g[-1] for g in grows if g[0] == gid]
+    for gid in ("N1", "N2", "N3", "N4", "N5", "N6"):
+        vs = [g[-1] if g[2] is not None else "n/a" for g in grows if g[0] == gid]
         L.append("- %s: %s" % (gid, "PASS" if vs and all(v == "PASS" for v in vs)
-                               else "FAIL" if "FAIL" in vs else "incomplete"))
+                               else "FAIL" if "FAIL" in vs else "not measured in this run"
+                               if all(v == "n/a" for v in vs) else
+                               "incomplete (%d of %d measured, all PASS)"
+                               % (sum(v == "PASS" for v in vs), len(vs))))
     L.append("")
+    L += split
+    L += rdif_checks(d)
     if (guest.get("accel") or "").lower() == "tcg":
         L.append("Under TCG every CPU instruction is emulated: absolute numbers, and "
                  "ratios between paths of different instruction mixes (CRC "
@@ -542,7 +598,7 @@ def plot(d, summ, devs, jobs, gl):
     ax2.set_yscale("log")
     ax2.set_xticks(list(xs))
     ax2.set_xticklabels(labels, rotation=60, ha="right", fontsize=6)
-    ax2.set_ylabel("ratio (black: goal; green pass, red fail, grey: G4 report)")
+    ax2.set_ylabel("ratio (black: goal; green pass, red fail, grey: context)")
     ax2.grid(axis="y", which="both", alpha=0.3)
     guest = read_tsv(os.path.join(d, "guest.tsv"), keyed=True)
     host = read_tsv(os.path.join(d, "host.tsv"), keyed=True)
@@ -567,7 +623,13 @@ def main(argv):
         return 1
     with open(os.path.join(d, "results.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
-    text, summ, devs, jobs = report(d, rows)
+    # Round 0 is the warm-up: kept in results.csv, left out of everything else.
+    warm = [r for r in rows if r["repeat"] == "0"]
+    rows = [r for r in rows if r["repeat"] != "0"]
+    if not rows:
+        print("bench-report: only warm-up results in %s" % d, file=sys.stderr)
+        return 1
+    text, summ, devs, jobs = report(d, rows, warm)
     with open(os.path.join(d, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["device", "job", "n", "iops_median", "iops_min", "iops_max",
