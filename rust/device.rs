@@ -77,6 +77,9 @@ pub(crate) struct Device {
     /// ([`Outcome::ToFile`]), which may end in any context.
     #[pin]
     flight: SpinLockIrq<Flight>,
+    /// A staging buffer kept from the last checked write, for the next.
+    #[pin]
+    spare: SpinLock<Option<write::Staging>>,
 }
 
 /// The requests in flight to the backing file.
@@ -163,6 +166,7 @@ impl Device {
             flight <- new_spinlock_irq!(Flight {
                 spans: InFlight::new(room)?,
             }),
+            spare <- new_spinlock!(None),
         }? Error)
     }
 

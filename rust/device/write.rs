@@ -22,6 +22,10 @@ use crate::{
 use core::ops::Range;
 use kernel::{alloc::AllocError, prelude::*};
 
+/// Largest staging buffer (in bytes of data) a device keeps for the next
+/// checked write.
+const SPARE_MAX: usize = 256 * 1024;
+
 /// What the device does with the metadata of a bio it writes.
 #[derive(Clone, Copy)]
 enum Policy {
@@ -64,9 +68,11 @@ impl<'a> Source<'a> {
 /// A request's data and metadata, copied from its bios and checked,
 /// before anything of it is stored: intervals in pieces of at most
 /// [`CHUNK`] bytes.
-struct Staging {
+pub(super) struct Staging {
     interval: usize,
     ms: usize,
+    /// Intervals it has room for.
+    cap: usize,
     /// Intervals per data piece.
     per_data: usize,
     /// Intervals per metadata piece.
@@ -95,11 +101,22 @@ impl Staging {
         Ok(Staging {
             interval,
             ms,
+            cap: n,
             per_data,
             per_meta,
             data: pieces(n, interval, per_data)?,
             meta: pieces(n, ms, per_meta)?,
         })
+    }
+
+    /// Whether it has room for `n` intervals.
+    fn holds(&self, n: usize) -> bool {
+        n <= self.cap
+    }
+
+    /// Bytes of data it has room for.
+    fn data_bytes(&self) -> usize {
+        self.cap * self.interval
     }
 
     /// Where interval `k` lies: its data piece and byte range, its
@@ -251,18 +268,39 @@ impl Device {
         Ok(())
     }
 
-    /// Copies and checks a whole request of `n` intervals from `first`.
+    /// Copies and checks a whole request of `n` intervals from `first`,
+    /// into the device's spare staging buffer if it is large enough (no
+    /// allocation, and no zeroing of memory that is overwritten at once).
     fn stage(&self, rq: &Request<'_>, first: u64, n: u64) -> Result<Staging, Status> {
         let p = &self.cfg.profile;
         let n = usize::try_from(n).map_err(|_| Status::IO_ERROR)?;
-        let mut st =
-            Staging::new(p.interval(), p.metadata_size(), n).map_err(|_| Status::RESOURCE)?;
+        let spare = self.spare.lock().take();
+        let mut st = match spare {
+            Some(st) if st.holds(n) => st,
+            _ => Staging::new(p.interval(), p.metadata_size(), n).map_err(|_| Status::RESOURCE)?,
+        };
         let mut src = Source::new(rq);
-        for k in 0..n {
+        let filled = (0..n).try_for_each(|k| {
             let (d, m) = st.slot(k).ok_or(Status::IO_ERROR)?;
-            self.fill(&mut src, first + k as u64, d, m)?;
+            self.fill(&mut src, first + k as u64, d, m)
+        });
+        match filled {
+            Ok(()) => Ok(st),
+            Err(e) => {
+                self.keep_spare(st);
+                Err(e)
+            }
         }
-        Ok(st)
+    }
+
+    /// Keeps `st` as the spare staging buffer for the next checked write,
+    /// unless it is large (what a large request allocates is small beside
+    /// what it moves).
+    fn keep_spare(&self, st: Staging) {
+        if st.data_bytes() <= SPARE_MAX {
+            // The buffer it replaces, if any, is freed outside the lock.
+            let _old = self.spare.lock().replace(st);
+        }
     }
 
     /// Handles a write request, or says where it goes as a whole.
@@ -357,15 +395,19 @@ impl Device {
         //    lands at its own place.
         self.stats.add(Counter::WriteIntervals, nd);
         let stored = match staged {
-            Some(st) => self.store.write(dest, nd, reserved, |i, slot| {
-                if let Slot::Stored { data, meta } = slot {
-                    let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
-                    let (d, m) = st.get(k).ok_or(Status::IO_ERROR)?;
-                    data.copy_from_slice(d);
-                    meta.copy_from_slice(m);
-                }
-                Ok(())
-            }),
+            Some(st) => {
+                let stored = self.store.write(dest, nd, reserved, |i, slot| {
+                    if let Slot::Stored { data, meta } = slot {
+                        let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
+                        let (d, m) = st.get(k).ok_or(Status::IO_ERROR)?;
+                        data.copy_from_slice(d);
+                        meta.copy_from_slice(m);
+                    }
+                    Ok(())
+                });
+                self.keep_spare(st);
+                stored
+            }
             None => {
                 let mut src = Source::new(rq);
                 self.store.write(dest, nd, reserved, |i, slot| match slot {
