@@ -565,7 +565,7 @@ def plot(d, summ, devs, jobs, gl):
                                   gridspec_kw={"height_ratios": [3, 2]})
     n = len(devs)
     width = 0.8 / max(n, 1)
-    cmap = plt.get_cmap("tab10")
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
     for i, dev in enumerate(devs):
         xs, ys, lo, hi = [], [], [], []
         for k, j in enumerate(jobs):
@@ -576,7 +576,7 @@ def plot(d, summ, devs, jobs, gl):
             ys.append(st["iops"])
             lo.append(st["iops"] - st["iops_min"])
             hi.append(st["iops_max"] - st["iops"])
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=1.5, label=dev, color=cmap(i % 10),
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=1.5, label=dev, color=cmap(i % (10 if n <= 10 else 20)),
                error_kw={"elinewidth": 0.8})
     ax.set_yscale("log")
     ax.set_xticks(range(len(jobs)))
