@@ -19,8 +19,6 @@ pub(crate) struct RawBip {
 // they are only passed by pointer here.
 #[allow(improper_ctypes)]
 extern "C" {
-    fn rdif_bio_next(bio: *const bindings::bio) -> *mut bindings::bio;
-    fn rdif_bio_iter(bio: *const bindings::bio, iter: *mut bindings::bvec_iter);
     fn rdif_bio_next_segment(
         bio: *mut bindings::bio,
         iter: *mut bindings::bvec_iter,
@@ -78,8 +76,9 @@ impl<'a> Bio<'a> {
 
     /// The next bio of the same request, if any.
     pub(crate) fn next(&self) -> Option<Bio<'a>> {
-        // SAFETY: `self.ptr` is a valid bio by the type invariant.
-        let next = unsafe { rdif_bio_next(self.ptr.as_ptr()) };
+        // SAFETY: `self.ptr` is a valid bio by the type invariant; the chain
+        // of a started request's bios does not change until it ends.
+        let next = unsafe { (*self.ptr.as_ptr()).bi_next };
         // SAFETY: bios chained to a request's bio belong to the same request
         // and live as long as it does.
         NonNull::new(next).map(|p| unsafe { Bio::from_raw(p) })
@@ -100,9 +99,8 @@ impl<'a> Bio<'a> {
 
     /// Iterator over the data segments, each within one page.
     pub(crate) fn segments(&self) -> Segments<'a> {
-        let mut iter = bindings::bvec_iter::default();
-        // SAFETY: `self.ptr` is a valid bio; `iter` is a valid out pointer.
-        unsafe { rdif_bio_iter(self.ptr.as_ptr(), &mut iter) };
+        // SAFETY: as in `sector`: a copy of the bio's position.
+        let iter = unsafe { (*self.ptr.as_ptr()).bi_iter };
         Segments {
             source: Source::Data(self.ptr),
             iter,

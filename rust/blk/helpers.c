@@ -29,6 +29,7 @@
 #include "helpers.h"
 
 static_assert(BLK_STS_OK == 0);
+static_assert(REQ_OP_MASK == (1u << 8) - 1);
 static_assert(BLK_STS_NOTSUPP == 1);
 static_assert(BLK_STS_PROTECTION == 8);
 static_assert(BLK_STS_RESOURCE == 9);
@@ -55,37 +56,7 @@ const struct block_device_operations rdif_bdev_fops = {
 
 /* Requests. */
 
-sector_t rdif_blk_rq_pos(const struct request *rq)
-{
-	return blk_rq_pos(rq);
-}
-
-unsigned int rdif_blk_rq_bytes(const struct request *rq)
-{
-	return blk_rq_bytes(rq);
-}
-
-unsigned int rdif_req_op(const struct request *rq)
-{
-	return req_op(rq);
-}
-
-struct bio *rdif_rq_first_bio(const struct request *rq)
-{
-	return rq->bio;
-}
-
-struct bio *rdif_bio_next(const struct bio *bio)
-{
-	return bio->bi_next;
-}
-
 /* Data segments of a bio: one single-page segment per call. */
-
-void rdif_bio_iter(const struct bio *bio, struct bvec_iter *iter)
-{
-	*iter = bio->bi_iter;
-}
 
 bool rdif_bio_next_segment(struct bio *bio, struct bvec_iter *iter,
 			   struct page **page, unsigned int *offset,

@@ -18,12 +18,6 @@ struct block_device_operations;
 
 extern const struct block_device_operations rdif_bdev_fops;
 
-sector_t rdif_blk_rq_pos(const struct request *rq);
-unsigned int rdif_blk_rq_bytes(const struct request *rq);
-unsigned int rdif_req_op(const struct request *rq);
-struct bio *rdif_rq_first_bio(const struct request *rq);
-struct bio *rdif_bio_next(const struct bio *bio);
-void rdif_bio_iter(const struct bio *bio, struct bvec_iter *iter);
 bool rdif_bio_next_segment(struct bio *bio, struct bvec_iter *iter,
 		struct page **page, unsigned int *offset, unsigned int *len);
 struct bio_integrity_payload *rdif_bio_integrity(struct bio *bio);

@@ -12,12 +12,12 @@ use kernel::bindings;
 // they are only passed by pointer here.
 #[allow(improper_ctypes)]
 extern "C" {
-    fn rdif_blk_rq_pos(rq: *const bindings::request) -> u64;
-    fn rdif_blk_rq_bytes(rq: *const bindings::request) -> u32;
-    fn rdif_req_op(rq: *const bindings::request) -> u32;
-    fn rdif_rq_first_bio(rq: *const bindings::request) -> *mut bindings::bio;
     fn rdif_rq_requeue(rq: *mut bindings::request);
 }
+
+/// `REQ_OP_MASK`: the operation's bits of `cmd_flags` (checked in
+/// `helpers.c`).
+const REQ_OP_MASK: u32 = (1 << 8) - 1;
 
 /// The operation of a request (`enum req_op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,28 +91,31 @@ impl<'a> Request<'a> {
         self.ptr.as_ptr()
     }
 
-    /// The request's operation.
+    /// The request's operation (`req_op`).
     pub(crate) fn op(&self) -> Op {
-        // SAFETY: `self.raw()` is a valid request by the type invariant.
-        Op::from_raw(unsafe { rdif_req_op(self.raw()) })
+        // SAFETY: `self.raw()` is a valid request by the type invariant;
+        // blk-mq does not change `cmd_flags` of a started request.
+        Op::from_raw(unsafe { (*self.raw()).cmd_flags } & REQ_OP_MASK)
     }
 
-    /// First 512-byte sector.
+    /// First 512-byte sector (`blk_rq_pos`).
     pub(crate) fn sector(&self) -> u64 {
-        // SAFETY: `self.raw()` is a valid request by the type invariant.
-        unsafe { rdif_blk_rq_pos(self.raw()) }
+        // SAFETY: `self.raw()` is a valid request by the type invariant; only
+        // the driver advances a started request, and this one does not.
+        unsafe { (*self.raw()).__sector }
     }
 
-    /// Length in bytes.
+    /// Length in bytes (`blk_rq_bytes`).
     pub(crate) fn bytes(&self) -> u32 {
-        // SAFETY: `self.raw()` is a valid request by the type invariant.
-        unsafe { rdif_blk_rq_bytes(self.raw()) }
+        // SAFETY: as in `sector`.
+        unsafe { (*self.raw()).__data_len }
     }
 
     /// Iterator over the request's bios.
     pub(crate) fn bios(&self) -> Bios<'a> {
-        // SAFETY: `self.raw()` is a valid request by the type invariant.
-        let first = unsafe { rdif_rq_first_bio(self.raw()) };
+        // SAFETY: as in `sector`: the bios of a started request stay as they
+        // are until it ends.
+        let first = unsafe { (*self.raw()).bio };
         Bios {
             // SAFETY: the bios of a started request live until it is ended,
             // which is after `'a` (type invariant).
