@@ -266,7 +266,8 @@ impl BackingFile {
     /// handed back untouched.
     ///
     /// The queue's tag set must have been created with room for the kiocb
-    /// ([`super::TagSet::new`] with `file_io`).
+    /// ([`super::TagSet::new`] with `file_io`), or the request comes back
+    /// with `EINVAL`.
     pub(crate) fn start_request(
         &self,
         rq: Pending,
@@ -279,12 +280,11 @@ impl BackingFile {
             _ => return Err((rq, EFBIG)),
         };
         let raw = rq.into_raw();
+        // On 0 the request completes through `->complete`, which rebuilds
+        // its `Pending`; on an error (the helper checks the PDU's room) it
+        // was not touched and is handed back below.
         // SAFETY: the file is valid (type invariant); `raw` is a started
-        // read or write request that nothing else ends (it came from a
-        // `Pending`), of a tag set with room for the helper's PDU
-        // (documented precondition). On 0 the request completes through
-        // `->complete`, which rebuilds its `Pending`; on an error it was
-        // not touched and is handed back below.
+        // request that nothing else ends (it came from a `Pending`).
         let r = unsafe { rdif_rq_file_start(self.ptr.as_ptr(), raw.as_ptr(), at, write) };
         if r == 0 {
             return Ok(());

@@ -314,11 +314,12 @@ static void rdif_rq_file_complete(struct kiocb *iocb, long ret)
 }
 
 /*
- * Starts the transfer of the whole of @rq (a read or write of a queue whose
- * tag set has rdif_rq_file_pdu_size() of PDU) at @pos of @file. Returns 0
- * if started: the request then completes through ->complete, perhaps
- * before this returns. Returns -ENOMEM, having started nothing, if the
- * bvec array of a request of several bios cannot be allocated.
+ * Starts the transfer of the whole of @rq (a read or write) at @pos of
+ * @file. Returns 0 if started: the request then completes through
+ * ->complete, perhaps before this returns. Returns -ENOMEM, having started
+ * nothing, if the bvec array of a request of several bios cannot be
+ * allocated, and -EINVAL if the request's tag set has less than
+ * rdif_rq_file_pdu_size() of PDU.
  */
 int rdif_rq_file_start(struct file *file, struct request *rq, loff_t pos,
 		bool write)
@@ -329,6 +330,9 @@ int rdif_rq_file_start(struct file *file, struct request *rq, loff_t pos,
 	struct iov_iter iter;
 	ssize_t ret;
 
+	/* A tag set without room for the kiocb: refuse, touch nothing. */
+	if (rq->q->tag_set->cmd_size < sizeof(*cmd))
+		return -EINVAL;
 	cmd->bvec = NULL;
 	if (rq->bio != rq->biotail) {
 		struct req_iterator rq_iter;
