@@ -35,7 +35,7 @@ mod write;
 use crate::{
     blk::{bio::Integrity, bip, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request, Status},
     inject::{Failure, Injector},
-    pi::{Checks, Csum, PiError, Profile},
+    pi::{Checks, PiError, Profile},
     settings::DeviceConfig,
     stats::{Counter, Stats},
     store::{Store, StoreError},
@@ -76,15 +76,10 @@ pub(crate) struct Device {
     /// Requests started as whole transfers to or from the backing file
     /// ([`Outcome::ToFile`]), which may end in any context.
     #[pin]
-    flight: SpinLockIrq<Flight>,
+    flight: SpinLockIrq<InFlight>,
     /// A staging buffer kept from the last checked write, for the next.
     #[pin]
     spare: SpinLock<Option<write::Staging>>,
-}
-
-/// The requests in flight to the backing file.
-struct Flight {
-    spans: InFlight,
 }
 
 /// What became of a request the device dispatched.
@@ -163,9 +158,7 @@ impl Device {
             }),
             work <- new_work!("rdif::Device::work"),
             wq,
-            flight <- new_spinlock_irq!(Flight {
-                spans: InFlight::new(room)?,
-            }),
+            flight <- new_spinlock_irq!(InFlight::new(room)?),
             spare <- new_spinlock!(None),
         }? Error)
     }
@@ -291,19 +284,16 @@ impl Device {
     }
 
     /// The first interval of a read that the backing file can serve as a
-    /// whole, straight into the request's pages: one that needs no
-    /// metadata (no payload, no device check) and meets no injected fault.
+    /// whole, straight into the request's pages, as direct I/O (only for a
+    /// format without metadata, see [`FileStore::direct`]): one that meets
+    /// no injected fault.
+    ///
+    /// [`FileStore::direct`]: crate::store::file::FileStore::direct
     fn read_whole(&self, rq: &Request<'_>) -> Option<u64> {
         if !self.store.file()?.direct() {
             return None;
         }
         let p = &self.cfg.profile;
-        if p.has_metadata()
-            && ((self.cfg.read_check && p.csum() != Csum::None)
-                || rq.bios().any(|b| b.integrity().is_some()))
-        {
-            return None;
-        }
         let first = p.sector_to_interval(rq.sector());
         let n = self.intervals_in(rq.bytes().into());
         if !self.inject.read_faults(first, n).is_empty() {
@@ -375,7 +365,7 @@ impl Device {
         let Some(direct) = self.store.file().map(|fs| fs.direct()) else {
             return Ok(());
         };
-        let peak = self.flight.lock().spans.peak();
+        let peak = self.flight.lock().peak();
         writeln!(f, "file_direct {}", u8::from(direct))?;
         writeln!(f, "file_inflight_peak {peak}")
     }

@@ -48,6 +48,9 @@ power() {
 	echo "$r"
 }
 
+# stat_val DEV NAME: counter NAME of DEV's debugfs stats file.
+stat_val() { awk -v n="$2" '$1 == n { print $2 }' /sys/kernel/debug/rdif/$1/stats 2>/dev/null; }
+
 # pi_rc ARGS: rdif_pi's exit status
 pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
 
@@ -227,7 +230,7 @@ flush_and_fua_reach_the_medium() {
 	echo 90 >/proc/sys/vm/dirty_background_ratio
 	echo 95 >/proc/sys/vm/dirty_ratio
 	for n in a b c; do head -c 65536 /dev/urandom >/tmp/rdif_dur.$n; done
-	flushes=$(awk '$1 == "flushes" { print $2 }' /sys/kernel/debug/rdif/d/stats 2>/dev/null)
+	flushes=$(stat_val d flushes)
 	# Control: an acknowledged write without flush is not on the medium yet.
 	dd if=/tmp/rdif_dur.c of=/dev/d bs=64k seek=48 count=1 oflag=direct status=none
 	expect "control: unflushed data not on the medium" not at_medium $mnt/medium $((4096 + 3 * MIB)) /tmp/rdif_dur.c
@@ -238,7 +241,7 @@ flush_and_fua_reach_the_medium() {
 	expect "flushed data on the medium" at_medium $mnt/medium $((4096 + 1 * MIB)) /tmp/rdif_dur.a
 	expect "flushed metadata on the medium" eq ref "$(meta_ref $mnt/medium 2048)" 2048
 	expect "flushed metadata on the medium (last interval)" eq ref "$(meta_ref $mnt/medium 2175)" 2175
-	expect "the flush reached rdif" test "$(awk '$1 == "flushes" { print $2 }' /sys/kernel/debug/rdif/d/stats)" -gt "$flushes"
+	expect "the flush reached rdif" test "$(stat_val d flushes)" -gt "$flushes"
 	# A FUA write (O_DSYNC) is on the medium when it completes.
 	dd if=/tmp/rdif_dur.b of=/dev/d bs=64k seek=32 count=1 oflag=direct,dsync status=none
 	expect "FUA data on the medium" at_medium $mnt/medium $((4096 + 2 * MIB)) /tmp/rdif_dur.b
@@ -353,9 +356,6 @@ no_journal() {
 	cfs_unload
 	rm -f /tmp/rdif_nj.data
 }
-
-# stat_val DEV NAME: counter NAME of DEV's debugfs stats file.
-stat_val() { awk -v n="$2" '$1 == n { print $2 }' /sys/kernel/debug/rdif/$1/stats 2>/dev/null; }
 
 # journal=0 without metadata over a block device that takes direct I/O (a
 # loop device here, which completes it later, from its own worker): whole

@@ -63,7 +63,7 @@ impl Device {
             let mut blocked = false;
             for rq in todo.drain_all() {
                 let span = Self::span(&rq.request()).filter(|_| direct);
-                if !blocked && span.is_some_and(|s| !self.flight.lock().spans.admit(&s)) {
+                if !blocked && span.is_some_and(|s| !self.flight.lock().admit(&s)) {
                     self.stats.inc(Counter::FileWaited);
                     blocked = true;
                 }
@@ -114,7 +114,7 @@ impl Device {
             return;
         };
         let key = rq.key();
-        if !self.flight.lock().spans.enter(key, span) {
+        if !self.flight.lock().enter(key, span) {
             // More requests than tags: cannot happen; serve it here.
             let result = blk::with_backing_io(|| fs.transfer(&rq.request(), first, write));
             rq.end(result.map_err(Status::from));
@@ -122,7 +122,7 @@ impl Device {
         }
         self.stats.inc(Counter::FileRequests);
         if let Err((rq, e)) = blk::with_backing_io(|| fs.start(rq, first, write)) {
-            self.flight.lock().spans.leave(key);
+            self.flight.lock().leave(key);
             match e {
                 StoreError::NoMemory => {
                     self.stats.inc(Counter::Requeued);
@@ -138,7 +138,7 @@ impl Device {
     pub(crate) fn file_done(this: ArcBorrow<'_, Self>, rq: Pending, result: isize) {
         let bytes = rq.request().bytes() as isize;
         let errno = |e: Error| -(e.to_errno() as isize);
-        let wake = this.flight.lock().spans.leave(rq.key());
+        let wake = this.flight.lock().leave(rq.key());
         // Before the request ends: once it has, the device may go away.
         if wake {
             this.wake();

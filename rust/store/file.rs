@@ -462,18 +462,13 @@ impl FileStore {
         first: u64,
         write: bool,
     ) -> Result<(), StoreError> {
-        if write && !self.takes_bios() {
-            return Err(StoreError::Io);
-        }
         let mut at = first;
         for bio in rq.bios() {
-            let pos = self.data_pos(at);
             if write {
-                self.file.write_bio(&bio, bio.size(), pos)
+                self.write_bio(at, &bio, bio.size())?;
             } else {
-                self.file.read_bio(&bio, bio.size(), pos)
+                self.read_bio(at, &bio)?;
             }
-            .map_err(io_error)?;
             at += u64::from(bio.size()) >> self.profile.interval_shift();
         }
         Ok(())
