@@ -552,6 +552,35 @@ mod store_tests {
     }
 
     #[test]
+    fn runs_share_shards_and_are_freed() -> Result {
+        // One 4 KiB interval per block; runs of 16 blocks, dealt out to 32
+        // shards: blocks 0 and 512 are in different runs of one shard.
+        let p = profile(4096, 0, 8)?;
+        let m = MemStore::new(p)?;
+        let mut escape = [0u8; 8];
+        p.fill_escape(&mut escape);
+        m.reserve(14, 4).map_err(|_| ENOMEM)?;
+        write(&m, 14, 4, true).map_err(|_| EIO)?;
+        write(&m, 512, 1, false).map_err(|_| EIO)?;
+        let w1 = |i: u64| (14..18).contains(&i) || i == 512;
+        assert!(check(&m, 0, 20, &escape, w1));
+        assert!(check(&m, 500, 30, &escape, w1));
+        // Freeing every block of a run frees the run; the other run of the
+        // shard keeps its data, and the run comes back on the next write.
+        m.reset(0, 16);
+        let w2 = |i: u64| w1(i) && i >= 16;
+        assert!(check(&m, 0, 20, &escape, w2));
+        assert!(check(&m, 500, 30, &escape, w2));
+        write(&m, 15, 1, false).map_err(|_| EIO)?;
+        let w3 = |i: u64| w2(i) || i == 15;
+        assert!(check(&m, 0, 20, &escape, w3));
+        // A reset across runs and shards, of blocks never written too.
+        m.reset(10, 520);
+        assert!(check(&m, 0, 600, &escape, |_| false));
+        Ok(())
+    }
+
+    #[test]
     fn one_interval_per_block_and_no_metadata() -> Result {
         // 4 KiB intervals with 16 bytes of metadata: one per block.
         let p = profile(4096, 0, 16)?;

@@ -5,15 +5,16 @@
 //!
 //! An interval (at most [`CHUNK`] bytes, a power of two) lies in one block,
 //! and its data and metadata are read and written under that block's lock:
-//! one allocation, one lookup and one lock per block, and no reader ever
-//! sees an interval's data without its metadata.
+//! one allocation per block, and no reader ever sees an interval's data
+//! without its metadata.
 //!
-//! There is no device-wide lock: blocks are spread over [`NR_SHARDS`]
-//! xarrays by their index (runs of 16 blocks, 64 KiB of data, per shard).
-//! An access of several blocks takes each shard's lock once for its run of
-//! blocks and holds it only while they are copied. Two xarray locks are
-//! never held at once. A block is only freed under its shard lock, so a
-//! reference to it never outlives the lock.
+//! There is no device-wide lock: blocks are grouped in runs of [`RUN`]
+//! consecutive blocks (64 KiB of data), and the runs are spread over
+//! [`NR_SHARDS`] xarrays by their index. An access takes each run's shard
+//! lock once, looks the run up once, and holds the lock only while the
+//! run's blocks are copied: a 1 MiB request makes 16 lookups, not 256. Two
+//! xarray locks are never held at once. A block or run is only freed under
+//! its shard lock, so a reference to it never outlives the lock.
 
 use super::{Slot, StoreError};
 use crate::pi::Profile;
@@ -29,6 +30,8 @@ pub(crate) const CHUNK: usize = 4096;
 const CHUNK_SHIFT: u32 = 12;
 const NR_SHARDS: usize = 32;
 const SHARD_RUN_SHIFT: u32 = 4;
+/// Blocks per run.
+const RUN: usize = 1 << SHARD_RUN_SHIFT;
 
 /// A block's data.
 #[repr(C, align(8))]
@@ -50,6 +53,28 @@ struct Block {
     meta: KVec<u8>,
 }
 
+/// A run of [`RUN`] consecutive blocks: the unit a shard's xarray holds.
+/// Its blocks are allocated one by one, on first write.
+struct Run {
+    blocks: [Option<KBox<Block>>; RUN],
+}
+
+impl Run {
+    fn new(gfp: Flags) -> Result<KBox<Run>, StoreError> {
+        KBox::new(
+            Run {
+                blocks: [const { None }; RUN],
+            },
+            gfp,
+        )
+        .map_err(|_| StoreError::NoMemory)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.blocks.iter().all(Option::is_none)
+    }
+}
+
 /// Allocation flags on the I/O path, where the driver may not sleep. A
 /// failure makes blk-mq retry the request later.
 pub(crate) fn io_gfp() -> Flags {
@@ -63,7 +88,7 @@ fn late_gfp() -> Flags {
     flags::GFP_ATOMIC | flags::__GFP_NOWARN
 }
 
-/// The block indices from `first` to `last` (inclusive) that share the shard
+/// The block indices from `first` to `last` (inclusive) that share the run
 /// of `first`: `first..end`. Block indices stay below 2^28 (devices are at
 /// most 1 TiB), so nothing here comes near overflowing.
 fn shard_run(first: usize, last: usize) -> Range<usize> {
@@ -71,9 +96,15 @@ fn shard_run(first: usize, last: usize) -> Range<usize> {
     first..run_end.min(last.saturating_add(1))
 }
 
+/// The index of block `idx`'s run in its shard's xarray: runs are dealt out
+/// to the shards in turn, so each xarray's indices are dense.
+fn run_key(idx: usize) -> usize {
+    (idx >> SHARD_RUN_SHIFT) / NR_SHARDS
+}
+
 /// The memory store of a device.
 pub(crate) struct MemStore {
-    shards: KVec<Pin<KBox<XArray<KBox<Block>>>>>,
+    shards: KVec<Pin<KBox<XArray<KBox<Run>>>>>,
     /// log2 of the intervals per block.
     per_block_shift: u32,
     interval: usize,
@@ -112,7 +143,7 @@ impl MemStore {
         })
     }
 
-    fn shard(&self, idx: usize) -> &XArray<KBox<Block>> {
+    fn shard(&self, idx: usize) -> &XArray<KBox<Run>> {
         &self.shards[(idx >> SHARD_RUN_SHIFT) % NR_SHARDS]
     }
 
@@ -157,40 +188,55 @@ impl MemStore {
         KBox::new(Block { data, meta }, gfp).map_err(|_| StoreError::NoMemory)
     }
 
-    /// Makes sure block `idx` exists in `guard`'s shard (allocating it with
-    /// `gfp`), and returns it.
-    fn get_or_alloc<'g>(
-        &self,
-        guard: &'g mut xarray::Guard<'_, KBox<Block>>,
-        idx: usize,
+    /// Calls `f` with the run at `key` of `guard`'s shard, allocating the
+    /// run with `gfp` if it does not exist: one lookup when it does.
+    fn with_run<R>(
+        guard: &mut xarray::Guard<'_, KBox<Run>>,
+        key: usize,
         gfp: Flags,
-    ) -> Result<&'g mut Block, StoreError> {
-        if guard.get(idx).is_none() {
-            let b = self.new_block(gfp)?;
-            // On failure the block is dropped (freed under the lock, which
-            // `kfree` allows).
-            guard.store(idx, b, gfp).map_err(|_| StoreError::NoMemory)?;
+        f: impl FnOnce(&mut Run) -> R,
+    ) -> Result<R, StoreError> {
+        if let Some(run) = guard.get_mut(key) {
+            return Ok(f(run));
         }
-        guard.get_mut(idx).ok_or(StoreError::NoMemory)
+        let run = Run::new(gfp)?;
+        // On failure the run is dropped (freed under the lock, which `kfree`
+        // allows).
+        guard
+            .store(key, run, gfp)
+            .map_err(|_| StoreError::NoMemory)?;
+        guard.get_mut(key).map(f).ok_or(StoreError::NoMemory)
     }
 
-    /// Calls `f(guard, idx)` for blocks `first..=last` in order, with the
-    /// lock of `idx`'s shard held: taken once for each run of consecutive
-    /// blocks the shard holds (up to 64 KiB of data) rather than per block.
-    fn locked<E>(
+    /// Block `idx` of `run`, allocated with `gfp` if it does not exist.
+    fn block<'r>(
+        &self,
+        run: &'r mut Run,
+        idx: usize,
+        gfp: Flags,
+    ) -> Result<&'r mut Block, StoreError> {
+        let slot = &mut run.blocks[idx % RUN];
+        if slot.is_none() {
+            *slot = Some(self.new_block(gfp)?);
+        }
+        slot.as_deref_mut().ok_or(StoreError::NoMemory)
+    }
+
+    /// Calls `f(guard, key, blocks)` for the runs of blocks `first..=last`
+    /// in order: `key` is the run's index in its shard, whose lock is held,
+    /// and `blocks` are the indices of the run's blocks in the range.
+    fn each_run<E>(
         &self,
         first: usize,
         last: usize,
-        mut f: impl FnMut(&mut xarray::Guard<'_, KBox<Block>>, usize) -> Result<(), E>,
+        mut f: impl FnMut(&mut xarray::Guard<'_, KBox<Run>>, usize, Range<usize>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut idx = first;
         while idx <= last {
-            let run = shard_run(idx, last);
-            idx = run.end;
-            let mut guard = self.shard(run.start).lock();
-            for i in run {
-                f(&mut guard, i)?;
-            }
+            let blocks = shard_run(idx, last);
+            idx = blocks.end;
+            let mut guard = self.shard(blocks.start).lock();
+            f(&mut guard, run_key(blocks.start), blocks)?;
         }
         Ok(())
     }
@@ -203,8 +249,10 @@ impl MemStore {
             return Ok(());
         }
         let (a, b) = self.span(first, n);
-        self.locked(a, b, |guard, i| {
-            self.get_or_alloc(guard, i, io_gfp()).map(|_| ())
+        self.each_run(a, b, |guard, key, mut blocks| {
+            Self::with_run(guard, key, io_gfp(), |run| {
+                blocks.try_for_each(|i| self.block(run, i, io_gfp()).map(|_| ()))
+            })?
         })
     }
 
@@ -226,16 +274,19 @@ impl MemStore {
             return Ok(());
         }
         let (a, b) = self.span(first, n);
-        self.locked(a, b, |guard, idx| {
-            let block = guard.get(idx);
-            let (data, meta) = match block {
-                Some(b) => (&b.data.0, &b.meta[..]),
-                None => (&ZERO_CHUNK.0, &self.escape[..]),
-            };
-            for i in self.covered(idx, first, n) {
-                let (d, m) = self.ranges(self.slot(i).1);
-                let m = if with_meta { &meta[m] } else { &[][..] };
-                f(i, &data[d], m)?;
+        self.each_run(a, b, |guard, key, blocks| {
+            let run = guard.get(key);
+            for idx in blocks {
+                let block = run.and_then(|r| r.blocks[idx % RUN].as_deref());
+                let (data, meta) = match block {
+                    Some(b) => (&b.data.0, &b.meta[..]),
+                    None => (&ZERO_CHUNK.0, &self.escape[..]),
+                };
+                for i in self.covered(idx, first, n) {
+                    let (d, m) = self.ranges(self.slot(i).1);
+                    let m = if with_meta { &meta[m] } else { &[][..] };
+                    f(i, &data[d], m)?;
+                }
             }
             Ok(())
         })
@@ -252,28 +303,44 @@ impl MemStore {
         if n == 0 {
             return Ok(());
         }
+        // A reserved block is only missing if a concurrent discard freed
+        // it; it is allocated again if the emergency reserves allow, or
+        // its intervals are gone. An unreserved write lies in one block: if
+        // that cannot be allocated, nothing is stored yet.
+        let gfp = if reserved { late_gfp() } else { io_gfp() };
         let (a, b) = self.span(first, n);
-        self.locked(a, b, |guard, idx| {
-            let mut block = if reserved {
-                self.get_or_alloc(guard, idx, late_gfp()).ok()
-            } else {
-                // One block: nothing is stored yet.
-                Some(self.get_or_alloc(guard, idx, io_gfp())?)
-            };
-            for i in self.covered(idx, first, n) {
-                let slot = match block.as_deref_mut() {
-                    Some(b) => {
-                        let (d, m) = self.ranges(self.slot(i).1);
-                        Slot::Stored {
-                            data: &mut b.data.0[d],
-                            meta: &mut b.meta[m],
+        self.each_run(a, b, |guard, key, blocks| {
+            let mut fill = |idx: usize, mut block: Option<&mut Block>| {
+                for i in self.covered(idx, first, n) {
+                    let slot = match block.as_deref_mut() {
+                        Some(b) => {
+                            let (d, m) = self.ranges(self.slot(i).1);
+                            Slot::Stored {
+                                data: &mut b.data.0[d],
+                                meta: &mut b.meta[m],
+                            }
                         }
+                        None => Slot::Gone,
+                    };
+                    f(i, slot)?;
+                }
+                Ok(())
+            };
+            let done = Self::with_run(guard, key, gfp, |run| {
+                for idx in blocks.clone() {
+                    match self.block(run, idx, gfp) {
+                        Ok(b) => fill(idx, Some(b))?,
+                        Err(_) if reserved => fill(idx, None)?,
+                        Err(e) => return Err(e.into()),
                     }
-                    None => Slot::Gone,
-                };
-                f(i, slot)?;
+                }
+                Ok(())
+            });
+            match done {
+                Ok(r) => r,
+                Err(_) if reserved => blocks.clone().try_for_each(|idx| fill(idx, None)),
+                Err(e) => Err(e.into()),
             }
-            Ok(())
         })
     }
 
@@ -285,36 +352,54 @@ impl MemStore {
     ) -> Result<(), StoreError> {
         let (idx, j) = self.slot(interval);
         let mut guard = self.shard(idx).lock();
-        let b = self.get_or_alloc(&mut guard, idx, io_gfp())?;
         let (d, m) = self.ranges(j);
-        f(&mut b.data.0[d], &mut b.meta[m]);
-        Ok(())
+        Self::with_run(&mut guard, run_key(idx), io_gfp(), |run| {
+            let b = self.block(run, idx, io_gfp())?;
+            f(&mut b.data.0[d], &mut b.meta[m]);
+            Ok(())
+        })?
     }
 
     /// Makes intervals `first..first + n` read as zeroes with escape PI,
-    /// freeing whole blocks.
+    /// freeing whole blocks, and runs left without blocks.
     pub(crate) fn reset(&self, first: u64, n: u64) {
         if n == 0 {
             return;
         }
         let (a, b) = self.span(first, n);
-        for idx in a..=b {
-            let cov = self.covered(idx, first, n);
-            if cov.end - cov.start == 1 << self.per_block_shift {
-                let removed = self.shard(idx).lock().remove(idx);
-                // Freed outside the lock.
-                drop(removed);
-                continue;
-            }
-            let mut guard = self.shard(idx).lock();
+        let whole = 1u64 << self.per_block_shift;
+        let mut idx = a;
+        while idx <= b {
+            let blocks = shard_run(idx, b);
+            idx = blocks.end;
+            let key = run_key(blocks.start);
+            // What the reset frees, freed outside the lock.
+            let mut freed: [Option<KBox<Block>>; RUN] = [const { None }; RUN];
+            let mut freed_run = None;
+            let mut guard = self.shard(blocks.start).lock();
             // Nothing to reset where nothing is stored.
-            if let Some(b) = guard.get_mut(idx) {
-                for i in cov {
-                    let (d, m) = self.ranges(self.slot(i).1);
-                    b.data.0[d].fill(0);
-                    b.meta[m.clone()].copy_from_slice(&self.escape[m]);
+            let Some(run) = guard.get_mut(key) else {
+                continue;
+            };
+            for i in blocks {
+                let cov = self.covered(i, first, n);
+                let slot = &mut run.blocks[i % RUN];
+                if cov.end - cov.start == whole {
+                    freed[i % RUN] = slot.take();
+                } else if let Some(b) = slot.as_deref_mut() {
+                    for k in cov {
+                        let (d, m) = self.ranges(self.slot(k).1);
+                        b.data.0[d].fill(0);
+                        b.meta[m.clone()].copy_from_slice(&self.escape[m]);
+                    }
                 }
             }
+            if run.is_empty() {
+                freed_run = guard.remove(key);
+            }
+            drop(guard);
+            drop(freed);
+            drop(freed_run);
         }
     }
 }
