@@ -240,7 +240,9 @@ impl Device {
                         write: false,
                     });
                 }
-                rq.bios().try_for_each(|bio| self.read_bio(bio))?;
+                if !self.read_plain(rq)? {
+                    rq.bios().try_for_each(|bio| self.read_bio(bio))?;
+                }
             }
             Op::Write => {
                 self.stats.inc(Counter::Writes);

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Bios of a request: data segments and integrity payloads.
+//! Bios of a request: their data and integrity payloads.
 //!
 //! C headers: [`include/linux/bio.h`](srctree/include/linux/bio.h),
 //! [`include/linux/bio-integrity.h`](srctree/include/linux/bio-integrity.h)
 
 use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
-use kernel::bindings;
+use kernel::{
+    bindings,
+    iov::{IovIterDest, IovIterSource},
+};
 
 /// Opaque stand-in for `struct bio_integrity_payload`, which the kernel's
 /// bindings do not include.
@@ -19,13 +22,7 @@ pub(crate) struct RawBip {
 // they are only passed by pointer here.
 #[allow(improper_ctypes)]
 extern "C" {
-    fn rdif_bio_next_segment(
-        bio: *mut bindings::bio,
-        iter: *mut bindings::bvec_iter,
-        page: *mut *mut bindings::page,
-        offset: *mut u32,
-        len: *mut u32,
-    ) -> bool;
+    fn rdif_bio_iov_iter(bio: *mut bindings::bio, dir: u32, iter: *mut bindings::iov_iter);
     fn rdif_bio_integrity(bio: *mut bindings::bio) -> *mut RawBip;
     fn rdif_bip_flags(bip: *const RawBip) -> u16;
     fn rdif_bip_app_tag(bip: *const RawBip) -> u16;
@@ -97,15 +94,14 @@ impl<'a> Bio<'a> {
         unsafe { (*self.ptr.as_ptr()).bi_iter.bi_size }
     }
 
-    /// Iterator over the data segments, each within one page.
-    pub(crate) fn segments(&self) -> Segments<'a> {
-        // SAFETY: as in `sector`: a copy of the bio's position.
-        let iter = unsafe { (*self.ptr.as_ptr()).bi_iter };
-        Segments {
-            source: Source::Data(self.ptr),
-            iter,
-            _p: PhantomData,
-        }
+    /// The bio's data, as bytes that come from its pages (a write's).
+    pub(crate) fn data_source(&self) -> DataStream<'a, true> {
+        DataStream::new(Some(*self), false)
+    }
+
+    /// The bio's data, as bytes that go into its pages (a read's).
+    pub(crate) fn data_dest(&self) -> DataStream<'a, false> {
+        DataStream::new(Some(*self), false)
     }
 
     /// The integrity payload attached to the bio, if any.
@@ -151,27 +147,20 @@ impl<'a> Integrity<'a> {
         // SAFETY: `self.bip` is valid; `iter` is a valid out pointer.
         unsafe { rdif_bip_iter(self.bip.as_ptr(), &mut iter) };
         Segments {
-            source: Source::Integrity(self.bip),
+            bip: self.bip,
             iter,
             _p: PhantomData,
         }
     }
 }
 
-#[derive(Clone, Copy)]
-enum Source {
-    Data(NonNull<bindings::bio>),
-    Integrity(NonNull<RawBip>),
-}
-
-/// Iterator over the single-page segments of a bio's data or integrity
-/// buffer.
+/// Iterator over the single-page segments of a bio's integrity buffer.
 ///
 /// # Invariants
 ///
-/// `source` is valid for `'a` and `iter` is a position inside it.
+/// `bip` is valid for `'a` and `iter` is a position inside its buffer.
 pub(crate) struct Segments<'a> {
-    source: Source,
+    bip: NonNull<RawBip>,
     iter: bindings::bvec_iter,
     _p: PhantomData<&'a ()>,
 }
@@ -189,29 +178,17 @@ impl<'a> Iterator for Segments<'a> {
     fn next(&mut self) -> Option<Segment<'a>> {
         let mut page = core::ptr::null_mut();
         let (mut offset, mut len) = (0u32, 0u32);
-        let more = match self.source {
-            // SAFETY: the source is valid for `'a` and `self.iter` is a
-            // position inside it (type invariant); the out pointers are
-            // valid locals.
-            Source::Data(bio) => unsafe {
-                rdif_bio_next_segment(
-                    bio.as_ptr(),
-                    &mut self.iter,
-                    &mut page,
-                    &mut offset,
-                    &mut len,
-                )
-            },
-            // SAFETY: as above.
-            Source::Integrity(bip) => unsafe {
-                rdif_bip_next_segment(
-                    bip.as_ptr(),
-                    &mut self.iter,
-                    &mut page,
-                    &mut offset,
-                    &mut len,
-                )
-            },
+        // SAFETY: the payload is valid for `'a` and `self.iter` is a
+        // position inside its buffer (type invariant); the out pointers are
+        // valid locals.
+        let more = unsafe {
+            rdif_bip_next_segment(
+                self.bip.as_ptr(),
+                &mut self.iter,
+                &mut page,
+                &mut offset,
+                &mut len,
+            )
         };
         if !more {
             return None;
@@ -227,7 +204,7 @@ impl<'a> Iterator for Segments<'a> {
     }
 }
 
-/// A segment of a bio's data or integrity buffer that lies within one page.
+/// A segment of a bio's integrity buffer that lies within one page.
 ///
 /// # Invariants
 ///
@@ -363,5 +340,132 @@ impl<'a> Cursor<'a> {
     /// Moves over the next `n` bytes without touching them.
     pub(crate) fn skip(&mut self, n: usize) -> Result<(), ShortBuffer> {
         self.walk(n, |_, _, _| Ok(()))
+    }
+}
+/// The data of a bio, or of a bio and the bios chained after it (a
+/// request's), as one stream of bytes, copied with the kernel's bvec
+/// `iov_iter`: one call per piece, however many pages it spans. `SOURCE` says which way the bytes
+/// go: out of the bios' pages (a write's data, [`DataStream::copy_to`]) or
+/// into them (a read's, [`DataStream::copy_from`]).
+///
+/// # Invariants
+///
+/// `iter` is an `ITER_BVEC` iov_iter, `ITER_SOURCE` if `SOURCE` else
+/// `ITER_DEST`, over what is left of the data of a bio of a started
+/// request; `next` is the bio to go on with after that one, if any (the
+/// next of the chain). The request's bios,
+/// their chain and their pages stay valid and unchanged for `'a`.
+pub(crate) struct DataStream<'a, const SOURCE: bool> {
+    iter: bindings::iov_iter,
+    next: Option<Bio<'a>>,
+}
+
+impl<'a, const SOURCE: bool> DataStream<'a, SOURCE> {
+    /// The data of `bio`, and with `chain` of the bios chained after it.
+    pub(super) fn new(bio: Option<Bio<'a>>, chain: bool) -> Self {
+        let mut s = Self {
+            // An empty iov_iter of the right direction until `bio` is set.
+            iter: bindings::iov_iter {
+                data_source: SOURCE,
+                ..Default::default()
+            },
+            next: bio,
+        };
+        s.next_bio();
+        if !chain {
+            s.next = None;
+        }
+        s
+    }
+
+    /// Moves on to the next bio; `false` if there is none.
+    fn next_bio(&mut self) -> bool {
+        let Some(bio) = self.next else {
+            return false;
+        };
+        self.next = bio.next();
+        let dir = if SOURCE {
+            bindings::ITER_SOURCE
+        } else {
+            bindings::ITER_DEST
+        };
+        // SAFETY: `bio` is a valid bio of a started request whose pages stay
+        // valid for `'a` (type invariant); `self.iter` is a valid out pointer.
+        // INVARIANT: the helper makes `iter` an iov_iter of direction `dir`
+        // over the bio's data from its current position.
+        unsafe { rdif_bio_iov_iter(bio.as_ptr(), dir, &mut self.iter) };
+        true
+    }
+
+    /// Bytes left in the current bio.
+    fn left(&self) -> usize {
+        // SAFETY: `count` is the member of the anonymous union that an
+        // ITER_BVEC iov_iter uses (type invariant).
+        unsafe { self.iter.__bindgen_anon_1.__bindgen_anon_1.as_ref().count }
+    }
+
+    /// Moves over the next `n` bytes without touching them.
+    pub(crate) fn skip(&mut self, mut n: usize) -> Result<(), ShortBuffer> {
+        while n > 0 {
+            if self.left() == 0 && !self.next_bio() {
+                return Err(ShortBuffer);
+            }
+            let k = n.min(self.left());
+            // SAFETY: `self.iter` is a valid iov_iter (type invariant) and
+            // `k` is at most its count.
+            unsafe { bindings::iov_iter_advance(&mut self.iter, k) };
+            n -= k;
+        }
+        Ok(())
+    }
+}
+
+impl<'a> DataStream<'a, true> {
+    /// Copies the next `out.len()` bytes of the bios into `out`.
+    ///
+    /// The pages may belong to a user who changes them while the device
+    /// works (an O_DIRECT writer reusing its buffer): the kernel's copy
+    /// reads them without the driver ever holding a Rust reference to
+    /// them, and `out` holds whatever the bytes were at the time.
+    pub(crate) fn copy_to(&mut self, out: &mut [u8]) -> Result<(), ShortBuffer> {
+        let mut done = 0;
+        while done < out.len() {
+            if self.left() == 0 && !self.next_bio() {
+                return Err(ShortBuffer);
+            }
+            // SAFETY: `self.iter` is a valid ITER_SOURCE iov_iter whose
+            // pages may be read for `'a`, and this is its only user while
+            // the reference lives (type invariant).
+            let src = unsafe { IovIterSource::from_raw(&mut self.iter) };
+            let rest = out.get_mut(done..).ok_or(ShortBuffer)?;
+            match src.copy_from_iter(rest) {
+                0 => return Err(ShortBuffer),
+                k => done += k,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'a> DataStream<'a, false> {
+    /// Copies `src` into the next `src.len()` bytes of the bios.
+    pub(crate) fn copy_from(&mut self, src: &[u8]) -> Result<(), ShortBuffer> {
+        let mut done = 0;
+        while done < src.len() {
+            if self.left() == 0 && !self.next_bio() {
+                return Err(ShortBuffer);
+            }
+            // SAFETY: `self.iter` is a valid ITER_DEST iov_iter whose pages
+            // may be written for `'a` (the buffer of a request the driver
+            // serves), and this is its only user while the reference lives
+            // (type invariant).
+            let dst = unsafe { IovIterDest::from_raw(&mut self.iter) };
+            let rest = src.get(done..).ok_or(ShortBuffer)?;
+            match dst.copy_to_iter(rest) {
+                0 => return Err(ShortBuffer),
+                k => done += k,
+            }
+        }
+        Ok(())
     }
 }

@@ -54,24 +54,31 @@ const struct block_device_operations rdif_bdev_fops = {
 	.owner = THIS_MODULE,
 };
 
-/* Requests. */
+/* Data of a bio. */
 
-/* Data segments of a bio: one single-page segment per call. */
-
-bool rdif_bio_next_segment(struct bio *bio, struct bvec_iter *iter,
-			   struct page **page, unsigned int *offset,
-			   unsigned int *len)
+/*
+ * Sets up @iter as an ITER_BVEC iov_iter in direction @dir (ITER_SOURCE or
+ * ITER_DEST) over the data of @bio from its current position, as loop does
+ * for a request's bio. The segment count is that of the bvecs left in the
+ * bio's table, which may be more than its data spans (the iov_iter's byte
+ * count bounds every walk); a clone, whose table is not its own, has its
+ * bvecs counted.
+ */
+void rdif_bio_iov_iter(struct bio *bio, unsigned int dir, struct iov_iter *iter)
 {
+	struct bvec_iter it;
 	struct bio_vec bv;
+	unsigned long nr = 0;
 
-	if (!iter->bi_size)
-		return false;
-	bv = bio_iter_iovec(bio, *iter);
-	*page = bv.bv_page;
-	*offset = bv.bv_offset;
-	*len = bv.bv_len;
-	bio_advance_iter_single(bio, iter, bv.bv_len);
-	return true;
+	if (bio_flagged(bio, BIO_CLONED)) {
+		bio_for_each_bvec(bv, bio, it)
+			nr++;
+	} else {
+		nr = bio->bi_vcnt - bio->bi_iter.bi_idx;
+	}
+	iov_iter_bvec(iter, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter),
+		      nr, bio->bi_iter.bi_size);
+	iter->iov_offset = bio->bi_iter.bi_offset;
 }
 
 /* Integrity payload of a bio. */
@@ -251,19 +258,11 @@ bool rdif_is_err(const void *ptr)
 ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
 		unsigned int bytes, bool write)
 {
-	struct bvec_iter it;
-	struct bio_vec bv;
 	struct iov_iter iter;
-	unsigned int nr = 0;
 
 	if (bytes > bio->bi_iter.bi_size)
 		return -EINVAL;
-	bio_for_each_bvec(bv, bio, it)
-		nr++;
-	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST,
-		      __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr,
-		      bio->bi_iter.bi_size);
-	iter.iov_offset = bio->bi_iter.bi_offset;
+	rdif_bio_iov_iter(bio, write ? ITER_SOURCE : ITER_DEST, &iter);
 	iov_iter_truncate(&iter, bytes);
 	if (write)
 		return vfs_iter_write(file, &iter, &pos, 0);

@@ -11,6 +11,7 @@
 
 struct bio_integrity_payload;
 struct file;
+struct iov_iter;
 struct page;
 struct request;
 struct workqueue_struct;
@@ -18,8 +19,7 @@ struct block_device_operations;
 
 extern const struct block_device_operations rdif_bdev_fops;
 
-bool rdif_bio_next_segment(struct bio *bio, struct bvec_iter *iter,
-		struct page **page, unsigned int *offset, unsigned int *len);
+void rdif_bio_iov_iter(struct bio *bio, unsigned int dir, struct iov_iter *iter);
 struct bio_integrity_payload *rdif_bio_integrity(struct bio *bio);
 unsigned short rdif_bip_flags(const struct bio_integrity_payload *bip);
 u16 rdif_bip_app_tag(const struct bio_integrity_payload *bip);

@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::Bio;
+use super::{bio::DataStream, Bio};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::bindings;
 
@@ -109,6 +109,18 @@ impl<'a> Request<'a> {
     pub(crate) fn bytes(&self) -> u32 {
         // SAFETY: as in `sector`.
         unsafe { (*self.raw()).__data_len }
+    }
+
+    /// The data of all of the request's bios, as bytes that come from
+    /// their pages (a write's data).
+    pub(crate) fn data_source(&self) -> DataStream<'a, true> {
+        DataStream::new(self.bios().next(), true)
+    }
+
+    /// The data of all of the request's bios, as bytes that go into their
+    /// pages (a read's data).
+    pub(crate) fn data_dest(&self) -> DataStream<'a, false> {
+        DataStream::new(self.bios().next(), true)
     }
 
     /// Iterator over the request's bios.

@@ -13,7 +13,7 @@
 
 use super::{short, Device, Outcome};
 use crate::{
-    blk::{bip, request::Bios, Bio, Cursor, Request, Status},
+    blk::{bio::DataStream, bip, request::Bios, Bio, Cursor, Request, Status},
     inject::WriteFault,
     pi::{Checks, Csum},
     stats::Counter,
@@ -46,7 +46,7 @@ enum Policy {
 /// The intervals of a request's bios, in order, with their policies.
 struct Source<'a> {
     bios: Bios<'a>,
-    data: Option<Cursor<'a>>,
+    data: Option<DataStream<'a, true>>,
     md: Option<Cursor<'a>>,
     policy: Policy,
     /// Intervals left in the current bio.
@@ -184,7 +184,7 @@ impl Device {
             let bio = src.bios.next().ok_or(Status::IO_ERROR)?;
             let (_, n) = self.interval_span(&bio);
             src.policy = self.policy(&bio);
-            src.data = Some(Cursor::new(bio.segments()));
+            src.data = Some(bio.data_source());
             src.md = match bio.integrity() {
                 Some(b) if self.cfg.profile.has_metadata() => Some(self.payload_cursor(&b, n)?),
                 _ => None,
@@ -310,12 +310,15 @@ impl Device {
         let n = self.intervals_in(u64::from(rq.bytes()));
         // 1. Every payload must hold its bio's metadata. A write whose PI
         //    the device checks is copied and checked whole first.
+        //    (Without metadata there is nothing to look at.)
         let mut verify = false;
-        for bio in rq.bios() {
-            if let Some(b) = bio.integrity().filter(|_| p.has_metadata()) {
-                self.payload_cursor(&b, self.interval_span(&bio).1)?;
+        if p.has_metadata() {
+            for bio in rq.bios() {
+                if let Some(b) = bio.integrity() {
+                    self.payload_cursor(&b, self.interval_span(&bio).1)?;
+                }
+                verify |= matches!(self.policy(&bio), Policy::Verify(_));
             }
-            verify |= matches!(self.policy(&bio), Policy::Verify(_));
         }
         let staged = if verify {
             Some(self.stage(rq, first, n)?)
@@ -407,6 +410,14 @@ impl Device {
                 });
                 self.keep_spare(st);
                 stored
+            }
+            // Without metadata, the data of all the bios in one walk.
+            None if !p.has_metadata() => {
+                let mut data = rq.data_source();
+                self.store.write(dest, nd, reserved, |_, slot| match slot {
+                    Slot::Stored { data: d, .. } => data.copy_to(d).map_err(short),
+                    Slot::Gone => data.skip(p.interval()).map_err(short),
+                })
             }
             None => {
                 let mut src = Source::new(rq);
