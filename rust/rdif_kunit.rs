@@ -437,7 +437,10 @@ mod tests {
 mod store_tests {
     use super::src::{
         pi::*,
-        store::{mem::MemStore, Slot, StoreError},
+        store::{
+            mem::{Chunk, MemStore},
+            Slot, StoreError,
+        },
     };
     use kernel::prelude::*;
 
@@ -468,7 +471,7 @@ mod store_tests {
                 return Err(StoreError::Io);
             }
             next += 1;
-            let Slot::Stored { data, meta } = slot else {
+            let Some((data, meta)) = slot.bytes() else {
                 return Err(StoreError::Io);
             };
             for (k, b) in data.iter_mut().enumerate() {
@@ -591,6 +594,30 @@ mod store_tests {
         m.reserve(5, 2).map_err(|_| ENOMEM)?;
         write(&m, 5, 2, true).map_err(|_| EIO)?;
         assert!(check(&m, 0, 10, &escape, |i| i == 5 || i == 6));
+        // A block that holds one interval is offered whole: a writer may
+        // give the store a block of its own instead of copying into it, and
+        // gets the old one back.
+        let mut mine = KBox::init(pin_init::init_zeroed::<Chunk>(), GFP_KERNEL)?;
+        mine.0.fill(0xa5);
+        let r = m.write(6, 1, false, |i, slot| match slot {
+            Slot::Whole { data, meta } => {
+                core::mem::swap(data, &mut mine);
+                meta.fill(i as u8);
+                Ok(())
+            }
+            _ => Err(StoreError::Io),
+        });
+        assert!(r.is_ok());
+        assert!(mine.0.iter().enumerate().all(|(k, b)| *b == pattern(6, k)));
+        let r = m.read(6, 1, true, |_, d, md| {
+            if d.iter().all(|b| *b == 0xa5) && md.iter().all(|b| *b == 6) {
+                Ok(())
+            } else {
+                Err(StoreError::Io)
+            }
+        });
+        assert!(r.is_ok());
+        assert!(check(&m, 0, 6, &escape, |i| i == 5));
         // No metadata at all: empty metadata slices.
         let p = Profile::new(&ProfileConfig {
             csum: Csum::None,

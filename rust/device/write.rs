@@ -3,11 +3,14 @@
 //! The write path and the device's PI policy for writes.
 //!
 //! Each byte is read from the submitter's buffer once, with the kernel's
-//! page copy, into memory no reader sees, and checksummed there: what the
+//! iov_iter copy, into memory no reader sees, and checksummed there: what the
 //! device checks or generates PI for is exactly what it stores. A write
 //! whose PI the device checks is copied and checked whole (every bio of the
 //! request) into a staging buffer first, and stored only if all of it
-//! passed; a failed check stores nothing. Other writes are copied straight
+//! passed; a failed check stores nothing. In the memory store, a staged
+//! block of data that is one whole interval then takes the place of the
+//! stored block (the old block becomes staging space), so that the data is
+//! still copied only once. Other writes are copied straight
 //! into their place in the store, one interval's data and metadata at a
 //! time under the store's lock, the PI generated from the stored copy.
 
@@ -17,7 +20,10 @@ use crate::{
     inject::WriteFault,
     pi::{Checks, Csum},
     stats::Counter,
-    store::{mem::io_gfp, Slot, CHUNK},
+    store::{
+        mem::{io_gfp, Chunk},
+        Slot, CHUNK,
+    },
 };
 use core::ops::Range;
 use kernel::{alloc::AllocError, prelude::*};
@@ -77,8 +83,20 @@ pub(super) struct Staging {
     per_data: usize,
     /// Intervals per metadata piece.
     per_meta: usize,
-    data: KVec<KVec<u8>>,
+    /// Whole blocks of the memory store's size, so that one holding a
+    /// single interval can take the place of a block of the store.
+    data: KVec<KBox<Chunk>>,
     meta: KVec<KVec<u8>>,
+}
+
+/// `n` blocks of data.
+fn chunks(n: usize) -> Result<KVec<KBox<Chunk>>, AllocError> {
+    let mut v = KVec::with_capacity(n, io_gfp())?;
+    for _ in 0..n {
+        let c = KBox::init(pin_init::init_zeroed(), io_gfp()).map_err(|_| AllocError)?;
+        v.push(c, io_gfp())?;
+    }
+    Ok(v)
 }
 
 /// `n` records of `size` bytes in pieces of at most `per` records.
@@ -104,7 +122,7 @@ impl Staging {
             cap: n,
             per_data,
             per_meta,
-            data: pieces(n, interval, per_data)?,
+            data: chunks(n.div_ceil(per_data))?,
             meta: pieces(n, ms, per_meta)?,
         })
     }
@@ -133,7 +151,7 @@ impl Staging {
     /// Interval `k`'s data and metadata, to fill.
     fn slot(&mut self, k: usize) -> Option<(&mut [u8], &mut [u8])> {
         let ((dp, dr), (mp, mr)) = self.place(k);
-        let d = self.data.get_mut(dp)?.get_mut(dr)?;
+        let d = self.data.get_mut(dp)?.0.get_mut(dr)?;
         let m = match self.meta.get_mut(mp) {
             Some(m) => m.get_mut(mr)?,
             // No metadata.
@@ -142,10 +160,19 @@ impl Staging {
         Some((d, m))
     }
 
+    /// The block that holds interval `k`'s data and nothing else, if the
+    /// interval is a whole block.
+    fn whole(&mut self, k: usize) -> Option<&mut KBox<Chunk>> {
+        if self.interval != CHUNK {
+            return None;
+        }
+        self.data.get_mut(k)
+    }
+
     /// Interval `k`'s data and metadata.
     fn get(&self, k: usize) -> Option<(&[u8], &[u8])> {
         let ((dp, dr), (mp, mr)) = self.place(k);
-        let d = self.data.get(dp)?.get(dr)?;
+        let d = self.data.get(dp)?.0.get(dr)?;
         let m = match self.meta.get(mp) {
             Some(m) => m.get(mr)?,
             None => &[],
@@ -399,12 +426,26 @@ impl Device {
         self.stats.add(Counter::WriteIntervals, nd);
         let stored = match staged {
             Some(st) => {
+                let mut st = st;
                 let stored = self.store.write(dest, nd, reserved, |i, slot| {
-                    if let Slot::Stored { data, meta } = slot {
-                        let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
-                        let (d, m) = st.get(k).ok_or(Status::IO_ERROR)?;
-                        data.copy_from_slice(d);
-                        meta.copy_from_slice(m);
+                    let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
+                    match slot {
+                        // A whole block of the store: the checked block of
+                        // data takes its place, and the old one becomes
+                        // staging space.
+                        Slot::Whole { data, meta } if st.whole(k).is_some() => {
+                            let chunk = st.whole(k).ok_or(Status::IO_ERROR)?;
+                            core::mem::swap(data, chunk);
+                            let (_, m) = st.get(k).ok_or(Status::IO_ERROR)?;
+                            meta.copy_from_slice(m);
+                        }
+                        slot => {
+                            if let Some((data, meta)) = slot.bytes() {
+                                let (d, m) = st.get(k).ok_or(Status::IO_ERROR)?;
+                                data.copy_from_slice(d);
+                                meta.copy_from_slice(m);
+                            }
+                        }
                     }
                     Ok(())
                 });
@@ -414,21 +455,21 @@ impl Device {
             // Without metadata, the data of all the bios in one walk.
             None if !p.has_metadata() => {
                 let mut data = rq.data_source();
-                self.store.write(dest, nd, reserved, |_, slot| match slot {
-                    Slot::Stored { data: d, .. } => data.copy_to(d).map_err(short),
-                    Slot::Gone => data.skip(p.interval()).map_err(short),
-                })
+                self.store
+                    .write(dest, nd, reserved, |_, slot| match slot.bytes() {
+                        Some((d, _)) => data.copy_to(d).map_err(short),
+                        None => data.skip(p.interval()).map_err(short),
+                    })
             }
             None => {
                 let mut src = Source::new(rq);
-                self.store.write(dest, nd, reserved, |i, slot| match slot {
-                    Slot::Stored { data, meta } => {
-                        self.fill(&mut src, first + (i - dest), data, meta)
-                    }
-                    // A concurrent discard took the place away: the interval
-                    // keeps what the discard made it.
-                    Slot::Gone => self.skip(&mut src),
-                })
+                self.store
+                    .write(dest, nd, reserved, |i, slot| match slot.bytes() {
+                        Some((data, meta)) => self.fill(&mut src, first + (i - dest), data, meta),
+                        // A concurrent discard took the place away: the interval
+                        // keeps what the discard made it.
+                        None => self.skip(&mut src),
+                    })
             }
         };
         stored.map(|()| Outcome::Done)

@@ -1127,7 +1127,7 @@ impl FileStore {
         })?;
         f(&mut data, &mut meta);
         self.write_locked(&mut j, interval, 1, |_, slot| {
-            if let Slot::Stored { data: d, meta: m } = slot {
+            if let Some((d, m)) = slot.bytes() {
                 d.copy_from_slice(&data);
                 m.copy_from_slice(&meta);
             }

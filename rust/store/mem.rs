@@ -313,6 +313,11 @@ impl MemStore {
             let mut fill = |idx: usize, mut block: Option<&mut Block>| {
                 for i in self.covered(idx, first, n) {
                     let slot = match block.as_deref_mut() {
+                        // The block holds this interval alone.
+                        Some(b) if self.per_block_shift == 0 => Slot::Whole {
+                            data: &mut b.data,
+                            meta: &mut b.meta[..],
+                        },
                         Some(b) => {
                             let (d, m) = self.ranges(self.slot(i).1);
                             Slot::Stored {
