@@ -773,20 +773,27 @@ impl FileStore {
     }
 
     /// Writes the gathered entries to the journal (one call; the buffer
-    /// keeps them). A failure breaks the journal: the gap it may leave
-    /// would end a replay before entries written after it.
+    /// keeps them). A shortage (the file's page cache out of memory) is
+    /// only that: the buffer keeps the entries, and the next spill writes
+    /// all of them again at the same place, over whatever part of them
+    /// this one wrote (nothing is written after them meanwhile). Any other
+    /// failure breaks the journal: the gap it may leave would end a replay
+    /// before entries written after it.
     fn spill(&self, j: &mut JournalState) -> Result<(), StoreError> {
         if j.buf_len == 0 {
             return Ok(());
         }
         let buf = j.buf.get(..j.buf_len).ok_or(StoreError::Io)?;
-        let written = self.file.write_at(buf, j.buf_at);
-        if written.is_err() {
-            j.broken = true;
-            j.failed = true;
-            j.buf_len = 0;
+        match self.file.write_at(buf, j.buf_at) {
+            Ok(()) => Ok(()),
+            Err(e) if e == ENOMEM => Err(StoreError::NoMemory),
+            Err(_) => {
+                j.broken = true;
+                j.failed = true;
+                j.buf_len = 0;
+                Err(StoreError::Io)
+            }
         }
-        written.map_err(|_| StoreError::Io)
     }
 
     /// The gathered entry at `at` in the file, of `size` bytes, if the
