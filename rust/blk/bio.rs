@@ -404,6 +404,27 @@ impl<'a, const SOURCE: bool> DataStream<'a, SOURCE> {
         unsafe { self.iter.__bindgen_anon_1.__bindgen_anon_1.as_ref().count }
     }
 
+    /// Moves `len` bytes with `step`, going on from bio to bio:
+    /// `step(iter, done)` moves bytes `done..` through the current bio's
+    /// iov_iter and returns how many it moved (none: the stream is short).
+    fn transfer(
+        &mut self,
+        len: usize,
+        mut step: impl FnMut(*mut bindings::iov_iter, usize) -> usize,
+    ) -> Result<(), ShortBuffer> {
+        let mut done = 0;
+        while done < len {
+            if self.left() == 0 && !self.next_bio() {
+                return Err(ShortBuffer);
+            }
+            match step(&mut self.iter, done) {
+                0 => return Err(ShortBuffer),
+                k => done += k,
+            }
+        }
+        Ok(())
+    }
+
     /// Moves over the next `n` bytes without touching them.
     pub(crate) fn skip(&mut self, mut n: usize) -> Result<(), ShortBuffer> {
         while n > 0 {
@@ -428,44 +449,27 @@ impl<'a> DataStream<'a, true> {
     /// reads them without the driver ever holding a Rust reference to
     /// them, and `out` holds whatever the bytes were at the time.
     pub(crate) fn copy_to(&mut self, out: &mut [u8]) -> Result<(), ShortBuffer> {
-        let mut done = 0;
-        while done < out.len() {
-            if self.left() == 0 && !self.next_bio() {
-                return Err(ShortBuffer);
-            }
-            // SAFETY: `self.iter` is a valid ITER_SOURCE iov_iter whose
-            // pages may be read for `'a`, and this is its only user while
-            // the reference lives (type invariant).
-            let src = unsafe { IovIterSource::from_raw(&mut self.iter) };
-            let rest = out.get_mut(done..).ok_or(ShortBuffer)?;
-            match src.copy_from_iter(rest) {
-                0 => return Err(ShortBuffer),
-                k => done += k,
-            }
-        }
-        Ok(())
+        self.transfer(out.len(), |iter, done| {
+            // SAFETY: `iter` is the stream's valid ITER_SOURCE iov_iter,
+            // whose pages may be read for `'a`, and this is its only user
+            // while the reference lives (type invariant).
+            let src = unsafe { IovIterSource::from_raw(iter) };
+            out.get_mut(done..)
+                .map_or(0, |rest| src.copy_from_iter(rest))
+        })
     }
 }
 
 impl<'a> DataStream<'a, false> {
     /// Copies `src` into the next `src.len()` bytes of the bios.
     pub(crate) fn copy_from(&mut self, src: &[u8]) -> Result<(), ShortBuffer> {
-        let mut done = 0;
-        while done < src.len() {
-            if self.left() == 0 && !self.next_bio() {
-                return Err(ShortBuffer);
-            }
-            // SAFETY: `self.iter` is a valid ITER_DEST iov_iter whose pages
-            // may be written for `'a` (the buffer of a request the driver
-            // serves), and this is its only user while the reference lives
-            // (type invariant).
-            let dst = unsafe { IovIterDest::from_raw(&mut self.iter) };
-            let rest = src.get(done..).ok_or(ShortBuffer)?;
-            match dst.copy_to_iter(rest) {
-                0 => return Err(ShortBuffer),
-                k => done += k,
-            }
-        }
-        Ok(())
+        self.transfer(src.len(), |iter, done| {
+            // SAFETY: `iter` is the stream's valid ITER_DEST iov_iter, whose
+            // pages may be written for `'a` (the buffer of a request the
+            // driver serves), and this is its only user while the
+            // reference lives (type invariant).
+            let dst = unsafe { IovIterDest::from_raw(iter) };
+            src.get(done..).map_or(0, |rest| dst.copy_to_iter(rest))
+        })
     }
 }
