@@ -59,25 +59,22 @@ const struct block_device_operations rdif_bdev_fops = {
 /*
  * Sets up @iter as an ITER_BVEC iov_iter in direction @dir (ITER_SOURCE or
  * ITER_DEST) over the data of @bio from its current position, as loop does
- * for a request's bio. The segment count is that of the bvecs left in the
- * bio's table, which may be more than its data spans (the iov_iter's byte
- * count bounds every walk); a clone, whose table is not its own, has its
- * bvecs counted.
+ * for a request's bio. The segment count is that of the table entries the
+ * data spans (what bio_for_each_bvec would count), found from their
+ * lengths alone: a clone's table (a split bio's, or io_uring's registered
+ * buffer) is not its own, and may go on beyond its data.
  */
 void rdif_bio_iov_iter(struct bio *bio, unsigned int dir, struct iov_iter *iter)
 {
-	struct bvec_iter it;
-	struct bio_vec bv;
+	const struct bio_vec *bv = __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter);
+	unsigned int left = bio->bi_iter.bi_offset + bio->bi_iter.bi_size;
 	unsigned long nr = 0;
 
-	if (bio_flagged(bio, BIO_CLONED)) {
-		bio_for_each_bvec(bv, bio, it)
-			nr++;
-	} else {
-		nr = bio->bi_vcnt - bio->bi_iter.bi_idx;
+	while (left) {
+		left -= min(left, bv[nr].bv_len);
+		nr++;
 	}
-	iov_iter_bvec(iter, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter),
-		      nr, bio->bi_iter.bi_size);
+	iov_iter_bvec(iter, dir, bv, nr, bio->bi_iter.bi_size);
 	iter->iov_offset = bio->bi_iter.bi_offset;
 }
 
