@@ -389,10 +389,10 @@ impl<'a, const SOURCE: bool> DataStream<'a, SOURCE> {
         } else {
             bindings::ITER_DEST
         };
-        // SAFETY: `bio` is a valid bio of a started request whose pages stay
-        // valid for `'a` (type invariant); `self.iter` is a valid out pointer.
         // INVARIANT: the helper makes `iter` an iov_iter of direction `dir`
         // over the bio's data from its current position.
+        // SAFETY: `bio` is a valid bio of a started request whose pages stay
+        // valid for `'a` (type invariant); `self.iter` is a valid out pointer.
         unsafe { rdif_bio_iov_iter(bio.as_ptr(), dir, &mut self.iter) };
         true
     }
@@ -464,10 +464,9 @@ impl<'a> DataStream<'a, false> {
     /// Copies `src` into the next `src.len()` bytes of the bios.
     pub(crate) fn copy_from(&mut self, src: &[u8]) -> Result<(), ShortBuffer> {
         self.transfer(src.len(), |iter, done| {
-            // SAFETY: `iter` is the stream's valid ITER_DEST iov_iter, whose
-            // pages may be written for `'a` (the buffer of a request the
-            // driver serves), and this is its only user while the
-            // reference lives (type invariant).
+            // SAFETY: `iter` is the stream's valid ITER_DEST iov_iter over
+            // the pages of a request the driver serves, writable for `'a`;
+            // it has no other user while the reference lives (invariant).
             let dst = unsafe { IovIterDest::from_raw(iter) };
             src.get(done..).map_or(0, |rest| dst.copy_to_iter(rest))
         })
