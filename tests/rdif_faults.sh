@@ -201,30 +201,41 @@ rules_survive_retries() {
 # sleeping ones too, fio sees no error. (Page cache allocations under the
 # work item are mostly too deep in the stack for the filter; an ENOMEM
 # from the backing file is requeued like any shortage.)
-file_store() {
-	local img=/tmp/rdif_fi_file.img
+# file_alloc_failures NAME [ATTR VALUE]...: on configfs device NAME with
+# the given attributes, over a new file.
+file_alloc_failures() {
+	local name=$1 img=/tmp/rdif_fi_$1.img
+	shift
 	cfs_load
 	rm -f $img
-	mkdir $CFS/ff
-	cfs_write $CFS/ff/size 32 >/dev/null
-	cfs_write $CFS/ff/read_check 1 >/dev/null
-	cfs_write $CFS/ff/backing $img >/dev/null
-	require "power on" eq power "$(cfs_write $CFS/ff/power 1)" OK
-	wait_for 10 is_blk /dev/ff
+	mkdir $CFS/"$name"
+	cfs_write $CFS/"$name"/size 32 >/dev/null
+	while [ $# -ge 2 ]; do
+		cfs_write $CFS/"$name"/"$1" "$2" >/dev/null
+		shift 2
+	done
+	cfs_write $CFS/"$name"/backing $img >/dev/null
+	require "power on" eq power "$(cfs_write $CFS/"$name"/power 1)" OK
+	wait_for 10 is_blk /dev/"$name"
 	require "arm failslab for rdif's work item" arm_alloc_failures 30 slab
-	fio_job ff /dev/ff --do_verify=1 --size=8M
+	fio_job "$name" /dev/"$name" --do_verify=1 --size=8M
 	local rc=$?
 	disarm
-	tail -n 3 /tmp/rdif_fi_ff.log
+	tail -n 3 /tmp/rdif_fi_"$name".log
 	expect "fio under allocation failures: no error" test $rc = 0
-	expect "no verify mismatch" not mismatch /tmp/rdif_fi_ff.log
-	fio_job ff /dev/ff --verify_only=1 --size=8M
+	expect "no verify mismatch" not mismatch /tmp/rdif_fi_"$name".log
+	fio_job "$name" /dev/"$name" --verify_only=1 --size=8M
 	expect "every acknowledged write is there afterwards" test $? = 0
 	cfs_unload
 	rm -f $img
 }
 
+file_store() { file_alloc_failures ff read_check 1; }
+# Without the journal, in a format without metadata: each bio's pages go
+# to the file's page cache as they are, with one iov_iter.
+file_store_nj() { file_alloc_failures fn csum none journal 0; }
+
 memory_store() { alloc_failures csum=crc16 blocksize=512; }
 memory_store_4k() { alloc_failures csum=crc64 blocksize=4096; }
 
-ktap_run_cases memory_store memory_store_4k file_store rules_survive_retries backing_errors
+ktap_run_cases memory_store memory_store_4k file_store file_store_nj rules_survive_retries backing_errors

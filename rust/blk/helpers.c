@@ -250,20 +250,32 @@ bool rdif_is_err(const void *ptr)
 /*
  * Reads or writes the first @bytes of @bio's data at @pos of @file through
  * one iov_iter over the bio's own pages (as loop does), synchronously.
- * Returns the bytes moved or a negative errno.
+ * Returns the bytes moved or a negative errno. A transfer that stops short
+ * is taken up again where it stopped, so that running out of memory
+ * part-way (a page cache allocation) comes back as -ENOMEM, a shortage to
+ * retry, and not as a short count; what stops it for good (an I/O error
+ * after some bytes, the end of a device) still returns the count so far.
  */
 ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
 		unsigned int bytes, bool write)
 {
 	struct iov_iter iter;
+	ssize_t done = 0, n;
 
 	if (bytes > bio->bi_iter.bi_size)
 		return -EINVAL;
 	rdif_bio_iov_iter(bio, write ? ITER_SOURCE : ITER_DEST, &iter);
 	iov_iter_truncate(&iter, bytes);
-	if (write)
-		return vfs_iter_write(file, &iter, &pos, 0);
-	return vfs_iter_read(file, &iter, &pos, 0);
+	while (iov_iter_count(&iter)) {
+		n = write ? vfs_iter_write(file, &iter, &pos, 0) :
+			    vfs_iter_read(file, &iter, &pos, 0);
+		if (n == -ENOMEM || (n < 0 && !done))
+			return n;
+		if (n <= 0)
+			break;
+		done += n;
+	}
+	return done;
 }
 
 /*
