@@ -160,15 +160,6 @@ impl Staging {
         Some((d, m))
     }
 
-    /// The block that holds interval `k`'s data and nothing else, if the
-    /// interval is a whole block.
-    fn whole(&mut self, k: usize) -> Option<&mut KBox<Chunk>> {
-        if self.interval != CHUNK {
-            return None;
-        }
-        self.data.get_mut(k)
-    }
-
     /// Interval `k`'s data and metadata.
     fn get(&self, k: usize) -> Option<(&[u8], &[u8])> {
         let ((dp, dr), (mp, mr)) = self.place(k);
@@ -178,6 +169,27 @@ impl Staging {
             None => &[],
         };
         Some((d, m))
+    }
+
+    /// Stores interval `k` into `slot`. A whole block of the memory store
+    /// gets the staged block itself when the interval is a whole block:
+    /// the checked data takes its place, and the old block becomes staging
+    /// space. Any other slot gets a copy.
+    fn store_into(&mut self, k: usize, slot: Slot<'_>) -> Option<()> {
+        match slot {
+            Slot::Whole { data, meta } if self.interval == CHUNK => {
+                core::mem::swap(data, self.data.get_mut(k)?);
+                meta.copy_from_slice(self.get(k)?.1);
+            }
+            slot => {
+                if let Some((data, meta)) = slot.bytes() {
+                    let (d, m) = self.get(k)?;
+                    data.copy_from_slice(d);
+                    meta.copy_from_slice(m);
+                }
+            }
+        }
+        Some(())
     }
 }
 
@@ -429,25 +441,7 @@ impl Device {
                 let mut st = st;
                 let stored = self.store.write(dest, nd, reserved, |i, slot| {
                     let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
-                    match slot {
-                        // A whole block of the store: the checked block of
-                        // data takes its place, and the old one becomes
-                        // staging space.
-                        Slot::Whole { data, meta } if st.whole(k).is_some() => {
-                            let chunk = st.whole(k).ok_or(Status::IO_ERROR)?;
-                            core::mem::swap(data, chunk);
-                            let (_, m) = st.get(k).ok_or(Status::IO_ERROR)?;
-                            meta.copy_from_slice(m);
-                        }
-                        slot => {
-                            if let Some((data, meta)) = slot.bytes() {
-                                let (d, m) = st.get(k).ok_or(Status::IO_ERROR)?;
-                                data.copy_from_slice(d);
-                                meta.copy_from_slice(m);
-                            }
-                        }
-                    }
-                    Ok(())
+                    st.store_into(k, slot).ok_or(Status::IO_ERROR)
                 });
                 self.keep_spare(st);
                 stored
