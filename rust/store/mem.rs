@@ -224,19 +224,22 @@ impl MemStore {
 
     /// Calls `f(guard, key, blocks)` for the runs of blocks `first..=last`
     /// in order: `key` is the run's index in its shard, whose lock is held,
-    /// and `blocks` are the indices of the run's blocks in the range.
-    fn each_run<E>(
+    /// and `blocks` are the indices of the run's blocks in the range. What
+    /// `f` returns is dropped after the lock (what it took out to free).
+    fn each_run<T, E>(
         &self,
         first: usize,
         last: usize,
-        mut f: impl FnMut(&mut xarray::Guard<'_, KBox<Run>>, usize, Range<usize>) -> Result<(), E>,
+        mut f: impl FnMut(&mut xarray::Guard<'_, KBox<Run>>, usize, Range<usize>) -> Result<T, E>,
     ) -> Result<(), E> {
         let mut idx = first;
         while idx <= last {
             let blocks = shard_run(idx, last);
             idx = blocks.end;
             let mut guard = self.shard(blocks.start).lock();
-            f(&mut guard, run_key(blocks.start), blocks)?;
+            let out = f(&mut guard, run_key(blocks.start), blocks);
+            drop(guard);
+            drop(out?);
         }
         Ok(())
     }
@@ -373,18 +376,12 @@ impl MemStore {
         }
         let (a, b) = self.span(first, n);
         let whole = 1u64 << self.per_block_shift;
-        let mut idx = a;
-        while idx <= b {
-            let blocks = shard_run(idx, b);
-            idx = blocks.end;
-            let key = run_key(blocks.start);
-            // What the reset frees, freed outside the lock.
+        // What the reset frees is freed outside the lock. (It cannot fail.)
+        let _ = self.each_run(a, b, |guard, key, blocks| {
             let mut freed: [Option<KBox<Block>>; RUN] = [const { None }; RUN];
-            let mut freed_run = None;
-            let mut guard = self.shard(blocks.start).lock();
             // Nothing to reset where nothing is stored.
             let Some(run) = guard.get_mut(key) else {
-                continue;
+                return Ok::<_, core::convert::Infallible>((freed, None));
             };
             for i in blocks {
                 let cov = self.covered(i, first, n);
@@ -399,12 +396,12 @@ impl MemStore {
                     }
                 }
             }
-            if run.is_empty() {
-                freed_run = guard.remove(key);
-            }
-            drop(guard);
-            drop(freed);
-            drop(freed_run);
-        }
+            let freed_run = if run.is_empty() {
+                guard.remove(key)
+            } else {
+                None
+            };
+            Ok((freed, freed_run))
+        });
     }
 }
