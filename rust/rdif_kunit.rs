@@ -456,6 +456,15 @@ mod store_tests {
         .map_err(|_| EINVAL)
     }
 
+    /// An empty memory store of `profile(bs, iv, ms)`, and the escape
+    /// metadata of one interval.
+    fn store(bs: u32, iv: u32, ms: u32) -> Result<(MemStore, KVec<u8>)> {
+        let p = profile(bs, iv, ms)?;
+        let mut escape = KVec::from_elem(0u8, ms as usize, GFP_KERNEL)?;
+        p.fill_escape(&mut escape);
+        Ok((MemStore::new(p)?, escape))
+    }
+
     /// The byte a test pattern has at byte `k` of interval `i`.
     fn pattern(i: u64, k: usize) -> u8 {
         ((i * 7 + k as u64) % 251) as u8 ^ 0x5a
@@ -505,10 +514,7 @@ mod store_tests {
     #[test]
     fn intervals_across_blocks_and_shards() -> Result {
         // 8 intervals of 512 bytes per 4 KiB block, 16 blocks per shard run.
-        let p = profile(512, 0, 8)?;
-        let m = MemStore::new(p)?;
-        let mut escape = [0u8; 8];
-        p.fill_escape(&mut escape);
+        let (m, escape) = store(512, 0, 8)?;
         // Nothing written: zeroes and escape PI.
         assert!(check(&m, 0, 300, &escape, |_| false));
         // From inside block 15 (the last of shard 0's run) to inside 17.
@@ -558,10 +564,7 @@ mod store_tests {
     fn runs_share_shards_and_are_freed() -> Result {
         // One 4 KiB interval per block; runs of 16 blocks, dealt out to 32
         // shards: blocks 0 and 512 are in different runs of one shard.
-        let p = profile(4096, 0, 8)?;
-        let m = MemStore::new(p)?;
-        let mut escape = [0u8; 8];
-        p.fill_escape(&mut escape);
+        let (m, escape) = store(4096, 0, 8)?;
         m.reserve(14, 4).map_err(|_| ENOMEM)?;
         write(&m, 14, 4, true).map_err(|_| EIO)?;
         write(&m, 512, 1, false).map_err(|_| EIO)?;
@@ -586,10 +589,7 @@ mod store_tests {
     #[test]
     fn one_interval_per_block_and_no_metadata() -> Result {
         // 4 KiB intervals with 16 bytes of metadata: one per block.
-        let p = profile(4096, 0, 16)?;
-        let m = MemStore::new(p)?;
-        let mut escape = [0u8; 16];
-        p.fill_escape(&mut escape);
+        let (m, escape) = store(4096, 0, 16)?;
         assert!(m.one_chunk(5, 1) && !m.one_chunk(5, 2));
         m.reserve(5, 2).map_err(|_| ENOMEM)?;
         write(&m, 5, 2, true).map_err(|_| EIO)?;
