@@ -16,6 +16,7 @@
 pub(crate) mod bio;
 pub(crate) mod disk;
 pub(crate) mod file;
+pub(crate) mod lower;
 pub(crate) mod request;
 pub(crate) mod tag_set;
 pub(crate) mod wq;
@@ -40,6 +41,11 @@ impl Status {
     pub(crate) const RESOURCE: Status = Status(9);
     /// `BLK_STS_IOERR`: generic I/O error (`-EIO`).
     pub(crate) const IO_ERROR: Status = Status(10);
+
+    /// A `blk_status_t` as the block layer gave it.
+    pub(crate) fn from_raw(raw: u8) -> Self {
+        Status(raw)
+    }
 
     /// The raw `blk_status_t` value.
     pub(crate) fn raw(self) -> u8 {

@@ -141,6 +141,15 @@ impl<'a> Integrity<'a> {
         unsafe { rdif_bip_app_tag(self.bip.as_ptr()) }
     }
 
+    /// The payload's seed: the reference tag of its first interval as the
+    /// submitter sees it (before the block layer maps it to the device's).
+    pub(crate) fn seed(&self) -> u64 {
+        let mut iter = bindings::bvec_iter::default();
+        // SAFETY: `self.bip` is valid; `iter` is a valid out pointer.
+        unsafe { rdif_bip_iter(self.bip.as_ptr(), &mut iter) };
+        iter.bi_sector
+    }
+
     /// Iterator over the metadata segments, each within one page.
     pub(crate) fn segments(&self) -> Segments<'a> {
         let mut iter = bindings::bvec_iter::default();

@@ -55,13 +55,38 @@ pub(crate) struct IntegrityLimits {
     pub(crate) interval_exp: u8,
 }
 
+impl IntegrityLimits {
+    /// The profile a block device registered, if it has one (metadata).
+    pub(crate) fn from_raw(bi: &bindings::blk_integrity) -> Option<Self> {
+        if bi.metadata_size == 0 {
+            return None;
+        }
+        let csum = match bi.csum_type {
+            0 => Checksum::None,
+            1 => Checksum::Ip,
+            2 => Checksum::Crc,
+            3 => Checksum::Crc64,
+            _ => return None,
+        };
+        Some(IntegrityLimits {
+            csum,
+            ref_tag: bi.flags & INTEGRITY_REF_TAG != 0,
+            metadata_size: bi.metadata_size,
+            pi_offset: bi.pi_offset,
+            pi_tuple_size: bi.pi_tuple_size,
+            tag_size: bi.tag_size,
+            interval_exp: bi.interval_exp,
+        })
+    }
+}
+
 // `enum blk_integrity_flags`, checked in helpers.c.
 const INTEGRITY_DEVICE_CAPABLE: u8 = 1 << 2;
 const INTEGRITY_REF_TAG: u8 = 1 << 3;
 const INTEGRITY_SPLIT_INTERVAL_CAPABLE: u8 = 1 << 5;
 
 /// Queue limits of a disk being built (`struct queue_limits`).
-pub(crate) struct Limits(bindings::queue_limits);
+pub(crate) struct Limits(pub(super) bindings::queue_limits);
 
 impl Limits {
     /// Limits with every member zero: the block layer picks defaults.

@@ -287,6 +287,10 @@ ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
  * rdif_rq_file_result().
  */
 struct rdif_rq_file {
+	/* The request went to a lower device (rdif_rq_lower_start()). */
+	bool lower;
+	/* Its first error, a blk_status_t (lower device only). */
+	atomic_t status;
 	struct kiocb iocb;
 	/* The request's bvecs when it has several bios, else NULL. */
 	struct bio_vec *bvec;
@@ -361,6 +365,7 @@ int rdif_rq_file_start(struct file *file, struct request *rq, loff_t pos,
 			      nr_bvec, blk_rq_bytes(rq));
 		iter.iov_offset = rq->bio->bi_iter.bi_offset;
 	}
+	cmd->lower = false;
 	atomic_set(&cmd->ref, 2);
 	cmd->ret = 0;
 	init_sync_kiocb(&cmd->iocb, file);
@@ -461,4 +466,286 @@ struct workqueue_struct *rdif_alloc_workqueue(const char *name)
 void rdif_flush_workqueue(struct workqueue_struct *wq)
 {
 	flush_workqueue(wq);
+}
+
+/*
+ * Pass-through to a lower block device.
+ *
+ * A request is forwarded as clones of its bios (bio_alloc_clone(), which
+ * also clones the integrity payload: the lower device gets the same data
+ * pages and the same PI buffer). The request's PDU counts the clones in
+ * flight; the last one to end completes the request through the queue's
+ * ->complete with the first error any of them met.
+ */
+
+struct rdif_lower {
+	struct file *file;
+	struct block_device *bdev;
+	struct bio_set bs;
+};
+
+static void rdif_lower_mark_dead(struct block_device *bdev, bool surprise)
+	__releases(&bdev->bd_holder_lock)
+{
+	mutex_unlock(&bdev->bd_holder_lock);
+	pr_warn("rdif: lower device %pg is gone: its I/O fails until power 0\n",
+		bdev);
+}
+
+static const struct blk_holder_ops rdif_lower_holder_ops = {
+	.mark_dead = rdif_lower_mark_dead,
+};
+
+/*
+ * Opens the block device at @path for reading and writing, exclusively
+ * (rdif is its holder). Returns NULL with *@err set on failure: -ENOTBLK
+ * if @path is not a block device, else what opening it returned.
+ */
+struct rdif_lower *rdif_lower_open(const char *path, int *err)
+{
+	struct rdif_lower *l = kzalloc(sizeof(*l), GFP_KERNEL);
+	struct file *f;
+	int ret;
+
+	if (!l) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	ret = bioset_init(&l->bs, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
+	if (ret)
+		goto free;
+	f = bdev_file_open_by_path(path, BLK_OPEN_READ | BLK_OPEN_WRITE, l,
+				   &rdif_lower_holder_ops);
+	if (IS_ERR(f)) {
+		ret = PTR_ERR(f);
+		goto exit;
+	}
+	l->file = f;
+	l->bdev = file_bdev(f);
+	return l;
+exit:
+	bioset_exit(&l->bs);
+free:
+	kfree(l);
+	*err = ret;
+	return NULL;
+}
+
+void rdif_lower_close(struct rdif_lower *l)
+{
+	bdev_fput(l->file);
+	bioset_exit(&l->bs);
+	kfree(l);
+}
+
+/* The lower device's size in 512-byte sectors. */
+u64 rdif_lower_sectors(struct rdif_lower *l)
+{
+	return bdev_nr_sectors(l->bdev);
+}
+
+/* The lower device's logical block size. */
+unsigned int rdif_lower_block_size(struct rdif_lower *l)
+{
+	return bdev_logical_block_size(l->bdev);
+}
+
+/* The lower device's integrity profile (all zero if it has none). */
+void rdif_lower_integrity(struct rdif_lower *l, struct blk_integrity *bi)
+{
+	*bi = bdev_limits(l->bdev)->integrity;
+}
+
+/*
+ * Replaces @lim with stacking limits (blk_set_stacking_limits()) of
+ * @lim's block size and features, with the lower device's limits and
+ * integrity profile stacked in, as stacking drivers do. Returns -EINVAL,
+ * leaving @lim as it was, if the profiles cannot be stacked.
+ */
+int rdif_lower_stack_limits(struct rdif_lower *l, struct queue_limits *lim)
+{
+	struct queue_limits t;
+
+	blk_set_stacking_limits(&t);
+	t.logical_block_size = lim->logical_block_size;
+	t.physical_block_size = lim->physical_block_size;
+	t.features = lim->features;
+	queue_limits_stack_bdev(&t, l->bdev, 0, "rdif");
+	if (!queue_limits_stack_integrity_bdev(&t, l->bdev))
+		return -EINVAL;
+	*lim = t;
+	return 0;
+}
+
+static void rdif_rq_lower_put(struct rdif_rq_file *cmd)
+{
+	if (atomic_dec_and_test(&cmd->ref))
+		blk_mq_complete_request(blk_mq_rq_from_pdu(cmd));
+}
+
+static void rdif_lower_endio(struct bio *clone)
+{
+	struct rdif_rq_file *cmd = clone->bi_private;
+
+	if (clone->bi_status)
+		atomic_cmpxchg(&cmd->status, BLK_STS_OK, clone->bi_status);
+	bio_put(clone);
+	rdif_rq_lower_put(cmd);
+}
+
+/* A bounce clone owns its data pages and its integrity buffer. */
+static void rdif_lower_bounce_free(struct bio *bio)
+{
+	struct bio_integrity_payload *bip = bio_integrity(bio);
+	struct bvec_iter_all iter;
+	struct bio_vec *bv;
+
+	if (bip && bip->bip_vcnt)
+		kfree(bvec_virt(&bip->bip_vec[0]));
+	bio_for_each_segment_all(bv, bio, iter)
+		__free_page(bv->bv_page);
+}
+
+static void rdif_lower_bounce_endio(struct bio *clone)
+{
+	rdif_lower_bounce_free(clone);
+	rdif_lower_endio(clone);
+}
+
+/*
+ * A copy of @src (data and integrity payload) in memory of its own, to be
+ * changed on its way down without touching the submitter's buffers.
+ */
+static struct bio *rdif_lower_bounce(struct rdif_lower *l, struct bio *src,
+				     gfp_t gfp)
+{
+	struct bio_integrity_payload *sbip = bio_integrity(src), *bip;
+	unsigned int size = src->bi_iter.bi_size;
+	unsigned int nr = DIV_ROUND_UP(size, PAGE_SIZE), i;
+	struct bio *bio;
+
+	if (nr > BIO_MAX_VECS)
+		return NULL;
+	bio = bio_alloc_bioset(l->bdev, nr, src->bi_opf, gfp, &l->bs);
+	if (!bio)
+		return NULL;
+	bio->bi_iter.bi_sector = src->bi_iter.bi_sector;
+	bio->bi_ioprio = src->bi_ioprio;
+	for (i = 0; i < nr; i++) {
+		unsigned int len = min_t(unsigned int, size - i * PAGE_SIZE,
+					 PAGE_SIZE);
+		struct page *page = alloc_page(gfp);
+
+		if (!page)
+			goto fail;
+		__bio_add_page(bio, page, len, 0);
+	}
+	bio_copy_data(bio, src);
+	if (sbip) {
+		struct bvec_iter it;
+		struct bio_vec bv;
+		unsigned int off = 0, len = sbip->bip_iter.bi_size;
+		void *buf;
+
+		bip = bio_integrity_alloc(bio, gfp, 1);
+		if (IS_ERR(bip))
+			goto fail;
+		buf = kmalloc(len, gfp);
+		if (!buf)
+			goto fail;
+		bip_for_each_vec(bv, sbip, it) {
+			memcpy_from_bvec(buf + off, &bv);
+			off += bv.bv_len;
+		}
+		bvec_set_virt(&bip->bip_vec[0], buf, len);
+		bip->bip_vcnt = 1;
+		bip->bip_iter.bi_size = len;
+		bip->bip_iter.bi_sector = sbip->bip_iter.bi_sector;
+		bip->bip_flags = sbip->bip_flags & BIP_CLONE_FLAGS;
+		bip->app_tag = sbip->app_tag;
+	}
+	return bio;
+fail:
+	rdif_lower_bounce_free(bio);
+	bio_put(bio);
+	return NULL;
+}
+
+/*
+ * Forwards the started request @rq to the lower device: a clone of each
+ * of its bios (a copy of its own for each bio that writes data if
+ * @bounce), shifted by
+ * @shift sectors, handed to @fix(@ctx, clone, src) before anything is
+ * submitted; a flush becomes an empty flush of the lower device. Returns 0
+ * if started: the request then completes through ->complete, perhaps
+ * before this returns. Returns -ENOMEM, having submitted nothing, if a
+ * clone cannot be allocated without waiting, -EINVAL if the tag set has
+ * less than rdif_rq_file_pdu_size() of PDU.
+ */
+int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
+			bool bounce, s64 shift,
+			void (*fix)(void *ctx, struct bio *clone, struct bio *src),
+			void *ctx)
+{
+	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
+	struct bio_list list = BIO_EMPTY_LIST;
+	unsigned int n = 0;
+	struct bio *src, *clone;
+
+	if (rq->q->tag_set->cmd_size < sizeof(*cmd))
+		return -EINVAL;
+	if (!rq->bio) {
+		/* A flush (or an empty request): a flush of the lower device. */
+		clone = bio_alloc_bioset(l->bdev, 0, REQ_OP_WRITE | REQ_PREFLUSH,
+					 GFP_NOWAIT, &l->bs);
+		if (!clone)
+			return -ENOMEM;
+		bio_list_add(&list, clone);
+		n = 1;
+	}
+	__rq_for_each_bio(src, rq) {
+		bool copy = bounce && op_is_write(bio_op(src)) &&
+			    bio_has_data(src);
+
+		if (copy)
+			clone = rdif_lower_bounce(l, src, GFP_NOWAIT);
+		else
+			clone = bio_alloc_clone(l->bdev, src, GFP_NOWAIT, &l->bs);
+		if (!clone) {
+			while ((clone = bio_list_pop(&list))) {
+				if (clone->bi_end_io == rdif_lower_bounce_endio)
+					rdif_lower_bounce_free(clone);
+				bio_put(clone);
+			}
+			return -ENOMEM;
+		}
+		clone->bi_iter.bi_sector += shift;
+		clone->bi_end_io = copy ? rdif_lower_bounce_endio : NULL;
+		if (fix)
+			fix(ctx, clone, src);
+		bio_list_add(&list, clone);
+		n++;
+	}
+	cmd->lower = true;
+	atomic_set(&cmd->status, BLK_STS_OK);
+	atomic_set(&cmd->ref, n + 1);
+	while ((clone = bio_list_pop(&list))) {
+		if (!clone->bi_end_io)
+			clone->bi_end_io = rdif_lower_endio;
+		clone->bi_private = cmd;
+		submit_bio_noacct(clone);
+	}
+	rdif_rq_lower_put(cmd);
+	return 0;
+}
+
+/* Whether @rq was forwarded to a lower device; if so, its status. */
+bool rdif_rq_lower_status(struct request *rq, u8 *status)
+{
+	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
+
+	if (rq->q->tag_set->cmd_size < sizeof(*cmd) || !cmd->lower)
+		return false;
+	*status = atomic_read(&cmd->status);
+	return true;
 }

@@ -54,4 +54,19 @@ long rdif_rq_file_result(struct request *rq);
 bool rdif_file_dio_align(struct file *file, unsigned int *min_size,
 		unsigned int *mem_align);
 
+struct rdif_lower;
+struct queue_limits;
+struct blk_integrity;
+struct rdif_lower *rdif_lower_open(const char *path, int *err);
+void rdif_lower_close(struct rdif_lower *l);
+u64 rdif_lower_sectors(struct rdif_lower *l);
+unsigned int rdif_lower_block_size(struct rdif_lower *l);
+void rdif_lower_integrity(struct rdif_lower *l, struct blk_integrity *bi);
+int rdif_lower_stack_limits(struct rdif_lower *l, struct queue_limits *lim);
+int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
+		bool bounce, s64 shift,
+		void (*fix)(void *ctx, struct bio *clone, struct bio *src),
+		void *ctx);
+bool rdif_rq_lower_status(struct request *rq, u8 *status);
+
 #endif /* RDIF_BLK_HELPERS_H */

@@ -34,6 +34,15 @@ pub(crate) trait Operations: Sized + 'static {
         rq: Pending,
         result: isize,
     );
+
+    /// A request started with [`super::lower::Lower::start`] is done:
+    /// `status` is the first error of its clones, if any. May be called
+    /// from any context, interrupts included.
+    fn lower_done(
+        data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
+        rq: Pending,
+        status: Result<(), Status>,
+    );
 }
 
 // The bindings' structs end in zero-length arrays, which this lint flags;
@@ -42,6 +51,7 @@ pub(crate) trait Operations: Sized + 'static {
 extern "C" {
     fn rdif_rq_file_pdu_size() -> u32;
     fn rdif_rq_file_result(rq: *mut bindings::request) -> core::ffi::c_long;
+    fn rdif_rq_lower_status(rq: *mut bindings::request, status: *mut u8) -> bool;
 }
 
 struct OperationsVTable<T: Operations>(PhantomData<T>);
@@ -84,24 +94,36 @@ impl<T: Operations> OperationsVTable<T> {
     /// # Safety
     ///
     /// Called by blk-mq for a request the driver passed to
-    /// `blk_mq_complete_request`, which only `rdif_rq_file_start` does, for
-    /// a started request it took over from a `Pending` (see
-    /// [`super::file::BackingFile::start_request`]), of a queue as for
-    /// `queue_rq`.
+    /// `blk_mq_complete_request`, which only `rdif_rq_file_start` and
+    /// `rdif_rq_lower_start` do, for a started request they took over from
+    /// a `Pending` (see [`super::file::BackingFile::start_request`] and
+    /// [`super::lower::Lower::start`]), of a queue as for `queue_rq`.
     unsafe extern "C" fn complete(rq: *mut bindings::request) {
         let Some(ptr) = NonNull::new(rq) else {
             return;
         };
-        // SAFETY: the request is valid and its PDU holds the result of its
-        // file I/O (the function's safety requirement).
-        let result = unsafe { rdif_rq_file_result(rq) } as isize;
         // SAFETY: the request and its queue are valid; `queuedata` came from
         // `into_foreign` and outlives every request (as in `queue_rq`).
         let data = unsafe { T::QueueData::borrow((*(*rq).q).queuedata) };
+        let mut status = 0u8;
+        // SAFETY: the request is valid and its PDU holds the state of the
+        // I/O that completed it (the function's safety requirement);
+        // `status` is a valid out pointer.
+        let lower = unsafe { rdif_rq_lower_status(rq, &mut status) };
+        // SAFETY: as above.
+        let result = unsafe { rdif_rq_file_result(rq) } as isize;
         // SAFETY: a started request that nothing else ends: the `Pending`
-        // given up when its file I/O started.
+        // given up when its I/O started.
         let pending = unsafe { Pending::from_raw(ptr) };
-        T::file_done(data, pending, result);
+        if lower {
+            let status = match status {
+                0 => Ok(()),
+                s => Err(Status::from_raw(s)),
+            };
+            T::lower_done(data, pending, status);
+        } else {
+            T::file_done(data, pending, result);
+        }
     }
 
     const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A lower block device that requests are forwarded to (pass-through),
+//! as stacking drivers do: each bio of a request goes down as a clone
+//! (`bio_alloc_clone`, integrity payload included), the lower device's
+//! limits and integrity profile are stacked into the disk's
+//! (`queue_limits_stack_bdev`, `queue_limits_stack_integrity_bdev`), and
+//! the request ends with the first error any clone met, unchanged.
+//!
+//! C header: [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h)
+
+use super::{disk::IntegrityLimits, Bio, Limits, Pending};
+use core::{ffi::c_void, ptr::NonNull};
+use kernel::{bindings, error::to_result, prelude::*};
+
+/// Opaque stand-in for the helpers' `struct rdif_lower`.
+#[repr(C)]
+struct RawLower {
+    _opaque: [u8; 0],
+}
+
+type FixFn = unsafe extern "C" fn(*mut c_void, *mut bindings::bio, *mut bindings::bio);
+
+// The bindings' structs end in zero-length arrays, which this lint flags;
+// they are only passed by pointer here.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn rdif_lower_open(path: *const kernel::ffi::c_char, err: *mut i32) -> *mut RawLower;
+    fn rdif_lower_close(l: *mut RawLower);
+    fn rdif_lower_sectors(l: *mut RawLower) -> u64;
+    fn rdif_lower_block_size(l: *mut RawLower) -> u32;
+    fn rdif_lower_integrity(l: *mut RawLower, bi: *mut bindings::blk_integrity);
+    fn rdif_lower_stack_limits(l: *mut RawLower, lim: *mut bindings::queue_limits) -> i32;
+    fn rdif_rq_lower_start(
+        l: *mut RawLower,
+        rq: *mut bindings::request,
+        bounce: bool,
+        shift: i64,
+        fix: Option<FixFn>,
+        ctx: *mut c_void,
+    ) -> i32;
+}
+
+/// An open lower block device.
+///
+/// # Invariants
+///
+/// `ptr` came from `rdif_lower_open` and is closed only on drop: the block
+/// device is open for reading and writing, held exclusively by this
+/// object, with a bio set for its clones.
+pub(crate) struct Lower {
+    ptr: NonNull<RawLower>,
+}
+
+// SAFETY: the block device and its bio set may be used from any thread.
+unsafe impl Send for Lower {}
+// SAFETY: as above; nothing is changed through `&self`.
+unsafe impl Sync for Lower {}
+
+impl Drop for Lower {
+    fn drop(&mut self) {
+        // SAFETY: opened by `rdif_lower_open` (type invariant) and not used
+        // after this. Clones in flight hold their own reference to the bio
+        // set's device; the disk above is gone before its `Lower` is
+        // dropped, so none is left.
+        unsafe { rdif_lower_close(self.ptr.as_ptr()) };
+    }
+}
+
+/// The trampoline that hands each clone to the closure of
+/// [`Lower::start`].
+///
+/// # Safety
+///
+/// `ctx` must point to an `F`, and `clone` and `src` to a clone (not yet
+/// submitted, only the caller's) and the bio of a started request that it
+/// was made from.
+unsafe extern "C" fn fix_one<F: FnMut(Bio<'_>, Bio<'_>)>(
+    ctx: *mut c_void,
+    clone: *mut bindings::bio,
+    src: *mut bindings::bio,
+) {
+    // SAFETY: `ctx` points to an `F` that lives for the call (the
+    // function's requirement) and nothing else uses it meanwhile.
+    let f = unsafe { &mut *ctx.cast::<F>() };
+    if let (Some(c), Some(s)) = (NonNull::new(clone), NonNull::new(src)) {
+        // SAFETY: valid bios for the call (the function's requirement).
+        let (c, s) = unsafe { (Bio::from_raw(c), Bio::from_raw(s)) };
+        f(c, s);
+    }
+}
+
+impl Lower {
+    /// Opens the block device at `path` exclusively for reading and
+    /// writing.
+    pub(crate) fn open(path: &CStr) -> Result<Self> {
+        let mut err = 0;
+        // SAFETY: `path` is NUL-terminated; `err` is a valid out pointer.
+        let ptr = unsafe { rdif_lower_open(path.as_char_ptr(), &mut err) };
+        // INVARIANT: a non-NULL result came from `rdif_lower_open`.
+        NonNull::new(ptr)
+            .map(|ptr| Lower { ptr })
+            .ok_or_else(|| Error::from_errno(err))
+    }
+
+    /// Capacity in 512-byte sectors.
+    pub(crate) fn sectors(&self) -> u64 {
+        // SAFETY: valid (type invariant).
+        unsafe { rdif_lower_sectors(self.ptr.as_ptr()) }
+    }
+
+    /// Logical block size.
+    pub(crate) fn block_size(&self) -> u32 {
+        // SAFETY: valid (type invariant).
+        unsafe { rdif_lower_block_size(self.ptr.as_ptr()) }
+    }
+
+    /// The lower device's integrity profile, if it has one.
+    pub(crate) fn integrity(&self) -> Option<IntegrityLimits> {
+        let mut bi = bindings::blk_integrity::default();
+        // SAFETY: valid (type invariant); `bi` is a valid out pointer.
+        unsafe { rdif_lower_integrity(self.ptr.as_ptr(), &mut bi) };
+        IntegrityLimits::from_raw(&bi)
+    }
+
+    /// The limits of a disk over the lower device: `limits`' block size
+    /// and features, everything else and the integrity profile inherited
+    /// from the lower device as stacking drivers do (starting from the
+    /// block layer's stacking defaults); `EINVAL` if the profiles cannot
+    /// be stacked.
+    pub(crate) fn stack(&self, mut limits: Limits) -> Result<Limits> {
+        // SAFETY: valid (type invariant); `limits.0` is a valid limits
+        // structure.
+        to_result(unsafe { rdif_lower_stack_limits(self.ptr.as_ptr(), &mut limits.0) })?;
+        Ok(limits)
+    }
+
+    /// Forwards `rq` to the lower device, each bio as a clone moved by
+    /// `shift` sectors, or as a copy of its own for each bio that writes
+    /// data if `bounce`; `fix(clone, src)` sees each clone before anything
+    /// is submitted (it may change a copy's data and metadata, which are
+    /// the device's own). The request then ends through
+    /// [`super::Operations::lower_done`] with the lower device's status.
+    /// Hands the request back untouched with `ENOMEM` if a clone cannot be
+    /// allocated without waiting (nothing was submitted), or `EINVAL` if
+    /// the tag set has no room for the forwarding state
+    /// ([`super::TagSet::new`] with `file_io`).
+    pub(crate) fn start<F: FnMut(Bio<'_>, Bio<'_>)>(
+        &self,
+        rq: Pending,
+        bounce: bool,
+        shift: i64,
+        mut fix: F,
+    ) -> Result<(), (Pending, Error)> {
+        let raw = rq.into_raw();
+        // SAFETY: the device is valid (type invariant); `raw` is a started
+        // request that nothing else ends (it came from a `Pending`); `fix`
+        // lives across the call, which is the only one to use it, and
+        // `fix_one::<F>` is the trampoline for its type.
+        let r = unsafe {
+            rdif_rq_lower_start(
+                self.ptr.as_ptr(),
+                raw.as_ptr(),
+                bounce,
+                shift,
+                Some(fix_one::<F>),
+                (&raw mut fix).cast(),
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        // SAFETY: nothing was submitted (the helper's contract): still a
+        // started request that only this `Pending` ends.
+        Err((unsafe { Pending::from_raw(raw) }, Error::from_errno(r)))
+    }
+}
