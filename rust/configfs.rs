@@ -7,6 +7,7 @@
 //! /sys/kernel/config/rdif/<name>/        one device description (mkdir)
 //!     size blocksize csum ref_tag metadata_size pi_offset interval
 //!     pract read_check hw_queues queue_depth backing format power journal
+//!     lower
 //! ```
 //!
 //! Writing 1 to `power` builds the disk `/dev/<name>`, 0 removes it; rmdir
@@ -34,7 +35,7 @@ use crate::pi::Csum;
 
 /// The attributes of a device directory, in the order of their ids.
 const ATTRIBUTES: &str = "size,blocksize,csum,ref_tag,metadata_size,pi_offset,interval,\
-pract,read_check,hw_queues,queue_depth,backing,format,power,journal\n";
+pract,read_check,hw_queues,queue_depth,backing,format,power,journal,lower\n";
 
 /// Builds the configfs subsystem `rdif`.
 pub(crate) fn subsystem(registry: Arc<Registry>) -> impl PinInit<configfs::Subsystem<Root>, Error> {
@@ -97,6 +98,7 @@ impl configfs::GroupOperations for Root {
                 format: 12,
                 power: 13,
                 journal: 14,
+                lower: 15,
             ],
         };
         let registry = self.registry.clone();
@@ -108,6 +110,7 @@ impl configfs::GroupOperations for Root {
                 inner <- new_mutex!(Inner {
                     settings: Settings::default(),
                     backing: None,
+                    lower: None,
                     disk: None,
                 }),
                 registry,
@@ -129,6 +132,8 @@ pub(crate) struct DeviceGroup {
 struct Inner {
     settings: Settings,
     backing: Option<CString>,
+    /// The block device a pass-through device forwards to.
+    lower: Option<CString>,
     /// The disk, while powered. Dropping it (power 0, rmdir) removes it.
     disk: Option<RdifDisk>,
 }
@@ -181,8 +186,19 @@ impl DeviceGroup {
                     pr_err!("configfs {}: {}\n", self.name(), msg);
                     EINVAL
                 })?;
-                let disk =
-                    crate::create_disk(&self.name, &v, inner.backing.as_deref(), &self.registry)?;
+                let under = match (inner.backing.as_deref(), inner.lower.as_deref()) {
+                    (None, None) => crate::Under::Memory,
+                    (Some(b), None) => crate::Under::Backing(b),
+                    (None, Some(l)) => crate::Under::Lower(l),
+                    (Some(_), Some(_)) => {
+                        pr_err!(
+                            "configfs {}: backing and lower exclude each other: clear one\n",
+                            self.name()
+                        );
+                        return Err(EINVAL);
+                    }
+                };
+                let disk = crate::create_disk(&self.name, &v, under, &self.registry)?;
                 inner.disk = Some(disk);
             }
             (false, true) => drop(inner.disk.take()),
@@ -215,6 +231,30 @@ impl DeviceGroup {
             path.to_str().unwrap_or("?")
         );
         Ok(())
+    }
+}
+
+impl DeviceGroup {
+    /// Parses a path attribute named `what`: `None` if empty.
+    fn path(&self, page: &[u8], what: &str) -> Result<Option<CString>> {
+        let path = page.strip_suffix(b"\n").unwrap_or(page);
+        if path.contains(&0) || path.len() >= PAGE_SIZE - 1 {
+            pr_err!("configfs {}: invalid {} path\n", self.name(), what);
+            return Err(EINVAL);
+        }
+        if !path.is_empty() && path.first() != Some(&b'/') {
+            pr_err!(
+                "configfs {}: {} must be an absolute path (it is opened when power is written, by whoever writes it)\n",
+                self.name(),
+                what
+            );
+            return Err(EINVAL);
+        }
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let s = core::str::from_utf8(path).map_err(|_| EINVAL)?;
+        Ok(Some(CString::try_from_fmt(fmt!("{}", s))?))
     }
 }
 
@@ -300,45 +340,37 @@ impl AttributeOperations<2> for DeviceGroup {
     }
 }
 
-#[vtable]
-impl AttributeOperations<11> for DeviceGroup {
-    type Data = DeviceGroup;
+/// Implements a path attribute of [`DeviceGroup`] (`backing`, `lower`):
+/// an absolute path, opened when power is written; empty clears it.
+macro_rules! path_attr {
+    ($id:literal, $field:ident) => {
+        #[vtable]
+        impl AttributeOperations<$id> for DeviceGroup {
+            type Data = DeviceGroup;
 
-    fn show(this: &DeviceGroup, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        this.show(page, |i, w| {
-            if let Some(b) = &i.backing {
-                w.write_str(b.to_str().map_err(|_| EINVAL)?)?;
+            fn show(this: &DeviceGroup, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+                this.show(page, |i, w| {
+                    if let Some(b) = &i.$field {
+                        w.write_str(b.to_str().map_err(|_| EINVAL)?)?;
+                    }
+                    Ok(())
+                })
             }
-            Ok(())
-        })
-    }
 
-    fn store(this: &DeviceGroup, page: &[u8]) -> Result {
-        let path = page.strip_suffix(b"\n").unwrap_or(page);
-        let mut inner = this.inner.lock();
-        if inner.disk.is_some() {
-            return Err(EBUSY);
+            fn store(this: &DeviceGroup, page: &[u8]) -> Result {
+                let mut inner = this.inner.lock();
+                if inner.disk.is_some() {
+                    return Err(EBUSY);
+                }
+                inner.$field = this.path(page, stringify!($field))?;
+                Ok(())
+            }
         }
-        if path.contains(&0) || path.len() >= PAGE_SIZE - 1 {
-            pr_err!("configfs {}: invalid backing path\n", this.name());
-            return Err(EINVAL);
-        }
-        if !path.is_empty() && path.first() != Some(&b'/') {
-            pr_err!(
-                "configfs {}: backing must be an absolute path (it is opened when power is written, by whoever writes it)\n",
-                this.name()
-            );
-            return Err(EINVAL);
-        }
-        inner.backing = if path.is_empty() {
-            None
-        } else {
-            let s = core::str::from_utf8(path).map_err(|_| EINVAL)?;
-            Some(CString::try_from_fmt(fmt!("{}", s))?)
-        };
-        Ok(())
-    }
+    };
 }
+
+path_attr!(11, backing);
+path_attr!(15, lower);
 
 #[vtable]
 impl AttributeOperations<12> for DeviceGroup {

@@ -28,12 +28,16 @@
 
 mod faults;
 mod inflight;
+mod pass;
 mod read;
 mod worker;
 mod write;
 
 use crate::{
-    blk::{bio::Integrity, bip, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request, Status},
+    blk::{
+        bio::Integrity, bip, lower::Lower, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request,
+        Status,
+    },
     inject::{Failure, Injector},
     pi::{Checks, PiError, Profile},
     settings::DeviceConfig,
@@ -58,6 +62,9 @@ use kernel::{
 pub(crate) struct Device {
     cfg: DeviceConfig,
     store: Store,
+    /// The lower device of a pass-through device, which forwards every
+    /// request there and leaves `store` (empty, in memory) unused.
+    lower: Option<Lower>,
     pub(crate) stats: Stats,
     #[pin]
     pub(crate) inject: Injector,
@@ -135,12 +142,14 @@ impl From<StoreError> for Status {
 }
 
 impl Device {
-    /// Creates a device over `store`, which must match `cfg`. A store that
-    /// may sleep needs `wq`; `max_requests` is how many requests can be in
-    /// flight (tags of all hardware queues).
+    /// Creates a device over `store`, which must match `cfg`, or that
+    /// forwards its requests to `lower`. A store that may sleep needs
+    /// `wq`; `max_requests` is how many requests can be in flight (tags of
+    /// all hardware queues).
     pub(crate) fn new(
         cfg: DeviceConfig,
         store: Store,
+        lower: Option<Lower>,
         wq: Option<Arc<OwnedQueue>>,
         max_requests: usize,
     ) -> impl PinInit<Self, Error> {
@@ -148,6 +157,7 @@ impl Device {
         try_pin_init!(Device {
             cfg,
             store,
+            lower,
             stats: Stats::new()?,
             inject <- Injector::new(),
             pending <- new_spinlock!(KVVec::with_capacity(room, GFP_KERNEL)?),
@@ -184,6 +194,9 @@ impl Device {
                     return Ok(());
                 }
             }
+        }
+        if let Some(lower) = &this.lower {
+            return this.pass(lower, rq);
         }
         let Some(wq) = &this.wq else {
             return match this.dispatch(&rq.request()) {
@@ -370,6 +383,11 @@ impl Device {
         let peak = self.flight.lock().peak();
         writeln!(f, "file_direct {}", u8::from(direct))?;
         writeln!(f, "file_inflight_peak {peak}")
+    }
+
+    /// The lower device of a pass-through device.
+    pub(crate) fn lower(&self) -> Option<&Lower> {
+        self.lower.as_ref()
     }
 
     /// The device's format.

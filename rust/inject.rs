@@ -140,12 +140,15 @@ pub(crate) enum WriteFault {
     Misdirect(u64),
     /// Acknowledged, not stored.
     Lost,
+    /// Sent down to a lower device with this field of each interval in
+    /// the range spoilt (pass-through only).
+    Corrupt(Field, Range),
 }
 
 /// A command written to the `inject` file.
 ///
 /// ```text
-/// corrupt guard|ref|app|data FIRST [COUNT] [persistent]
+/// corrupt guard|ref|app|data FIRST [COUNT] [persistent|write]
 /// misdirect TARGET [FIRST [COUNT]]
 /// lost [FIRST [COUNT]]
 /// fail read|write|any N protection|ioerr|resource
@@ -216,10 +219,13 @@ impl Command {
                 let first = number(toks.next())?;
                 let mut count = 1;
                 let mut persistent = false;
+                let mut write = false;
                 for t in toks {
-                    if t == b"persistent" && !persistent {
+                    if t == b"persistent" && !persistent && !write {
                         persistent = true;
-                    } else if count == 1 && !persistent {
+                    } else if t == b"write" && !persistent && !write {
+                        write = true;
+                    } else if count == 1 && !persistent && !write {
                         count = number(Some(t))?;
                     } else {
                         return Err("corrupt: unexpected argument");
@@ -228,9 +234,16 @@ impl Command {
                 if count == 0 {
                     return Err("count must be at least 1");
                 }
+                let range = Range { first, count };
+                if write {
+                    return Ok(Command::Write {
+                        fault: WriteFault::Corrupt(field, range),
+                        range: Some(range),
+                    });
+                }
                 Ok(Command::Corrupt {
                     field,
-                    range: Range { first, count },
+                    range,
                     persistent,
                 })
             }
@@ -391,6 +404,13 @@ impl Injector {
         })
     }
 
+    /// Arms again, for `range`, a write rule that fired for a write that
+    /// was then not carried out but will be retried; dropped if the rules
+    /// are full by now.
+    pub(crate) fn rearm_write(&self, range: Range, fault: WriteFault) {
+        let _ = self.arm_write(Some(range), fault);
+    }
+
     /// Arms a persistent read corruption; `ENOSPC` if [`MAX_RULES`] are
     /// armed.
     pub(crate) fn arm_read(&self, fault: ReadFault) -> Result {
@@ -481,6 +501,10 @@ impl Injector {
             match fault {
                 WriteFault::Misdirect(t) => write!(f, "misdirect {t}")?,
                 WriteFault::Lost => write!(f, "lost")?,
+                WriteFault::Corrupt(x, r) => {
+                    writeln!(f, "corrupt {} {} {} write", x.name(), r.first, r.count)?;
+                    continue;
+                }
             }
             match range {
                 Some(g) => writeln!(f, " {} {}", g.first, g.count)?,

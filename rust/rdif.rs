@@ -22,6 +22,7 @@ mod settings;
 mod stats;
 mod store;
 
+use blk::lower::Lower;
 use blk::{
     disk::{Checksum, IntegrityLimits},
     wq::OwnedQueue,
@@ -108,6 +109,10 @@ impl Operations for RdifOps {
 
     fn file_done(dev: ArcBorrow<'_, Device>, rq: Pending, result: isize) {
         Device::file_done(dev, rq, result)
+    }
+
+    fn lower_done(dev: ArcBorrow<'_, Device>, rq: Pending, status: Result<(), blk::Status>) {
+        dev.lower_done(rq, status)
     }
 }
 
@@ -273,26 +278,105 @@ fn integrity_limits(p: &Profile) -> IntegrityLimits {
     }
 }
 
-/// Creates and adds the disk `name`: in memory, or over the store at
-/// `backing`.
+/// What a device keeps its data in, or forwards it to.
+pub(crate) enum Under<'a> {
+    /// Memory.
+    Memory,
+    /// The backing store (file or block device) at this path.
+    Backing(&'a CStr),
+    /// Pass-through to the block device at this path.
+    Lower(&'a CStr),
+}
+
+/// Opens the lower device at `path` of a pass-through device `name`, which
+/// must have the integrity profile `p` configures, and a logical block
+/// size no larger than `p`'s. On error, one line in the log says why.
+fn open_lower(name: &CStr, path: &CStr, p: &Profile) -> Result<Lower> {
+    let why = |msg: core::fmt::Arguments<'_>| {
+        pr_err!(
+            "{}: lower {}: {}\n",
+            name.to_str().unwrap_or("?"),
+            path.to_str().unwrap_or("?"),
+            msg
+        );
+    };
+    let lower = Lower::open(path).inspect_err(|e| {
+        let msg = match *e {
+            e if e == ENOTBLK => "not a block device",
+            e if e == EBUSY => "in use (mounted, or held by another device)",
+            e if e == ENOENT || e == ENXIO || e == ENODEV => "no such device",
+            _ => "cannot be opened",
+        };
+        why(fmt!("{}", msg));
+    })?;
+    let Some(l) = lower.integrity() else {
+        why(fmt!(
+            "has no integrity profile: nothing to pass PI through to"
+        ));
+        return Err(EINVAL);
+    };
+    let want = integrity_limits(p);
+    let differs = [
+        (l.csum != want.csum, "guard checksum (csum)"),
+        (l.ref_tag != want.ref_tag, "type (ref_tag)"),
+        (l.metadata_size != want.metadata_size, "metadata size"),
+        (l.pi_offset != want.pi_offset, "PI offset"),
+        (l.interval_exp != want.interval_exp, "protection interval"),
+    ];
+    if let Some((_, what)) = differs.iter().find(|(d, _)| *d) {
+        why(fmt!(
+            "its {} differs from this device's (lower: metadata {}, pi at {}, interval {}, {} tuple, csum {})",
+            what,
+            l.metadata_size,
+            l.pi_offset,
+            1u32 << l.interval_exp,
+            l.pi_tuple_size,
+            l.csum as u8
+        ));
+        return Err(EINVAL);
+    }
+    if lower.block_size() > p.block_size() {
+        why(fmt!(
+            "its logical block size {} is larger than this device's {}",
+            lower.block_size(),
+            p.block_size()
+        ));
+        return Err(EINVAL);
+    }
+    if lower.sectors() < u64::from(p.block_size() >> 9) {
+        why(fmt!("is smaller than one block"));
+        return Err(EINVAL);
+    }
+    Ok(lower)
+}
+
+/// Creates and adds the disk `name`: in memory, over the store at a
+/// backing path, or passing through to a lower device.
 pub(crate) fn create_disk(
     name: &CStr,
     v: &Validated,
-    backing: Option<&CStr>,
+    under: Under<'_>,
     registry: &Arc<Registry>,
 ) -> Result<RdifDisk> {
-    let cfg = v.dev;
+    let mut cfg = v.dev;
     let claim = registry.claim(name)?;
-    let (store, store_claim) = match backing {
-        None if !v.journal => {
+    let (store, store_claim, lower) = match under {
+        Under::Memory if !v.journal => {
             pr_err!(
                 "{}: journal=0 needs a backing store (memory has no journal)\n",
                 name.to_str().unwrap_or("?")
             );
             return Err(EINVAL);
         }
-        None => (Store::memory(cfg.profile)?, None),
-        Some(path) => {
+        Under::Memory => (Store::memory(cfg.profile)?, None, None),
+        Under::Lower(path) => {
+            let lower = open_lower(name, path, &cfg.profile)?;
+            // The device is as large as the lower one, in whole blocks.
+            let bs = u64::from(cfg.profile.block_size());
+            cfg.capacity = (lower.sectors() << 9) / bs * bs;
+            (Store::memory(cfg.profile)?, None, Some(lower))
+        }
+        Under::Backing(path) => {
             let why = |msg| {
                 pr_err!(
                     "{}: backing {}: {}\n",
@@ -322,7 +406,11 @@ pub(crate) fn create_disk(
                     fs.replayed()
                 );
             }
-            (Store::File(KBox::new(fs, GFP_KERNEL)?), Some(store_claim))
+            (
+                Store::File(KBox::new(fs, GFP_KERNEL)?),
+                Some(store_claim),
+                None,
+            )
         }
     };
     let blocking = store.may_sleep();
@@ -337,15 +425,16 @@ pub(crate) fn create_disk(
     } else {
         0
     };
+    let passing = lower.is_some();
     let max_requests = v.hw_queues as usize * v.queue_depth as usize;
     let dev = Arc::pin_init(
-        Device::new(cfg, store, wq.clone(), max_requests),
+        Device::new(cfg, store, lower, wq.clone(), max_requests),
         GFP_KERNEL,
     )?;
     let tag_set = Arc::pin_init(
-        // `queue_rq` never sleeps: a store that may sleep is served by a
-        // work item.
-        TagSet::new(v.hw_queues, v.queue_depth, false, blocking),
+        // `queue_rq` never sleeps, except to submit a pass-through
+        // device's clones: a store that may sleep is served by a work item.
+        TagSet::new(v.hw_queues, v.queue_depth, passing, blocking || passing),
         GFP_KERNEL,
     )?;
     let mut limits = Limits::new()
@@ -367,7 +456,16 @@ pub(crate) fn create_disk(
     if let Some(mask) = dev.store_direct_mem_align() {
         limits = limits.dma_alignment(mask);
     }
-    if cfg.profile.has_metadata() {
+    if let Some(lower) = dev.lower() {
+        // A pass-through device offers what the lower device offers, with
+        // its profile, which `open_lower` found equal to the configured one.
+        limits = lower.stack(limits).inspect_err(|_| {
+            pr_err!(
+                "{}: the lower device's limits cannot be stacked\n",
+                name.to_str().unwrap_or("?")
+            );
+        })?;
+    } else if cfg.profile.has_metadata() {
         limits = limits.integrity(integrity_limits(&cfg.profile), 128);
     }
     let debugfs = KBox::pin_init(
@@ -431,7 +529,7 @@ fn default_disks(registry: &Arc<Registry>) -> Result<KVec<RdifDisk>> {
     let mut disks = KVec::with_capacity(n as usize, GFP_KERNEL)?;
     for i in 0..n {
         let name = CString::try_from_fmt(fmt!("rdif{}", i))?;
-        disks.push(create_disk(&name, &v, None, registry)?, GFP_KERNEL)?;
+        disks.push(create_disk(&name, &v, Under::Memory, registry)?, GFP_KERNEL)?;
     }
     if n == 0 {
         return Ok(disks);

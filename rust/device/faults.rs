@@ -32,9 +32,13 @@ impl Device {
     }
 
     /// Copies the metadata of `interval` into `md` as a read would return
-    /// it (persistent corruptions applied), for inspection.
+    /// it (persistent corruptions applied), for inspection. A pass-through
+    /// device has none of its own (`IO_ERROR`).
     pub(crate) fn metadata(&self, interval: u64, md: &mut [u8]) -> Result<(), Status> {
-        if interval >= self.nr_intervals() || md.len() != self.cfg.profile.metadata_size() {
+        if self.lower.is_some()
+            || interval >= self.nr_intervals()
+            || md.len() != self.cfg.profile.metadata_size()
+        {
             return Err(Status::IO_ERROR);
         }
         self.store.read(interval, 1, true, |_, _, m| {
@@ -58,7 +62,23 @@ impl Device {
             Command::Corrupt {
                 field: Field::Tuple(_),
                 ..
+            }
+            | Command::Write {
+                fault: WriteFault::Corrupt(Field::Tuple(_), _),
+                ..
             } if !has_tuple => inval("the format has no PI tuple"),
+            Command::Corrupt {
+                persistent: false,
+                ..
+            } if self.lower.is_some() => inval(
+                "a pass-through device stores nothing: use 'persistent' (reads) or 'write' (in flight)",
+            ),
+            Command::Write {
+                fault: WriteFault::Corrupt(..),
+                ..
+            } if self.lower.is_none() => {
+                inval("'corrupt ... write' needs a pass-through device (lower)")
+            }
             Command::Corrupt {
                 field,
                 range,

@@ -380,6 +380,8 @@ impl Device {
                 None => first,
                 Some(WriteFault::Lost) => return Ok(()),
                 Some(WriteFault::Misdirect(target)) => target,
+                // Refused on a device that stores (see `Device::inject`).
+                Some(WriteFault::Corrupt(..)) => first,
             };
             if fault.is_some() || !self.store.one_unit(dest, fit(dest)) {
                 // Never sleeps: called under the injector's lock.
@@ -395,6 +397,7 @@ impl Device {
                 return Ok(Outcome::Done);
             }
             Some(WriteFault::Misdirect(_)) => self.stats.inc(Counter::InjMisdirected),
+            Some(WriteFault::Corrupt(..)) => {}
         }
         let nd = fit(dest);
         // A backing file without journal, in a format without metadata,

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pass-through: requests forwarded to a lower block device with their
+//! integrity payloads (see [`crate::blk::lower`]).
+//!
+//! The device stores nothing. It checks a write's PI as its payload's
+//! flags ask before sending it down, and a read's PI after it came up when
+//! `read_check` or the payload ask (the reference tags then are those of
+//! the submitter's seed: the lower device's completion has mapped them
+//! back). The lower device's errors are returned unchanged. Injections act
+//! in flight: `fail` before anything goes down, `lost` and `misdirect` on
+//! the way down, `corrupt ... write` spoils a copy of the write on its way
+//! down (never the submitter's buffers), and `corrupt ... persistent`
+//! spoils what a read brings up.
+
+use super::{short, Device};
+use crate::{
+    blk::{bio::Integrity, lower::Lower, Bio, Op, Pending, Status},
+    inject::{Field, Range, ReadFaults, WriteFault},
+    pi::{Checks, Csum, TupleField, MAX_METADATA},
+    stats::Counter,
+};
+use kernel::prelude::*;
+
+/// Bytes of data checksummed at a time.
+const PIECE: usize = 512;
+
+impl Device {
+    /// Sends `rq` down to `lower`. Hands it back if it must be retried
+    /// later (a shortage of clones; nothing was sent).
+    pub(super) fn pass(&self, lower: &Lower, rq: Pending) -> Result<(), Pending> {
+        let r = rq.request();
+        let op = r.op();
+        let len = u64::from(r.bytes());
+        let in_range = r
+            .sector()
+            .checked_mul(512)
+            .and_then(|pos| pos.checked_add(len))
+            .is_some_and(|end| end <= self.cfg.capacity);
+        if op != Op::Flush && !in_range {
+            rq.end(Err(Status::IO_ERROR));
+            return Ok(());
+        }
+        let p = &self.cfg.profile;
+        let first = p.sector_to_interval(r.sector());
+        let n = self.intervals_in(len);
+        let mut fault = None;
+        match op {
+            Op::Read => {
+                self.stats.inc(Counter::Reads);
+                self.stats.add(Counter::ReadIntervals, n);
+            }
+            Op::Write => {
+                self.stats.inc(Counter::Writes);
+                if let Err(s) = r.bios().try_for_each(|bio| self.check_down(&bio)) {
+                    rq.end(Err(s));
+                    return Ok(());
+                }
+                fault = match self.inject.write_fault(first, n, |_| Ok::<(), Status>(())) {
+                    Ok(f) => f,
+                    Err(s) => {
+                        rq.end(Err(s));
+                        return Ok(());
+                    }
+                };
+            }
+            Op::Flush => self.stats.inc(Counter::Flushes),
+            Op::Discard | Op::SecureErase | Op::WriteZeroes => self.stats.inc(Counter::Discards),
+            Op::Other(_) => {
+                rq.end(Err(Status::NOT_SUPPORTED));
+                return Ok(());
+            }
+        }
+        let (bounce, shift, spoil) = match fault {
+            None => (false, 0, None),
+            Some(WriteFault::Lost) => {
+                self.stats.inc(Counter::InjLost);
+                rq.end(Ok(()));
+                return Ok(());
+            }
+            Some(WriteFault::Misdirect(t)) => {
+                if t.checked_add(n).is_none_or(|end| end > self.nr_intervals()) {
+                    // It would land beyond the end of the device.
+                    rq.end(Err(Status::IO_ERROR));
+                    return Ok(());
+                }
+                self.stats.inc(Counter::InjMisdirected);
+                let sectors = (p.interval() >> 9) as i64;
+                (false, (t as i64 - first as i64) * sectors, None)
+            }
+            Some(WriteFault::Corrupt(field, range)) => (true, 0, Some((field, range))),
+        };
+        let started = lower.start(rq, bounce, shift, |clone, _src| {
+            if let Some((field, range)) = spoil {
+                // A copy of the device's own: spoiling it cannot fail but
+                // for a payload shorter than its data, which the lower
+                // device then rejects anyway.
+                let _ = self.spoil_bio(&clone, clone.integrity(), |i, f| {
+                    f == field && range.contains(i)
+                });
+            }
+        });
+        match started {
+            Ok(()) => Ok(()),
+            Err((rq, e)) if e == ENOMEM => {
+                if let Some(f) = fault {
+                    // Not sent: the retried write meets the same fault.
+                    let range = match f {
+                        WriteFault::Corrupt(_, r) => r,
+                        _ => Range { first, count: n },
+                    };
+                    self.inject.rearm_write(range, f);
+                }
+                self.stats.inc(Counter::Requeued);
+                Err(rq)
+            }
+            Err((rq, _)) => {
+                rq.end(Err(Status::IO_ERROR));
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks the PI of a bio on its way down, as its payload's flags ask.
+    fn check_down(&self, bio: &Bio<'_>) -> Result<(), Status> {
+        let p = &self.cfg.profile;
+        let Some(b) = bio
+            .integrity()
+            .filter(|_| p.has_metadata() && p.csum() != Csum::None)
+        else {
+            return Ok(());
+        };
+        if b.flags() & crate::blk::bip::CHECK_FLAGS == 0 {
+            return Ok(());
+        }
+        let checks = Checks::from_bip(b.flags(), b.app_tag());
+        let (first, n) = self.interval_span(bio);
+        self.stats.add(Counter::CheckedWrite, n);
+        // The tuples carry the device's own reference tags by now (the
+        // block layer mapped them when the request started).
+        self.verify_bio(bio, &b, checks, first, n, true)
+    }
+
+    /// Checks the intervals of `bio` against their metadata in payload `b`:
+    /// interval `k` of the bio has reference `base + k`.
+    fn verify_bio(
+        &self,
+        bio: &Bio<'_>,
+        b: &Integrity<'_>,
+        checks: Checks,
+        base: u64,
+        n: u64,
+        write: bool,
+    ) -> Result<(), Status> {
+        let p = &self.cfg.profile;
+        let iv = p.interval();
+        let mut data = bio.data_source();
+        let mut md_cur = self.payload_cursor(b, n)?;
+        let mut md_buf = [0u8; MAX_METADATA];
+        let md = &mut md_buf[..p.metadata_size()];
+        let mut piece = [0u8; PIECE];
+        for k in 0..n {
+            md_cur.copy_to(md).map_err(short)?;
+            let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
+            if p.is_escape(&tuple) {
+                data.skip(iv).map_err(short)?;
+                continue;
+            }
+            let mut g = 0;
+            if checks.guard {
+                let mut guard = p.guard();
+                for _ in 0..iv / PIECE {
+                    data.copy_to(&mut piece).map_err(short)?;
+                    guard.update(&piece);
+                }
+                g = p.finish_guard(guard, md);
+            } else {
+                data.skip(iv).map_err(short)?;
+            }
+            p.check(&tuple, g, base.wrapping_add(k), checks)
+                .map_err(|e| self.count(e, write))?;
+        }
+        Ok(())
+    }
+
+    /// Spoils, in place, each field `f` of each interval `i` of `bio`
+    /// (data, and metadata in payload `b`) for which `what(i, f)`.
+    fn spoil_bio(
+        &self,
+        bio: &Bio<'_>,
+        b: Option<Integrity<'_>>,
+        what: impl Fn(u64, Field) -> bool,
+    ) -> Result<(), Status> {
+        let p = &self.cfg.profile;
+        let iv = p.interval();
+        let (first, n) = self.interval_span(bio);
+        let (mut src, mut dst) = (bio.data_source(), bio.data_dest());
+        let mut md_in = b.map(|b| self.payload_cursor(&b, n)).transpose()?;
+        let mut md_out = b.map(|b| self.payload_cursor(&b, n)).transpose()?;
+        let mut md_buf = [0u8; MAX_METADATA];
+        let md = &mut md_buf[..p.metadata_size()];
+        for i in first..first + n {
+            let mut spoilt = false;
+            match what(i, Field::Data) {
+                true => {
+                    spoilt = true;
+                    let mut b0 = [0u8];
+                    src.copy_to(&mut b0).map_err(short)?;
+                    b0[0] ^= 0xff;
+                    dst.copy_from(&b0).map_err(short)?;
+                    src.skip(iv - 1).map_err(short)?;
+                    dst.skip(iv - 1).map_err(short)?;
+                }
+                false => {
+                    src.skip(iv).map_err(short)?;
+                    dst.skip(iv).map_err(short)?;
+                }
+            }
+            if let (Some(mi), Some(mo)) = (md_in.as_mut(), md_out.as_mut()) {
+                mi.copy_to(md).map_err(short)?;
+                for t in [TupleField::Guard, TupleField::Ref, TupleField::App] {
+                    if what(i, Field::Tuple(t)) {
+                        spoilt |= p.corrupt(md, t);
+                    }
+                }
+                mo.copy_from(md).map_err(short)?;
+            }
+            if spoilt {
+                self.stats.inc(Counter::InjCorrupt);
+            }
+        }
+        Ok(())
+    }
+
+    /// A forwarded request came back with `status` from the lower device.
+    pub(crate) fn lower_done(&self, rq: Pending, status: Result<(), Status>) {
+        let result = status.and_then(|()| {
+            let r = rq.request();
+            if r.op() != Op::Read {
+                return Ok(());
+            }
+            r.bios().try_for_each(|bio| self.check_up(&bio))
+        });
+        rq.end(result);
+    }
+
+    /// Spoils what a read bio brings up as the persistent corruptions
+    /// say, then checks it if `read_check` or its payload ask.
+    fn check_up(&self, bio: &Bio<'_>) -> Result<(), Status> {
+        let p = &self.cfg.profile;
+        let (first, n) = self.interval_span(bio);
+        let bip = bio.integrity().filter(|_| p.has_metadata());
+        let faults: ReadFaults = self.inject.read_faults(first, n);
+        if !faults.is_empty() {
+            self.spoil_bio(bio, bip, |i, f| faults.at(i).any(|g| g == f))?;
+        }
+        let Some(b) = bip.filter(|_| p.csum() != Csum::None) else {
+            return Ok(());
+        };
+        let mut checks = if self.cfg.read_check {
+            Checks::DEVICE
+        } else {
+            Checks::NONE
+        };
+        if b.flags() & crate::blk::bip::BLOCK_INTEGRITY == 0 {
+            checks = checks.union(Checks::from_bip(b.flags(), b.app_tag()));
+        }
+        if checks == Checks::NONE {
+            return Ok(());
+        }
+        self.stats.add(Counter::CheckedRead, n);
+        // The lower device's completion mapped the reference tags back to
+        // the payload's seed.
+        self.verify_bio(bio, &b, checks, b.seed(), n, false)
+    }
+}
