@@ -91,12 +91,13 @@ scsi_stop() {
 # roundtrip DEV LOWER: PI written through DEV reads back identical through
 # DEV and from LOWER
 roundtrip() {
+	# The app tag tells the submitter's PI from PI made further down.
 	expect "write with PI through $1" eq rc "$(pi_rc write "/dev/$1" 0 65536 --chk guard,ref \
-		--pattern 7)" 0
+		--app-tag 0x5a5a --pattern 7)" 0
 	expect "read through $1, checked" eq rc "$(pi_rc read "/dev/$1" 0 65536 --chk guard,ref \
-		--pattern 7 --verify --pi-out /tmp/rdif_pi_up)" 0
+		--app-tag 0x5a5a --pattern 7 --verify --pi-out /tmp/rdif_pi_up)" 0
 	expect "read from $2, checked" eq rc "$(pi_rc read "/dev/$2" 0 65536 --chk guard,ref \
-		--pattern 7 --verify --pi-out /tmp/rdif_pi_low)" 0
+		--app-tag 0x5a5a --pattern 7 --verify --pi-out /tmp/rdif_pi_low)" 0
 	expect "PI identical through $1 and on $2" cmp -s /tmp/rdif_pi_up /tmp/rdif_pi_low
 	expect "PI not empty" test "$(stat -c %s /tmp/rdif_pi_up)" = 1024
 	# At an offset whose ref tags are not 0.
