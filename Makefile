@@ -15,6 +15,8 @@
 #                         in a guest under QEMU icount (BENCH=goals: only what
 #                         goals N1-N5 compare; BENCH=short: a development run;
 #                         BENCH=scaling: goal N6, real time on 2 vCPUs)
+#   make rust-analyzer    write rust-project.json for editors (kernel crates
+#                         and rdif's own)
 #   make clean
 
 LLVM ?= -19
@@ -26,7 +28,7 @@ ifeq ($(origin KDIR),undefined)
 KDIR = $(shell $(RDIF_ROOT)/scripts/setup >&2 && $(RDIF_ROOT)/scripts/kernel)
 endif
 
-.PHONY: all modules kdir clean check demo bench setup rustfmt powercut
+.PHONY: all modules kdir clean check demo bench setup rustfmt powercut rust-analyzer
 
 all: modules
 
@@ -42,6 +44,11 @@ setup:
 
 rustfmt:
 	@kdir="$(KDIR)"; $(MAKE) -C "$$kdir" M=$(RDIF_ROOT) LLVM=$(LLVM) rustfmt
+
+rust-analyzer:
+	@kdir="$(KDIR)"; test -n "$$kdir" || { echo "no kernel tree" >&2; exit 1; }; \
+	$(MAKE) -s -C "$$kdir" M=$(RDIF_ROOT) LLVM=$(LLVM) rust-analyzer && \
+	$(RDIF_ROOT)/scripts/rust-analyzer $(RDIF_ROOT)
 
 clean:
 	@kdir="$$($(RDIF_ROOT)/scripts/kernel --print-only 2>/dev/null || echo $(KDIR))"; \
