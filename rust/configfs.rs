@@ -7,7 +7,7 @@
 //! /sys/kernel/config/rdif/<name>/        one device description (mkdir)
 //!     size blocksize csum ref_tag metadata_size pi_offset interval
 //!     pract read_check hw_queues queue_depth backing format power journal
-//!     lower
+//!     lower meta_device
 //! ```
 //!
 //! Writing 1 to `power` builds the disk `/dev/<name>`, 0 removes it; rmdir
@@ -35,7 +35,7 @@ use crate::pi::Csum;
 
 /// The attributes of a device directory, in the order of their ids.
 const ATTRIBUTES: &str = "size,blocksize,csum,ref_tag,metadata_size,pi_offset,interval,\
-pract,read_check,hw_queues,queue_depth,backing,format,power,journal,lower\n";
+pract,read_check,hw_queues,queue_depth,backing,format,power,journal,lower,meta_device\n";
 
 /// Builds the configfs subsystem `rdif`.
 pub(crate) fn subsystem(registry: Arc<Registry>) -> impl PinInit<configfs::Subsystem<Root>, Error> {
@@ -99,6 +99,7 @@ impl configfs::GroupOperations for Root {
                 power: 13,
                 journal: 14,
                 lower: 15,
+                meta_device: 16,
             ],
         };
         let registry = self.registry.clone();
@@ -111,6 +112,7 @@ impl configfs::GroupOperations for Root {
                     settings: Settings::default(),
                     backing: None,
                     lower: None,
+                    meta_device: None,
                     disk: None,
                 }),
                 registry,
@@ -134,6 +136,8 @@ struct Inner {
     backing: Option<CString>,
     /// The block device a pass-through device forwards to.
     lower: Option<CString>,
+    /// Where a backing store keeps its metadata and journal, if apart.
+    meta_device: Option<CString>,
     /// The disk, while powered. Dropping it (power 0, rmdir) removes it.
     disk: Option<RdifDisk>,
 }
@@ -186,13 +190,18 @@ impl DeviceGroup {
                     pr_err!("configfs {}: {}\n", self.name(), msg);
                     EINVAL
                 })?;
+                let meta = inner.meta_device.as_deref();
                 let under = match (inner.backing.as_deref(), inner.lower.as_deref()) {
+                    (None, None) if meta.is_some() => {
+                        pr_err!("configfs {}: meta_device needs backing\n", self.name());
+                        return Err(EINVAL);
+                    }
                     (None, None) => crate::Under::Memory,
-                    (Some(b), None) => crate::Under::Backing(b),
-                    (None, Some(l)) => crate::Under::Lower(l),
-                    (Some(_), Some(_)) => {
+                    (Some(b), None) => crate::Under::Backing(b, meta),
+                    (None, Some(l)) if meta.is_none() => crate::Under::Lower(l),
+                    _ => {
                         pr_err!(
-                            "configfs {}: backing and lower exclude each other: clear one\n",
+                            "configfs {}: lower excludes backing and meta_device: clear one\n",
                             self.name()
                         );
                         return Err(EINVAL);
@@ -221,10 +230,13 @@ impl DeviceGroup {
             EINVAL
         })?;
         let claim = |id| self.registry.claim_store(id);
-        FileStore::format(path, v.dev.profile, v.dev.capacity, claim).map_err(|(e, msg)| {
-            pr_err!("configfs {}: format: {}\n", self.name(), msg);
-            e
-        })?;
+        let meta = inner.meta_device.as_deref();
+        FileStore::format(path, meta, v.dev.profile, v.dev.capacity, claim).map_err(
+            |(e, msg)| {
+                pr_err!("configfs {}: format: {}\n", self.name(), msg);
+                e
+            },
+        )?;
         pr_info!(
             "configfs {}: formatted {}\n",
             self.name(),
@@ -371,6 +383,7 @@ macro_rules! path_attr {
 
 path_attr!(11, backing);
 path_attr!(15, lower);
+path_attr!(16, meta_device);
 
 #[vtable]
 impl AttributeOperations<12> for DeviceGroup {

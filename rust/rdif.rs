@@ -209,7 +209,7 @@ pub(crate) struct RdifDisk {
     wq: Option<Arc<OwnedQueue>>,
     _name: NameClaim,
     // Dropped last: the store is closed by then.
-    _store: Option<StoreClaim>,
+    _store: Option<KVec<StoreClaim>>,
 }
 
 impl Drop for RdifDisk {
@@ -282,8 +282,9 @@ fn integrity_limits(p: &Profile) -> IntegrityLimits {
 pub(crate) enum Under<'a> {
     /// Memory.
     Memory,
-    /// The backing store (file or block device) at this path.
-    Backing(&'a CStr),
+    /// The backing store (file or block device) at the first path, its
+    /// metadata at the second if given.
+    Backing(&'a CStr, Option<&'a CStr>),
     /// Pass-through to the block device at this path.
     Lower(&'a CStr),
 }
@@ -376,7 +377,7 @@ pub(crate) fn create_disk(
             cfg.capacity = (lower.sectors() << 9) / bs * bs;
             (Store::memory(cfg.profile)?, None, Some(lower))
         }
-        Under::Backing(path) => {
+        Under::Backing(path, meta) => {
             let why = |msg| {
                 pr_err!(
                     "{}: backing {}: {}\n",
@@ -385,13 +386,18 @@ pub(crate) fn create_disk(
                     msg
                 );
             };
-            let mut fs = FileStore::open(path, cfg.profile, cfg.capacity).map_err(|(e, msg)| {
-                why(msg);
-                e
-            })?;
-            let store_claim = registry.claim_store(fs.identity()).inspect_err(|_| {
-                why("the store is in use by another rdif device");
-            })?;
+            let mut fs =
+                FileStore::open(path, meta, cfg.profile, cfg.capacity).map_err(|(e, msg)| {
+                    why(msg);
+                    e
+                })?;
+            let mut store_claim = KVec::new();
+            for id in fs.identities().into_iter().flatten() {
+                let c = registry.claim_store(id).inspect_err(|_| {
+                    why("the store is in use by another rdif device");
+                })?;
+                store_claim.push(c, GFP_KERNEL)?;
+            }
             // Only the device that holds the store may replay its journal.
             fs.replay().map_err(|(e, msg)| {
                 why(msg);

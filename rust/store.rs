@@ -11,6 +11,7 @@
 
 mod access;
 pub(crate) mod file;
+mod files;
 pub(crate) mod journal;
 pub(crate) mod mem;
 

@@ -6,6 +6,10 @@
 # a store of another format is refused and left alone; format creates a
 # fresh store; a write that fails its PI check changes neither region.
 #
+# With meta_device, the metadata and the journal are on a device of their
+# own (meta_device, meta_device_bad): the data file holds data only, both
+# survive power cycles and format, and a wrong pairing is refused.
+#
 # Flushes and FUA writes put data and metadata on the medium under the
 # store (flush_and_fua_reach_the_medium).
 #
@@ -393,7 +397,94 @@ direct_io() {
 	rm -f /tmp/rdif_loop.img /tmp/rdif_dio.data
 }
 
+# Data in one file, metadata and journal on a loop device of their own.
+meta_device() {
+	local loop mark
+	cfs_load
+	rm -f $IMG /tmp/rdif_meta.img
+	truncate -s 8M /tmp/rdif_meta.img
+	loop=$(losetup -f --show /tmp/rdif_meta.img) || { skip_case "no loop device"; }
+	mkdev s $IMG csum=crc16 blocksize=512 metadata_size=16 pi_offset=8
+	expect "meta_device" eq meta "$(cfs_write $CFS/s/meta_device "$loop")" OK
+	expect "unformatted metadata device refused" eq power "$(power s 1)" EINVAL
+	expect "format" eq format "$(cfs_write $CFS/s/format 1)" OK
+	require "power on" eq power "$(power s 1)" OK
+	require "write" write_set /dev/s
+	expect "reads back" verify_set /dev/s
+	dd if=/dev/s of=/tmp/rdif_s0 bs=64k count=1 iflag=direct status=none
+	expect "flush" blockdev --flushbufs /dev/s
+	require "power off" eq power "$(power s 0)" OK
+	expect "the data file holds the data: 16 MiB after its header" eq size \
+		"$(stat -c %s $IMG)" $((16 * MIB + 4096))
+	expect "  the written data is there, in place" cmp -s /tmp/rdif_s0 \
+		<(dd if=$IMG bs=4096 skip=1 count=16 status=none)
+	require "power on" eq power "$(power s 1)" OK
+	expect "data and PI survive power 0/1" verify_set /dev/s
+	expect "the journal is on meta_device: the data file is not written past the data" eq size \
+		"$(stat -c %s $IMG)" $((16 * MIB + 4096))
+	require "power off" eq power "$(power s 0)" OK
+	# Each part alone, or the parts of two stores, are refused.
+	mark=$(dmesg | wc -l)
+	cfs_write $CFS/s/meta_device "" >/dev/null
+	expect "data file alone: refused" eq power "$(power s 1)" EINVAL
+	expect "  saying why" grep -q "one part of a store with its metadata apart" \
+		<(dmesg | tail -n +$((mark + 1)))
+	rm -f /tmp/rdif_other.img
+	mkdev o /tmp/rdif_other.img csum=crc16 blocksize=512 metadata_size=16 pi_offset=8
+	require "another store" eq power "$(power o 1)" OK
+	require "power off" eq power "$(power o 0)" OK
+	cfs_write $CFS/s/backing /tmp/rdif_other.img >/dev/null
+	cfs_write $CFS/s/meta_device "$loop" >/dev/null
+	expect "another store's data file: refused" eq power "$(power s 1)" EINVAL
+	expect "  saying why" grep -q "meta_device holds a store of its own\|not the data file" \
+		<(dmesg | tail -n +$((mark + 1)))
+	cfs_write $CFS/s/backing $IMG >/dev/null
+	cfs_write $CFS/s/meta_device $IMG >/dev/null
+	expect "itself as meta_device: refused" eq power "$(power s 1)" EINVAL
+	cfs_write $CFS/s/meta_device "$loop" >/dev/null
+	expect "the right pair still powers on" eq power "$(power s 1)" OK
+	expect "  with its contents" verify_set /dev/s
+	require "power off" eq power "$(power s 0)" OK
+	cfs_unload
+	losetup -d "$loop"
+	rm -f /tmp/rdif_meta.img /tmp/rdif_other.img $IMG
+}
+
+# Bad meta_device settings.
+meta_device_bad() {
+	cfs_load
+	rm -f $IMG /tmp/rdif_meta.img
+	mkdir -p $CFS/b
+	expect "relative path refused" eq meta "$(cfs_write $CFS/b/meta_device tmp/x)" EINVAL
+	expect "meta_device without backing: refused" eq power \
+		"$(cfs_write $CFS/b/meta_device /tmp/rdif_meta.img; cfs_write $CFS/b/power 1)" "OK
+EINVAL"
+	cfs_write $CFS/b/backing $IMG >/dev/null
+	cfs_write $CFS/b/csum none >/dev/null
+	expect "a format without metadata: refused" eq power "$(power b 1)" EINVAL
+	cfs_write $CFS/b/csum crc16 >/dev/null
+	cfs_write $CFS/b/lower /dev/null >/dev/null
+	expect "with lower: refused" eq power "$(power b 1)" EINVAL
+	cfs_write $CFS/b/lower "" >/dev/null
+	expect "new pair of files: powers on" eq power "$(power b 1)" OK
+	expect "meta_device refused while powered" eq meta \
+		"$(cfs_write $CFS/b/meta_device /tmp/x)" EBUSY
+	expect "meta_device shows" eq meta "$(cat $CFS/b/meta_device)" /tmp/rdif_meta.img
+	expect "write" write_set /dev/b
+	require "power off" eq power "$(power b 0)" OK
+	require "power on" eq power "$(power b 1)" OK
+	expect "new pair of files keeps its contents" verify_set /dev/b
+	cfs_unload
+	truncate -s 4096 /tmp/rdif_meta.img
+	cfs_load
+	mkdev b $IMG csum=crc16
+	cfs_write $CFS/b/meta_device /tmp/rdif_meta.img >/dev/null
+	expect "truncated meta_device: refused" eq power "$(power b 1)" EINVAL
+	cfs_unload
+	rm -f $IMG /tmp/rdif_meta.img
+}
+
 [ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
-ktap_run_cases regular_file module_reload mismatch_refused loop_device \
+ktap_run_cases regular_file module_reload mismatch_refused loop_device meta_device meta_device_bad \
 	rejected_write_changes_nothing flush_and_fua_reach_the_medium journal_wraps no_journal direct_io \
 	persist_across_boot

@@ -8,11 +8,12 @@
 # write until the host kills the machine (rdif_crash write). A new store is
 # first written with zeroes (valid PI) throughout.
 #
-# Usage: rdif_powercut.sh STORE PREV_RUN PREV_SEED PREV_SYNCED RUN SEED
+# Usage: rdif_powercut.sh STORE PREV_RUN PREV_SEED PREV_SYNCED RUN SEED [META]
 #   PREV_RUN 0: nothing to check (a new store).  RUN 0: check only.
+#   META: the store's metadata and journal go to this file (meta_device).
 # Prints "CHECK-RESULT <rdif_crash's exit status>" after a check.
 set -uo pipefail
-store=$1 prev_run=$2 prev_seed=$3 prev_synced=$4 run=$5 seed=$6
+store=$1 prev_run=$2 prev_seed=$3 prev_synced=$4 run=$5 seed=$6 meta=${7:-}
 here=$(cd "$(dirname "$0")" && pwd)
 crash=$here/rdif_crash
 cfs=/sys/kernel/config/rdif/pc
@@ -23,7 +24,8 @@ die() { echo "POWERCUT-ERROR: $*"; exit 2; }
 insmod "${RDIF_KO:-$here/../rdif.ko}" nr_devices=0 || die "insmod"
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 mkdir $cfs || die "mkdir $cfs"
-for kv in size=8 csum=crc16 blocksize=512 read_check=1 "backing=$store" power=1; do
+for kv in size=8 csum=crc16 blocksize=512 read_check=1 "backing=$store" \
+	${meta:+"meta_device=$meta"} power=1; do
 	echo "${kv#*=}" >"$cfs/${kv%%=*}" || die "${kv%%=*}"
 done
 for _ in $(seq 100); do

@@ -22,6 +22,7 @@
 //! therefore needs no initialisation beyond its header.
 
 use super::{
+    files::Files,
     journal::{self, Entry, Kind, ENTRY_ALIGN, HEADER_LEN, JOURNAL_SIZE, SUPER_LEN, SUPER_SIZE},
     Slot, StoreError, CHUNK,
 };
@@ -104,8 +105,45 @@ fn csum_from_code(c: u8) -> Option<Csum> {
     })
 }
 
-/// Encodes the header of a store (little endian).
-pub(crate) fn encode_header(p: &Profile, l: &Layout, out: &mut [u8; HEADER_FIELDS + 8]) {
+/// Which part of a store a header heads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// A store in one file.
+    Whole,
+    /// The metadata file of a store whose data is in a file of its own,
+    /// with the identifier the two files share (24 bits, not 0).
+    Meta(u32),
+    /// The data file of such a store.
+    Data(u32),
+}
+
+impl Part {
+    /// The role byte and identifier of the header.
+    fn code(self) -> (u8, u32) {
+        match self {
+            Part::Whole => (0, 0),
+            Part::Meta(id) => (1, id & 0xff_ffff),
+            Part::Data(id) => (2, id & 0xff_ffff),
+        }
+    }
+
+    fn decode(role: u8, id: u32) -> Option<Self> {
+        match (role, id) {
+            (0, 0) => Some(Part::Whole),
+            (1, id) if id != 0 => Some(Part::Meta(id)),
+            (2, id) if id != 0 => Some(Part::Data(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Encodes the header of a store (little endian): the header of `part`.
+pub(crate) fn encode_header(
+    p: &Profile,
+    l: &Layout,
+    part: Part,
+    out: &mut [u8; HEADER_FIELDS + 8],
+) {
     out.fill(0);
     out[0..8].copy_from_slice(&MAGIC);
     out[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -117,6 +155,9 @@ pub(crate) fn encode_header(p: &Profile, l: &Layout, out: &mut [u8; HEADER_FIELD
     out[19] = p.pi_offset() as u8;
     out[20..24].copy_from_slice(&(p.interval() as u32).to_le_bytes());
     out[24..28].copy_from_slice(&p.block_size().to_le_bytes());
+    let (role, id) = part.code();
+    out[28] = role;
+    out[29..32].copy_from_slice(&id.to_le_bytes()[..3]);
     out[32..40].copy_from_slice(&l.capacity.to_le_bytes());
     out[40..48].copy_from_slice(&l.data_offset.to_le_bytes());
     out[48..56].copy_from_slice(&l.meta_offset.to_le_bytes());
@@ -168,12 +209,13 @@ impl HeaderError {
     }
 }
 
-/// Decodes a header and checks it against the configured format.
+/// Decodes a header and checks it against the configured format; returns
+/// the store's layout and the part of it the header heads.
 pub(crate) fn check_header(
     b: &[u8; HEADER_FIELDS + 8],
     p: &Profile,
     capacity: u64,
-) -> Result<Layout, HeaderError> {
+) -> Result<(Layout, Part), HeaderError> {
     if b[0..8] == MAGIC && le32(&b[8..]) == 1 {
         return Err(HeaderError::Version1);
     }
@@ -225,19 +267,23 @@ pub(crate) fn check_header(
     if on_disk != layout {
         return Err(HeaderError::Corrupt);
     }
+    let part =
+        Part::decode(b[28], le32(&[b[29], b[30], b[31], 0])).ok_or(HeaderError::Unexpected)?;
     // Every field as rdif writes it, reserved bytes included: equivalent
     // spellings (an interval of 0 for "the block size", say) are refused.
     let mut want = [0u8; HEADER_FIELDS + 8];
-    encode_header(p, &layout, &mut want);
+    encode_header(p, &layout, part, &mut want);
     if *b != want {
         return Err(HeaderError::Unexpected);
     }
-    Ok(layout)
+    Ok((layout, part))
 }
 
 /// Data and metadata of a device in a backing file.
 pub(crate) struct FileStore {
-    file: BackingFile,
+    files: Files,
+    /// The part the header (of the metadata file, if split) heads.
+    part: Part,
     profile: Profile,
     layout: Layout,
     /// What an unwritten interval's metadata reads as.
@@ -328,7 +374,8 @@ fn io_error(e: Error) -> StoreError {
 
 impl FileStore {
     fn with(
-        file: BackingFile,
+        files: Files,
+        part: Part,
         profile: Profile,
         layout: Layout,
     ) -> Result<Self, (Error, &'static str)> {
@@ -344,7 +391,8 @@ impl FileStore {
         let state = JournalState::new(1, buf);
         let journal = KBox::pin_init(new_mutex!(state), GFP_KERNEL).map_err(|_| no_mem)?;
         Ok(Self {
-            file,
+            files,
+            part,
             profile,
             layout,
             escape,
@@ -358,20 +406,26 @@ impl FileStore {
     }
 
     /// Opens the store at `path` (an absolute path) for a device of
-    /// `capacity` bytes in format `profile`. A missing or empty regular
-    /// file becomes a new store; an existing one must have been created
-    /// with the same format and size, and be as large as its header says.
+    /// `capacity` bytes in format `profile`, with its metadata (and
+    /// journal) in a file of its own at `meta` if given. A missing or empty
+    /// regular file (both files, if split) becomes a new store; an
+    /// existing one must have been created with the same format and size
+    /// (and the same pair of files), and be as large as its header says.
     /// On error, the second value says why, for the kernel log.
     pub(crate) fn open(
         path: &CStr,
+        meta: Option<&CStr>,
         profile: Profile,
         capacity: u64,
     ) -> Result<Self, (Error, &'static str)> {
-        let file = open_file(path)?;
         let layout = Layout::new(&profile, capacity);
-        let bdev = file.is_block_device();
-        if !bdev && file.size() == 0 {
-            let store = Self::with(file, profile, layout)?;
+        let (files, fresh) = Self::files(path, meta, &profile, &layout)?;
+        if fresh {
+            let part = match files.is_split() {
+                true => Part::Meta(new_id()),
+                false => Part::Whole,
+            };
+            let store = Self::with(files, part, profile, layout)?;
             store.extend()?;
             store.create_journal()?;
             store
@@ -379,23 +433,82 @@ impl FileStore {
                 .map_err(|e| (e, "cannot write the store header"))?;
             return Ok(store);
         }
-        if bdev && file.size() < layout.total() {
-            return Err((
-                ENOSPC,
-                "the backing device is too small for this size and format",
-            ));
+        if let Some(why) = files.too_small(layout.total(), true) {
+            return Err((ENOSPC, why));
         }
-        let mut hdr = [0u8; HEADER_FIELDS + 8];
-        file.read_at(&mut hdr, 0)
-            .map_err(|e| (e, "cannot read the store header"))?;
-        let layout = check_header(&hdr, &profile, capacity).map_err(|e| (EINVAL, e.reason()))?;
-        if file.size() < layout.total() {
-            return Err((
+        let read = |f: &BackingFile, what| {
+            let mut hdr = [0u8; HEADER_FIELDS + 8];
+            f.read_at(&mut hdr, 0).map_err(|e| (e, what))?;
+            check_header(&hdr, &profile, capacity).map_err(|e| (EINVAL, e.reason()))
+        };
+        let (layout, part) = read(files.main(), "cannot read the store header")?;
+        match (part, files.is_split()) {
+            (Part::Whole, false) => {}
+            (Part::Meta(id), true) => {
+                let (_, data) = read(files.data(), "cannot read the data file's header")?;
+                if data != Part::Data(id) {
+                    return Err((
+                        EINVAL,
+                        "the backing file is not the data file of the store on meta_device",
+                    ));
+                }
+            }
+            (Part::Whole, true) => {
+                return Err((EINVAL, "meta_device holds a store of its own (in one file)"))
+            }
+            (Part::Data(_), true) => {
+                return Err((EINVAL, "meta_device is the data file of a store"))
+            }
+            (_, false) => return Err((
                 EINVAL,
-                "the backing file is shorter than the store its header describes (truncated?)",
-            ));
+                "the backing file is one part of a store with its metadata apart: set meta_device",
+            )),
         }
-        Self::with(file, profile, layout)
+        if let Some(why) = files.too_small(layout.total(), false) {
+            return Err((EINVAL, why));
+        }
+        Self::with(files, part, profile, layout)
+    }
+
+    /// Opens the file(s) of a store; also says whether they make a new
+    /// store (empty regular files).
+    fn files(
+        path: &CStr,
+        meta: Option<&CStr>,
+        profile: &Profile,
+        layout: &Layout,
+    ) -> Result<(Files, bool), (Error, &'static str)> {
+        let data = open_file(path)?;
+        let empty = |f: &BackingFile| !f.is_block_device() && f.size() == 0;
+        let Some(meta) = meta else {
+            let fresh = empty(&data);
+            return Ok((Files::single(data), fresh));
+        };
+        if !profile.has_metadata() {
+            return Err((EINVAL, "the format has no metadata to put on meta_device"));
+        }
+        let meta = BackingFile::open(meta, true).map_err(|e| {
+            let why = if e == EBUSY {
+                "meta_device is in use (mounted, or claimed by another device)"
+            } else if e == EINVAL {
+                "meta_device must be an absolute path to a block device or to a regular file not on a pseudo file system"
+            } else {
+                "cannot open meta_device"
+            };
+            (e, why)
+        })?;
+        if meta.identity() == data.identity() {
+            return Err((EINVAL, "meta_device is the backing file itself"));
+        }
+        let fresh = empty(&data) && empty(&meta);
+        let files = Files::split(
+            data,
+            meta,
+            layout.data_offset,
+            layout.data_offset + layout.capacity,
+            layout.meta_offset,
+        );
+        Ok((files, fresh))
     }
 
     /// Turns the journal off (or on again) for what follows; call it after
@@ -409,7 +522,7 @@ impl FileStore {
         // metadata, no journal): buffered writes of the same range would
         // make each direct read write the page cache back first.
         self.direct = self
-            .file
+            .files
             .direct_io_align()
             .filter(|a| {
                 self.takes_bios()
@@ -448,7 +561,7 @@ impl FileStore {
         if !self.direct() {
             return Err((rq, StoreError::Io));
         }
-        self.file
+        self.files
             .start_request(rq, self.data_pos(first), write)
             .map_err(|(rq, e)| (rq, io_error(e)))
     }
@@ -484,7 +597,7 @@ impl FileStore {
     /// Reads the data of `bio` (intervals from `first`) straight into its
     /// pages, through one iov_iter.
     pub(crate) fn read_bio(&self, first: u64, bio: &Bio<'_>) -> Result<(), StoreError> {
-        self.file
+        self.files
             .read_bio(bio, bio.size(), self.data_pos(first))
             .map_err(io_error)
     }
@@ -501,7 +614,7 @@ impl FileStore {
         if !self.takes_bios() {
             return Err(StoreError::Io);
         }
-        self.file
+        self.files
             .write_bio(bio, bytes, self.data_pos(first))
             .map_err(io_error)
     }
@@ -518,39 +631,51 @@ impl FileStore {
         self.can_punch
     }
 
-    /// The identity of the backing file or device (see
-    /// [`BackingFile::identity`]).
-    pub(crate) fn identity(&self) -> usize {
-        self.file.identity()
+    /// The identities of the backing files or devices (see
+    /// [`BackingFile::identity`]): the data file's, and the metadata
+    /// file's if it is apart.
+    pub(crate) fn identities(&self) -> [Option<usize>; 2] {
+        self.files.identities()
     }
 
-    /// Creates a fresh store at `path` (all zeroes, escape PI), replacing
-    /// whatever was there. `claim` takes the file or device (by its
-    /// identity) for the time of formatting, so that no device uses it
-    /// meanwhile; if it fails (a device uses the store), nothing is
-    /// touched.
+    /// Creates a fresh store at `path` (all zeroes, escape PI), with its
+    /// metadata at `meta` if given, replacing whatever was there. `claim`
+    /// takes each file or device (by its identity) for the time of
+    /// formatting, so that no device uses it meanwhile; if it fails (a
+    /// device uses the store), nothing is touched.
     pub(crate) fn format<G>(
         path: &CStr,
+        meta: Option<&CStr>,
         profile: Profile,
         capacity: u64,
-        claim: impl FnOnce(usize) -> Result<G>,
+        mut claim: impl FnMut(usize) -> Result<G>,
     ) -> Result<(), (Error, &'static str)> {
-        let file = open_file(path)?;
-        let _claim = claim(file.identity()).map_err(|e| (e, "a device is using this store"))?;
         let layout = Layout::new(&profile, capacity);
-        if file.is_block_device() && file.size() < layout.total() {
-            return Err((
-                ENOSPC,
-                "the backing device is too small for this size and format",
-            ));
+        let (files, _) = Self::files(path, meta, &profile, &layout)?;
+        let mut claims = KVec::new();
+        for id in files.identities().into_iter().flatten() {
+            let c = claim(id).map_err(|e| (e, "a device is using this store"))?;
+            claims
+                .push(c, GFP_KERNEL)
+                .map_err(|_| (ENOMEM, "out of memory"))?;
         }
-        let store = Self::with(file, profile, layout)?;
-        // Invalidate the old header first, so a crash leaves no store that
-        // looks valid with stale contents.
+        if let Some(why) = files.too_small(layout.total(), true) {
+            return Err((ENOSPC, why));
+        }
+        let part = match files.is_split() {
+            true => Part::Meta(new_id()),
+            false => Part::Whole,
+        };
+        let store = Self::with(files, part, profile, layout)?;
+        // Invalidate the old headers first, so a crash leaves no store
+        // that looks valid with stale contents.
+        let blank = [0u8; HEADER_FIELDS + 8];
         store
-            .file
-            .write_at(&[0u8; HEADER_FIELDS + 8], 0)
-            .and_then(|()| store.file.sync())
+            .files
+            .main()
+            .write_at(&blank, 0)
+            .and_then(|()| store.files.data().write_at(&blank, 0))
+            .and_then(|()| store.files.sync())
             .map_err(|e| (e, "cannot clear the old header"))?;
         store
             .zero(HEADER_SIZE, layout.total() - HEADER_SIZE)
@@ -564,7 +689,7 @@ impl FileStore {
 
     /// Writes the superblock of an empty journal of generation 1.
     fn create_journal(&self) -> Result<(), (Error, &'static str)> {
-        self.file
+        self.files
             .write_at(&journal::encode_super(1), self.layout.journal_offset)
             .map_err(|e| (e, "cannot write the journal"))
     }
@@ -614,9 +739,9 @@ impl FileStore {
                     let b = &mut *b;
                     let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
                     let meta = b.meta.get_mut(..k * ms).ok_or(StoreError::Io)?;
-                    self.file.read_at(data, pos).map_err(io_error)?;
+                    self.files.read_at(data, pos).map_err(io_error)?;
                     pos += data.len() as u64;
-                    self.file.read_at(meta, pos).map_err(io_error)?;
+                    self.files.read_at(meta, pos).map_err(io_error)?;
                     pos += meta.len() as u64;
                     self.write_in_place(first, data, meta)
                 })
@@ -633,7 +758,7 @@ impl FileStore {
     pub(crate) fn replay(&mut self) -> Result<(), (Error, &'static str)> {
         let io = |e| (e, "cannot read or replay the journal");
         let mut sb = [0u8; SUPER_LEN];
-        self.file
+        self.files
             .read_at(&mut sb, self.layout.journal_offset)
             .map_err(io)?;
         let generation =
@@ -644,7 +769,7 @@ impl FileStore {
         while pos + ENTRY_ALIGN <= space {
             let at = self.entries_start() + pos;
             let mut hdr = [0u8; HEADER_LEN];
-            self.file.read_at(&mut hdr, at).map_err(io)?;
+            self.files.read_at(&mut hdr, at).map_err(io)?;
             let Some(e) = Entry::decode(&hdr) else {
                 break;
             };
@@ -666,7 +791,7 @@ impl FileStore {
                 while p < end {
                     let k = (end - p).min(b.data.len() as u64) as usize;
                     let buf = b.data.get_mut(..k).ok_or((EIO, "journal"))?;
-                    self.file.read_at(buf, p).map_err(io)?;
+                    self.files.read_at(buf, p).map_err(io)?;
                     crc.update(buf);
                     p += k as u64;
                 }
@@ -686,7 +811,7 @@ impl FileStore {
             .map_err(|_| (EIO, "cannot start a new journal generation"))?;
         // Probe hole punching where nothing of value is: the first 4 KiB
         // of entries belong to the old generation now.
-        self.can_punch = self.file.punch(self.entries_start(), 4096).is_ok();
+        self.can_punch = self.files.punch(self.entries_start(), 4096).is_ok();
         Ok(())
     }
 
@@ -695,15 +820,15 @@ impl FileStore {
     /// (durably).
     fn checkpoint(&self, j: &mut JournalState) -> Result<(), StoreError> {
         self.settle_locked(j)?;
-        self.file.sync().map_err(io_error)?;
+        self.files.sync().map_err(io_error)?;
         let generation = j.generation.wrapping_add(1);
-        self.file
+        self.files
             .write_at(
                 &journal::encode_super(generation),
                 self.layout.journal_offset,
             )
             .map_err(io_error)?;
-        self.file.sync().map_err(io_error)?;
+        self.files.sync().map_err(io_error)?;
         j.generation = generation;
         j.next = 0;
         j.seq = 0;
@@ -784,7 +909,7 @@ impl FileStore {
             return Ok(());
         }
         let buf = j.buf.get(..j.buf_len).ok_or(StoreError::Io)?;
-        match self.file.write_at(buf, j.buf_at) {
+        match self.files.write_at(buf, j.buf_at) {
             Ok(()) => Ok(()),
             Err(e) if e == ENOMEM => Err(StoreError::NoMemory),
             Err(_) => {
@@ -814,7 +939,7 @@ impl FileStore {
         size: u64,
         hdr: &[u8; HEADER_LEN],
     ) -> Result<(), StoreError> {
-        self.file.write_at(hdr, at).map_err(io_error)?;
+        self.files.write_at(hdr, at).map_err(io_error)?;
         j.next += size;
         j.seq += 1;
         Ok(())
@@ -855,7 +980,10 @@ impl FileStore {
         self.spill(j)?;
         let start = self.entries_start() + j.settled;
         let end = self.entries_start() + j.next;
-        let done = self.file.sync_range(start, end - 1, true).map_err(io_error);
+        let done = self
+            .files
+            .sync_range(start, end - 1, true)
+            .map_err(io_error);
         let done = done.and_then(|()| {
             while j.settled < j.next {
                 let at = self.entries_start() + j.settled;
@@ -863,7 +991,7 @@ impl FileStore {
                 let buffered = Self::gathered(j, at, HEADER_LEN as u64);
                 match buffered {
                     Some(b) => hdr.copy_from_slice(b),
-                    None => self.file.read_at(&mut hdr, at).map_err(io_error)?,
+                    None => self.files.read_at(&mut hdr, at).map_err(io_error)?,
                 }
                 let e = Entry::decode(&hdr).ok_or(StoreError::Io)?;
                 let size = e.size().ok_or(StoreError::Io)?;
@@ -902,24 +1030,26 @@ impl FileStore {
         done
     }
 
-    /// Makes a regular file as large as the store, so that a store found
+    /// Makes regular files as large as the store, so that a store found
     /// shorter later can be told apart as truncated. The new part reads as
     /// zeroes: unwritten data and escape PI.
     fn extend(&self) -> Result<(), (Error, &'static str)> {
-        let total = self.layout.total();
-        if self.file.is_block_device() || self.file.size() >= total {
-            return Ok(());
-        }
-        self.file
-            .write_at(&[0], total - 1)
+        self.files
+            .extend(self.layout.total())
             .map_err(|e| (e, "cannot extend the backing file"))
     }
 
+    /// Writes the header (and the data file's, if split) and syncs.
     fn write_header(&self) -> Result {
         let mut hdr = [0u8; HEADER_FIELDS + 8];
-        encode_header(&self.profile, &self.layout, &mut hdr);
-        self.file.write_at(&hdr, 0)?;
-        self.file.sync()
+        if let Part::Meta(id) = self.part {
+            encode_header(&self.profile, &self.layout, Part::Data(id), &mut hdr);
+            self.files.data().write_at(&hdr, 0)?;
+            self.files.data().sync()?;
+        }
+        encode_header(&self.profile, &self.layout, self.part, &mut hdr);
+        self.files.main().write_at(&hdr, 0)?;
+        self.files.sync()
     }
 
     fn data_pos(&self, interval: u64) -> u64 {
@@ -952,11 +1082,11 @@ impl FileStore {
     /// Writes the data and metadata (as stored) of intervals from `first`
     /// in place.
     fn write_in_place(&self, first: u64, data: &[u8], meta: &[u8]) -> Result<(), StoreError> {
-        self.file
+        self.files
             .write_at(data, self.data_pos(first))
             .map_err(io_error)?;
         if !meta.is_empty() {
-            self.file
+            self.files
                 .write_at(meta, self.meta_pos(first))
                 .map_err(io_error)?;
         }
@@ -992,12 +1122,12 @@ impl FileStore {
         self.pieces(first, n, |first, k| {
             let b = &mut *b;
             let data = b.data.get_mut(..k * iv).ok_or(StoreError::Io)?;
-            self.file
+            self.files
                 .read_at(data, self.data_pos(first))
                 .map_err(io_error)?;
             let meta = b.meta.get_mut(..k * ms_read).ok_or(StoreError::Io)?;
             if !meta.is_empty() {
-                self.file
+                self.files
                     .read_at(meta, self.meta_pos(first))
                     .map_err(io_error)?;
                 self.flip(meta);
@@ -1103,7 +1233,7 @@ impl FileStore {
             let meta = b.meta.get_mut(..k * ms).ok_or(StoreError::Io)?;
             self.fill_piece(first, k, data, meta, &mut f)?;
             for part in [&*data, &*meta] {
-                self.file.write_at(part, pos).map_err(io_error)?;
+                self.files.write_at(part, pos).map_err(io_error)?;
                 crc.update(part);
                 pos += part.len() as u64;
             }
@@ -1155,7 +1285,7 @@ impl FileStore {
             return Ok(());
         }
         let mut b = [0u8; 1];
-        let mut touch = |pos: u64| self.file.read_at(&mut b, pos).map_err(io_error);
+        let mut touch = |pos: u64| self.files.read_at(&mut b, pos).map_err(io_error);
         let (start, end) = (self.data_pos(first), self.data_pos(first + n));
         if start % PAGE != 0 {
             touch(start)?;
@@ -1179,7 +1309,7 @@ impl FileStore {
     /// hole where the file system or device can, else writes zeroes from
     /// the bounce buffer.
     fn zero(&self, pos: u64, len: u64) -> Result {
-        if self.file.punch(pos, len).is_ok() {
+        if self.files.punch(pos, len).is_ok() {
             return Ok(());
         }
         let mut bounce = self.bounce.lock();
@@ -1189,7 +1319,7 @@ impl FileStore {
         let mut p = pos;
         while p < end {
             let k = (end - p).min(buf.len() as u64) as usize;
-            self.file.write_at(&buf[..k], p)?;
+            self.files.write_at(&buf[..k], p)?;
             p += k as u64;
         }
         Ok(())
@@ -1232,7 +1362,7 @@ impl FileStore {
     /// empties the journal.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         if !self.journaled {
-            return self.file.sync().map_err(io_error);
+            return self.files.sync().map_err(io_error);
         }
         let mut j = self.journal.lock();
         if j.next == 0 {
@@ -1240,6 +1370,13 @@ impl FileStore {
         }
         self.checkpoint(&mut j)
     }
+}
+
+/// A new identifier for the two files of a split store (24 bits, not 0).
+fn new_id() -> u32 {
+    // SAFETY: no preconditions.
+    let r = unsafe { kernel::bindings::get_random_u32() };
+    (r & 0xff_ffff).max(1)
 }
 
 /// Opens a backing file or device, saying why it cannot.
