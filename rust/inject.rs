@@ -15,7 +15,10 @@
 
 use crate::{pi::TupleField, settings::parse_u64};
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::{fmt, new_spinlock, prelude::*, sync::SpinLock};
+use kernel::{
+    fmt, new_spinlock, new_spinlock_irq, prelude::*,
+    sync::{SpinLock, SpinLockIrq},
+};
 
 /// Most rules armed at once (each kind of rule has its own budget).
 pub(crate) const MAX_RULES: usize = 16;
@@ -304,16 +307,15 @@ pub(crate) struct ReadFault {
     pub(crate) field: Field,
 }
 
-/// The rules of one device.
+/// The request rules of one device (persistent corruptions are apart).
 struct Rules {
     fail: Option<Fail>,
     writes: KVec<(Option<Range>, WriteFault)>,
-    reads: KVec<ReadFault>,
 }
 
 impl Rules {
     fn any(&self) -> bool {
-        self.fail.is_some() || !self.writes.is_empty() || !self.reads.is_empty()
+        self.fail.is_some() || !self.writes.is_empty()
     }
 }
 
@@ -349,14 +351,21 @@ impl ReadFaults {
 ///
 /// # Invariants
 ///
-/// `armed` is true whenever `rules` holds a rule (it is updated under the
-/// lock after every change), so a false `armed` means there is nothing to
-/// do.
+/// `armed` is true whenever `rules` holds a rule, and `armed_reads`
+/// whenever `reads` does (each is updated under its lock after every
+/// change), so a false flag means there is nothing to do.
 #[pin_data]
 pub(crate) struct Injector {
     armed: AtomicBool,
+    armed_reads: AtomicBool,
     #[pin]
     rules: SpinLock<Rules>,
+    /// The persistent corruptions. Taken with interrupts off, and no other
+    /// lock is taken while it is held: a pass-through device's reads ask
+    /// [`Injector::read_faults`] where the lower device completes them,
+    /// which may be interrupt context.
+    #[pin]
+    reads: SpinLockIrq<KVec<ReadFault>>,
 }
 
 impl Injector {
@@ -365,11 +374,12 @@ impl Injector {
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Injector {
             armed: AtomicBool::new(false),
+            armed_reads: AtomicBool::new(false),
             rules <- new_spinlock!(Rules {
                 fail: None,
                 writes: KVec::with_capacity(MAX_RULES, GFP_KERNEL)?,
-                reads: KVec::with_capacity(MAX_RULES, GFP_KERNEL)?,
             }),
+            reads <- new_spinlock_irq!(KVec::with_capacity(MAX_RULES, GFP_KERNEL)?),
         }? Error)
     }
 
@@ -414,7 +424,10 @@ impl Injector {
     /// Arms a persistent read corruption; `ENOSPC` if [`MAX_RULES`] are
     /// armed.
     pub(crate) fn arm_read(&self, fault: ReadFault) -> Result {
-        self.update(|r| r.reads.push_within_capacity(fault).map_err(|_| ENOSPC))
+        let mut reads = self.reads.lock();
+        let r = reads.push_within_capacity(fault).map_err(|_| ENOSPC);
+        self.armed_reads.store(!reads.is_empty(), Ordering::Relaxed);
+        r
     }
 
     /// Disarms every rule.
@@ -422,8 +435,10 @@ impl Injector {
         self.update(|r| {
             r.fail = None;
             r.writes.clear();
-            r.reads.clear();
         });
+        let mut reads = self.reads.lock();
+        reads.clear();
+        self.armed_reads.store(false, Ordering::Relaxed);
     }
 
     /// Whether a request (a write if `is_write`) must fail, and how; counts
@@ -476,15 +491,12 @@ impl Injector {
     /// The persistent corruptions that touch `count` intervals at `first`.
     #[inline]
     pub(crate) fn read_faults(&self, first: u64, count: u64) -> ReadFaults {
-        if !self.armed() {
+        if !self.armed_reads.load(Ordering::Relaxed) {
             return ReadFaults::NONE;
         }
         let mut out = [None; MAX_RULES];
-        let rules = self.rules.lock();
-        let hits = rules
-            .reads
-            .iter()
-            .filter(|f| f.range.overlaps(first, count));
+        let reads = self.reads.lock();
+        let hits = reads.iter().filter(|f| f.range.overlaps(first, count));
         for (slot, f) in out.iter_mut().zip(hits) {
             *slot = Some(*f);
         }
@@ -511,7 +523,8 @@ impl Injector {
                 None => writeln!(f)?,
             }
         }
-        for r in rules.reads.iter() {
+        drop(rules);
+        for r in self.reads.lock().iter() {
             writeln!(
                 f,
                 "corrupt {} {} {} persistent",

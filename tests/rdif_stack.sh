@@ -171,6 +171,31 @@ scsi_inflight() {
 	scsi_stop
 }
 
+# Spoiling reads on the way up where the lower device completes in
+# interrupt context.
+scsi_read_up() {
+	start
+	scsi_start
+	mkdev pt lower=/dev/$SD read_check=1
+	expect "write" eq rc "$(pi_rc write /dev/pt 0 16384 --chk guard,ref --pattern 1)" 0
+	inj pt corrupt guard 2 1 persistent
+	inj pt corrupt data 5 1 persistent
+	expect "spoilt guard comes up: EILSEQ" not \
+		dd if=/dev/pt of=/dev/null bs=512 skip=2 count=1 iflag=direct status=none
+	expect "spoilt data comes up: EILSEQ" not \
+		dd if=/dev/pt of=/dev/null bs=512 skip=5 count=1 iflag=direct status=none
+	expect "rdif's read check counted them" eq n "$(cnt pt guard_errors_read)" 2
+	expect "the rest reads" dd if=/dev/pt of=/dev/null bs=512 skip=6 count=26 iflag=direct \
+		status=none
+	expect "the lower device holds them intact" eq rc "$(pi_rc read /dev/$SD 0 16384 \
+		--chk guard,ref --pattern 1 --verify)" 0
+	inj pt clear
+	expect "cleared: all reads" eq rc "$(pi_rc read /dev/pt 0 16384 --chk guard,ref --pattern 1 \
+		--verify)" 0
+	cfs_unload
+	scsi_stop
+}
+
 rdif_over_rdif() {
 	start
 	mkdev lo size=32 csum=crc16
@@ -369,5 +394,5 @@ unplug() {
 	scsi_stop
 }
 
-ktap_run_cases scsi_profile scsi_roundtrip scsi_inflight rdif_over_rdif read_up \
+ktap_run_cases scsi_profile scsi_roundtrip scsi_inflight scsi_read_up rdif_over_rdif read_up \
 	misdirect_lost_fail lower_errors bad_input unplug
