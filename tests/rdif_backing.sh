@@ -199,13 +199,14 @@ at_medium() {
 		cmp -s - "$3"
 }
 
-# meta_ref FILE INTERVAL: the reference tag stored for INTERVAL of a
+# meta_ref FILE INTERVAL [BASE]: the reference tag stored for INTERVAL of a
 # 16 MiB crc16 store with 512-byte intervals, as the medium holds it
-# (metadata region at 4096 + 16 MiB, 8 bytes per interval, kept XORed with
-# escape PI: all ones for the tuple; the ref tag is bytes 4-7, big endian)
+# (metadata region at BASE, by default 4096 + 16 MiB, 8 bytes per interval,
+# kept XORed with escape PI: all ones for the tuple; the ref tag is bytes
+# 4-7, big endian)
 meta_ref() {
 	local b
-	b=$(od -An -tx1 -j $((4096 + 16 * MIB + $2 * 8 + 4)) -N4 "$1" | tr -d ' \n')
+	b=$(od -An -tx1 -j $((${3:-$((4096 + 16 * MIB))} + $2 * 8 + 4)) -N4 "$1" | tr -d ' \n')
 	printf '%d\n' $((0x$b ^ 0xffffffff))
 }
 
@@ -214,14 +215,23 @@ meta_ref() {
 # and background writeback turned off: what rdif does not write back stays
 # dirty in the loop device's page cache and is missing from the tmpfs
 # file. A control write without flush shows that the setup can tell.
-flush_and_fua_reach_the_medium() {
-	local mnt=/tmp/rdif_dur loop wb exp bg dr flushes
+# durability [split]: with split, the metadata and journal are on a second
+# such loop device (meta_device).
+durability() {
+	local mnt=/tmp/rdif_dur loop mloop= wb exp bg dr flushes mfile mbase
 	cfs_load
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 	mkdir -p $mnt && mount -t tmpfs -o size=64M none $mnt
 	truncate -s 32M $mnt/medium
 	loop=$(losetup -f --show $mnt/medium) || { umount $mnt; skip_case "no loop device"; }
 	mkdev d "$loop" csum=crc16 blocksize=512
+	mfile=$mnt/medium mbase=$((4096 + 16 * MIB))
+	if [ "${1:-}" = split ]; then
+		truncate -s 16M $mnt/meta
+		mloop=$(losetup -f --show $mnt/meta) || skip_case "no second loop device"
+		require "meta_device" eq meta "$(cfs_write $CFS/d/meta_device "$mloop")" OK
+		mfile=$mnt/meta mbase=4096
+	fi
 	require "format" eq format "$(cfs_write $CFS/d/format 1)" OK
 	require "power on" eq power "$(power d 1)" OK
 	wb=$(cat /proc/sys/vm/dirty_writeback_centisecs)
@@ -238,27 +248,31 @@ flush_and_fua_reach_the_medium() {
 	# Control: an acknowledged write without flush is not on the medium yet.
 	dd if=/tmp/rdif_dur.c of=/dev/d bs=64k seek=48 count=1 oflag=direct status=none
 	expect "control: unflushed data not on the medium" not at_medium $mnt/medium $((4096 + 3 * MIB)) /tmp/rdif_dur.c
-	expect "control: unflushed metadata not on the medium" eq ref "$(meta_ref $mnt/medium 6144)" $((0xffffffff))
+	expect "control: unflushed metadata not on the medium" eq ref "$(meta_ref $mfile 6144 $mbase)" $((0xffffffff))
 	# A flush (fsync of the device) writes data and metadata back.
 	dd if=/tmp/rdif_dur.a of=/dev/d bs=64k seek=16 count=1 oflag=direct status=none
 	expect "fsync" sync /dev/d
 	expect "flushed data on the medium" at_medium $mnt/medium $((4096 + 1 * MIB)) /tmp/rdif_dur.a
-	expect "flushed metadata on the medium" eq ref "$(meta_ref $mnt/medium 2048)" 2048
-	expect "flushed metadata on the medium (last interval)" eq ref "$(meta_ref $mnt/medium 2175)" 2175
+	expect "flushed metadata on the medium" eq ref "$(meta_ref $mfile 2048 $mbase)" 2048
+	expect "flushed metadata on the medium (last interval)" eq ref "$(meta_ref $mfile 2175 $mbase)" 2175
 	expect "the flush reached rdif" test "$(stat_val d flushes)" -gt "$flushes"
 	# A FUA write (O_DSYNC) is on the medium when it completes.
 	dd if=/tmp/rdif_dur.b of=/dev/d bs=64k seek=32 count=1 oflag=direct,dsync status=none
 	expect "FUA data on the medium" at_medium $mnt/medium $((4096 + 2 * MIB)) /tmp/rdif_dur.b
-	expect "FUA metadata on the medium" eq ref "$(meta_ref $mnt/medium 4096)" 4096
+	expect "FUA metadata on the medium" eq ref "$(meta_ref $mfile 4096 $mbase)" 4096
 	echo "$wb" >/proc/sys/vm/dirty_writeback_centisecs
 	echo "$exp" >/proc/sys/vm/dirty_expire_centisecs
 	echo "$bg" >/proc/sys/vm/dirty_background_ratio
 	echo "$dr" >/proc/sys/vm/dirty_ratio
 	cfs_unload
 	losetup -d "$loop"
+	[ -n "$mloop" ] && losetup -d "$mloop"
 	umount $mnt
 	rm -f /tmp/rdif_dur.*
 }
+
+flush_and_fua_reach_the_medium() { durability; }
+flush_and_fua_reach_the_medium_meta_device() { durability split; }
 
 persist_across_boot() {
 	[ -n "${RDIF_PERSIST_DIR:-}" ] || skip_case "RDIF_PERSIST_DIR not set (scripts/check sets it)"
@@ -486,5 +500,6 @@ EINVAL"
 
 [ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
 ktap_run_cases regular_file module_reload mismatch_refused loop_device meta_device meta_device_bad \
-	rejected_write_changes_nothing flush_and_fua_reach_the_medium journal_wraps no_journal direct_io \
+	rejected_write_changes_nothing flush_and_fua_reach_the_medium \
+	flush_and_fua_reach_the_medium_meta_device journal_wraps no_journal direct_io \
 	persist_across_boot
