@@ -67,18 +67,6 @@ stop() {
 	cfs_unload
 }
 
-mkdev() {
-	local d=$CFS/$1 a
-	shift
-	require "mkdir $d" mkdir "$d"
-	for a in "$@"; do
-		expect "set $a" eq "$a" "$(cfs_write "$d/${a%%=*}" "${a#*=}")" OK
-	done
-	expect "power 1" eq power "$(cfs_write "$d"/power 1)" OK
-	require "/dev/${d##*/}" wait_for 10 is_blk "/dev/${d##*/}"
-	settle
-}
-
 # linear_over DEV NAME: dm-linear NAME over DEV from sector 2048
 linear_over() {
 	local n=$(($(sectors "$1") - 2048))
@@ -115,7 +103,7 @@ linear_checks() {
 
 dm_linear() {
 	start
-	mkdev r0 size=32 csum=crc16
+	cfs_mkdev r0 size=32 csum=crc16
 	linear_checks r0 r0
 	stop
 }
@@ -123,8 +111,8 @@ dm_linear() {
 # dm-linear over a pass-through device over rdif.
 dm_linear_over_pass() {
 	start
-	mkdev lo size=32 csum=crc16
-	mkdev pt lower=/dev/lo
+	cfs_mkdev lo size=32 csum=crc16
+	cfs_mkdev pt lower=/dev/lo
 	linear_checks pt lo
 	stop
 }
@@ -143,7 +131,7 @@ integrity_create() {
 
 dm_integrity_inline() {
 	start
-	mkdev r0 size=16 csum=none metadata_size=4
+	cfs_mkdev r0 size=16 csum=none metadata_size=4
 	integrity_create di "integrity /dev/r0 0 4 I 1 internal_hash:crc32c"
 	dd if=/dev/urandom of=/tmp/rdif_dm_a bs=64k count=4 status=none
 	expect "write" dd if=/tmp/rdif_dm_a of=/dev/mapper/di bs=64k oflag=direct status=none
@@ -173,7 +161,7 @@ KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 
 dm_crypt_aead() {
 	start
-	mkdev r0 size=16 csum=none metadata_size=32
+	cfs_mkdev r0 size=16 csum=none metadata_size=32
 	local n
 	n=$(sectors r0)
 	require "dm-crypt AES-GCM over rdif" dmsetup create dc --table \
@@ -206,7 +194,7 @@ dm_crypt_aead() {
 xfs_stacked() {
 	command -v mkfs.xfs >/dev/null || skip_case "mkfs.xfs not installed"
 	start
-	mkdev r0 size=512 csum=crc16 blocksize=4096
+	cfs_mkdev r0 size=512 csum=crc16 blocksize=4096
 	linear_over r0 lin
 	require "mkfs.xfs" mkfs.xfs -f -q /dev/mapper/lin
 	mkdir -p $MNT

@@ -107,6 +107,20 @@ cfs_write() {
 	esac
 }
 
+# cfs_mkdev NAME ATTR=VALUE...: make a configfs device with these
+# attributes and power it on (the case fails if any step does)
+cfs_mkdev() {
+	local d=$CFS/$1 a
+	shift
+	require "mkdir $d" mkdir "$d"
+	for a in "$@"; do
+		expect "set $a" eq "$a" "$(cfs_write "$d/${a%%=*}" "${a#*=}")" OK
+	done
+	expect "power 1" eq power "$(cfs_write "$d"/power 1)" OK
+	require "/dev/${d##*/}" wait_for 10 is_blk "/dev/${d##*/}"
+	settle
+}
+
 # cfs_load: load rdif without default devices, with configfs mounted.
 cfs_load() {
 	require "clean start" rdif_clean_start

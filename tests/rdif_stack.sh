@@ -41,19 +41,6 @@ start() {
 	require "debugfs" test -d $DBG
 }
 
-# mkdev NAME ATTR=VALUE...: make and power a configfs device
-mkdev() {
-	local d=$CFS/$1 a
-	shift
-	require "mkdir $d" mkdir "$d"
-	for a in "$@"; do
-		expect "set $a" eq "$a" "$(cfs_write "$d/${a%%=*}" "${a#*=}")" OK
-	done
-	expect "power 1" eq power "$(cfs_write "$d"/power 1)" OK
-	require "/dev/${d##*/}" wait_for 10 is_blk "/dev/${d##*/}"
-	settle
-}
-
 # power_rc NAME ATTR=VALUE...: configure NAME, then print what power 1 says
 power_rc() {
 	local d=$CFS/$1 a
@@ -110,7 +97,7 @@ roundtrip() {
 scsi_profile() {
 	start
 	scsi_start
-	mkdev pt lower=/dev/$SD
+	cfs_mkdev pt lower=/dev/$SD
 	expect "profile from the lower device" eq format "$(cat /sys/block/pt/integrity/format)" \
 		"$(cat /sys/block/$SD/integrity/format)"
 	expect "T10 Type 1 CRC" eq format "$(cat /sys/block/pt/integrity/format)" T10-DIF-TYPE1-CRC
@@ -125,7 +112,7 @@ scsi_profile() {
 scsi_roundtrip() {
 	start
 	scsi_start
-	mkdev pt lower=/dev/$SD
+	cfs_mkdev pt lower=/dev/$SD
 	roundtrip pt "$SD"
 	# A write without PI: the block layer or the lower device makes it.
 	echo 0 >/sys/block/pt/integrity/write_generate
@@ -145,7 +132,7 @@ scsi_roundtrip() {
 scsi_inflight() {
 	start
 	scsi_start
-	mkdev pt lower=/dev/$SD
+	cfs_mkdev pt lower=/dev/$SD
 	expect "write" eq rc "$(pi_rc write /dev/pt 0 16384 --chk guard,ref --pattern 1)" 0
 	local f
 	for f in guard ref data; do
@@ -176,7 +163,7 @@ scsi_inflight() {
 scsi_read_up() {
 	start
 	scsi_start
-	mkdev pt lower=/dev/$SD read_check=1
+	cfs_mkdev pt lower=/dev/$SD read_check=1
 	expect "write" eq rc "$(pi_rc write /dev/pt 0 16384 --chk guard,ref --pattern 1)" 0
 	inj pt corrupt guard 2 1 persistent
 	inj pt corrupt data 5 1 persistent
@@ -198,8 +185,8 @@ scsi_read_up() {
 
 rdif_over_rdif() {
 	start
-	mkdev lo size=32 csum=crc16
-	mkdev pt lower=/dev/lo
+	cfs_mkdev lo size=32 csum=crc16
+	cfs_mkdev pt lower=/dev/lo
 	expect "profile" eq format "$(cat /sys/block/pt/integrity/format)" T10-DIF-TYPE1-CRC
 	roundtrip pt lo
 	# The app tag, checked by the lower device.
@@ -220,8 +207,8 @@ rdif_over_rdif() {
 # rdif's own check.
 read_up() {
 	start
-	mkdev lo size=32 csum=crc16
-	mkdev pt lower=/dev/lo
+	cfs_mkdev lo size=32 csum=crc16
+	cfs_mkdev pt lower=/dev/lo
 	expect "write" eq rc "$(pi_rc write /dev/pt 0 8192 --chk guard,ref --pattern 1)" 0
 	inj pt corrupt ref 5 1 persistent
 	expect "user PI read with checks: EILSEQ" eq rc "$(pi_rc read /dev/pt 0 8192 \
@@ -247,8 +234,8 @@ read_up() {
 	cfs_unload
 	# rdif's own device check on the way up (read_check).
 	start
-	mkdev lo size=32 csum=crc16
-	mkdev pt lower=/dev/lo read_check=1
+	cfs_mkdev lo size=32 csum=crc16
+	cfs_mkdev pt lower=/dev/lo read_check=1
 	expect "write" eq rc "$(pi_rc write /dev/pt 0 4096 --pattern 1 --chk guard,ref)" 0
 	inj pt corrupt guard 1 1 persistent
 	# rdif checks what a read brings up in its payload (read_verify gives
@@ -264,8 +251,8 @@ read_up() {
 
 misdirect_lost_fail() {
 	start
-	mkdev lo size=32 csum=crc16
-	mkdev pt lower=/dev/lo
+	cfs_mkdev lo size=32 csum=crc16
+	cfs_mkdev pt lower=/dev/lo
 	expect "write" eq rc "$(pi_rc write /dev/pt 0 65536 --chk guard,ref --pattern 1)" 0
 	inj pt misdirect 100 3 1
 	expect "misdirected: lower's ref tag check says EILSEQ" eq rc \
@@ -291,8 +278,8 @@ misdirect_lost_fail() {
 # The lower device's own errors come back as they are.
 lower_errors() {
 	start
-	mkdev lo size=32 csum=crc16
-	mkdev pt lower=/dev/lo
+	cfs_mkdev lo size=32 csum=crc16
+	cfs_mkdev pt lower=/dev/lo
 	inj lo fail write 1 ioerr
 	expect "lower EIO on write" eq rc "$(pi_rc write /dev/pt 0 4096 --chk guard,ref)" $EIO
 	inj lo fail read 1 protection
@@ -318,10 +305,10 @@ lower_errors() {
 bad_input() {
 	start
 	local n0
-	mkdev plain size=8 csum=none
-	mkdev md16 size=8 csum=crc16 metadata_size=16
-	mkdev t3 size=8 csum=crc16 ref_tag=0
-	mkdev b4k size=8 csum=crc16 blocksize=4096 interval=512
+	cfs_mkdev plain size=8 csum=none
+	cfs_mkdev md16 size=8 csum=crc16 metadata_size=16
+	cfs_mkdev t3 size=8 csum=crc16 ref_tag=0
+	cfs_mkdev b4k size=8 csum=crc16 blocksize=4096 interval=512
 	n0=$(dmesg | wc -l)
 	expect "no profile: EINVAL" eq power "$(power_rc x1 lower=/dev/plain)" EINVAL
 	expect "  and says so" bash -c "dmesg | tail -n +$((n0 + 1)) | grep -q 'no integrity profile'"
@@ -332,7 +319,7 @@ bad_input() {
 	expect "  and says so" bash -c "dmesg | tail -n +$((n0 + 1)) | grep -q 'block size 4096 is larger'"
 	expect "matching profile at 4096: fine" eq power \
 		"$(power_rc x5 lower=/dev/b4k blocksize=4096 interval=512)" OK
-	mkdev b4i size=8 csum=crc16 blocksize=4096
+	cfs_mkdev b4i size=8 csum=crc16 blocksize=4096
 	expect "other interval: EINVAL" eq power "$(power_rc x7 lower=/dev/b4i)" EINVAL
 	expect "  and says so" bash -c "dmesg | tail -n +$((n0 + 1)) | grep -q 'protection interval differs'"
 	: >/tmp/rdif_stack_file
@@ -343,7 +330,7 @@ bad_input() {
 	expect "  and says so" bash -c "dmesg | tail -n +$((n0 + 1)) | grep -q 'not a block device'"
 	expect "itself: refused" not test "$(power_rc self lower=/dev/self)" = OK
 	expect "  and says so" bash -c "dmesg | tail -n +$((n0 + 1)) | grep -q 'lower /dev/self: no such device'"
-	mkdev y1 lower=/dev/t3 ref_tag=0
+	cfs_mkdev y1 lower=/dev/t3 ref_tag=0
 	expect "in use by another: EBUSY" eq power "$(power_rc y2 lower=/dev/t3 ref_tag=0)" EBUSY
 	expect "backing and lower: EINVAL" eq power \
 		"$(power_rc y3 lower=/dev/t3 ref_tag=0 backing=/tmp/rdif_stack_img)" EINVAL
@@ -363,8 +350,8 @@ bad_input() {
 unplug() {
 	start
 	local n0
-	mkdev lo size=8 csum=crc16
-	mkdev pt lower=/dev/lo
+	cfs_mkdev lo size=8 csum=crc16
+	cfs_mkdev pt lower=/dev/lo
 	expect "write" eq rc "$(pi_rc write /dev/pt 0 4096 --chk guard,ref)" 0
 	n0=$(dmesg | wc -l)
 	expect "lower power 0" eq power "$(cfs_write $CFS/lo/power 0)" OK
@@ -381,7 +368,7 @@ unplug() {
 	expect "and works" eq rc "$(pi_rc write /dev/pt 0 4096 --chk guard,ref)" 0
 	# scsi_debug deleted under I/O: the same.
 	scsi_start
-	mkdev ps lower=/dev/$SD
+	cfs_mkdev ps lower=/dev/$SD
 	(pi_rc write /dev/ps 0 65536 --chk guard,ref >/dev/null; while
 		dd if=/dev/ps of=/dev/null bs=64k count=16 iflag=direct status=none; do :; done) &
 	sleep 1

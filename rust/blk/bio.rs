@@ -43,8 +43,9 @@ extern "C" {
 /// # Invariants
 ///
 /// `ptr` points to a valid `struct bio` that belongs to a request the driver
-/// is processing, and stays valid (with its pages and integrity payload) for
-/// `'a`. The driver only reads the bio's fields; it never changes them.
+/// is processing (or is a clone of one that the driver owns and has not
+/// submitted yet), and stays valid (with its pages and integrity payload)
+/// for `'a`. The driver only reads the bio's fields; it never changes them.
 #[derive(Clone, Copy)]
 pub(crate) struct Bio<'a> {
     ptr: NonNull<bindings::bio>,
@@ -57,7 +58,8 @@ impl<'a> Bio<'a> {
     /// # Safety
     ///
     /// `ptr` must point to a valid bio of a started request that is not
-    /// completed for `'a`.
+    /// completed for `'a`, or to a clone of one that the caller owns and
+    /// does not submit for `'a`.
     pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::bio>) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self {
