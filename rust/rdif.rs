@@ -111,8 +111,13 @@ impl Operations for RdifOps {
         Device::file_done(dev, rq, result)
     }
 
-    fn lower_done(dev: ArcBorrow<'_, Device>, rq: Pending, status: Result<(), blk::Status>) {
-        dev.lower_done(rq, status)
+    fn lower_done(
+        dev: ArcBorrow<'_, Device>,
+        rq: Pending,
+        status: Result<(), blk::Status>,
+        own: Option<blk::lower::OwnPi>,
+    ) {
+        dev.lower_done(rq, status, own)
     }
 }
 

@@ -172,6 +172,13 @@ scsi_read_up() {
 	expect "spoilt data comes up: EILSEQ" not \
 		dd if=/dev/pt of=/dev/null bs=512 skip=5 count=1 iflag=direct status=none
 	expect "rdif's read check counted them" eq n "$(cnt pt guard_errors_read)" 2
+	echo 0 >/sys/block/pt/integrity/read_verify
+	expect "without payload too" not \
+		dd if=/dev/pt of=/dev/null bs=512 skip=2 count=1 iflag=direct status=none
+	expect "  counted" eq n "$(cnt pt guard_errors_read)" 3
+	expect "  the rest reads" dd if=/dev/pt of=/dev/null bs=512 skip=6 count=26 iflag=direct \
+		status=none
+	echo 1 >/sys/block/pt/integrity/read_verify
 	expect "the rest reads" dd if=/dev/pt of=/dev/null bs=512 skip=6 count=26 iflag=direct \
 		status=none
 	expect "the lower device holds them intact" eq rc "$(pi_rc read /dev/$SD 0 16384 \
@@ -246,6 +253,24 @@ read_up() {
 	expect "user PI read without checks: rdif's check says EILSEQ" eq rc \
 		"$(pi_rc read /dev/pt 0 4096)" $EILSEQ
 	expect "counted again" eq n "$(cnt pt guard_errors_read)" 2
+	# Without a payload rdif reads the PI into a buffer of its own.
+	echo 0 >/sys/block/pt/integrity/read_verify
+	expect "read without payload: rdif's check says EILSEQ" not \
+		dd if=/dev/pt of=/dev/null bs=4096 count=1 iflag=direct status=none
+	expect "counted a third time" eq n "$(cnt pt guard_errors_read)" 3
+	inj pt clear
+	inj pt corrupt data 3 1 persistent
+	expect "a spoilt data byte too" not \
+		dd if=/dev/pt of=/dev/null bs=4096 count=1 iflag=direct status=none
+	expect "counted" eq n "$(cnt pt guard_errors_read)" 4
+	inj pt clear
+	expect "cleared: reads" dd if=/dev/pt of=/dev/null bs=4096 count=1 iflag=direct status=none
+	expect "unwritten (escape) intervals read" \
+		dd if=/dev/pt of=/dev/null bs=4096 skip=100 count=4 iflag=direct status=none
+	inj lo corrupt guard 2
+	expect "corruption stored in the lower device: caught by rdif" not \
+		dd if=/dev/pt of=/dev/null bs=4096 count=1 iflag=direct status=none
+	expect "counted" eq n "$(cnt pt guard_errors_read)" 5
 	cfs_unload
 }
 

@@ -291,6 +291,12 @@ struct rdif_rq_file {
 	bool lower;
 	/* Its first error, a blk_status_t (lower device only). */
 	atomic_t status;
+	/*
+	 * The metadata a read without a payload of its own brought up, for
+	 * the driver to check (lower device only; kmalloc'ed, or NULL).
+	 */
+	void *own_pi;
+	size_t own_pi_len;
 	struct kiocb iocb;
 	/* The request's bvecs when it has several bios, else NULL. */
 	struct bio_vec *bvec;
@@ -674,7 +680,9 @@ fail:
 /*
  * Forwards the started request @rq to the lower device: a clone of each
  * of its bios (a copy of its own for each bio that writes data if
- * @bounce), shifted by
+ * @bounce; for a read, with @own_md bytes of metadata per 1 << @interval_exp
+ * bytes of data in a buffer of the driver's own for each bio that has no
+ * integrity payload, if @own_md), shifted by
  * @shift sectors, handed to @fix(@ctx, clone, src) before anything is
  * submitted; a flush becomes an empty flush of the lower device. Returns 0
  * if started: the request then completes through ->complete, perhaps
@@ -683,17 +691,31 @@ fail:
  * less than rdif_rq_file_pdu_size() of PDU.
  */
 int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
-			bool bounce, s64 shift,
+			bool bounce, s64 shift, unsigned int own_md,
+			unsigned int interval_exp,
 			void (*fix)(void *ctx, struct bio *clone, struct bio *src),
 			void *ctx)
 {
 	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
 	struct bio_list list = BIO_EMPTY_LIST;
 	unsigned int n = 0;
+	size_t own_len = 0, own_off = 0;
+	void *own = NULL;
 	struct bio *src, *clone;
 
 	if (rq->q->tag_set->cmd_size < sizeof(*cmd))
 		return -EINVAL;
+	if (own_md && req_op(rq) == REQ_OP_READ) {
+		__rq_for_each_bio(src, rq)
+			if (!bio_integrity(src))
+				own_len += (size_t)(src->bi_iter.bi_size >>
+						    interval_exp) * own_md;
+		if (own_len) {
+			own = kmalloc(own_len, GFP_NOWAIT | __GFP_NOWARN);
+			if (!own)
+				return -ENOMEM;
+		}
+	}
 	if (!rq->bio) {
 		/* A flush (or an empty request): a flush of the lower device. */
 		clone = bio_alloc_bioset(l->bdev, 0, REQ_OP_WRITE | REQ_PREFLUSH,
@@ -711,12 +733,36 @@ int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
 			clone = rdif_lower_bounce(l, src, GFP_NOWAIT);
 		else
 			clone = bio_alloc_clone(l->bdev, src, GFP_NOWAIT, &l->bs);
+		if (clone && own && !bio_integrity(src)) {
+			/*
+			 * Metadata of the device's own, seeded with the
+			 * interval number, so that the lower device's
+			 * completion leaves the reference tags as they are.
+			 */
+			size_t len = (size_t)(src->bi_iter.bi_size >>
+					      interval_exp) * own_md;
+			struct bio_integrity_payload *bip =
+				bio_integrity_alloc(clone, GFP_NOWAIT, 1);
+
+			if (IS_ERR(bip)) {
+				bio_put(clone);
+				clone = NULL;
+			} else {
+				bvec_set_virt(&bip->bip_vec[0], own + own_off, len);
+				bip->bip_vcnt = 1;
+				bip->bip_iter.bi_size = len;
+				bip_set_seed(bip, src->bi_iter.bi_sector >>
+						  (interval_exp - SECTOR_SHIFT));
+				own_off += len;
+			}
+		}
 		if (!clone) {
 			while ((clone = bio_list_pop(&list))) {
 				if (clone->bi_end_io == rdif_lower_bounce_endio)
 					rdif_lower_bounce_free(clone);
 				bio_put(clone);
 			}
+			kfree(own);
 			return -ENOMEM;
 		}
 		clone->bi_iter.bi_sector += shift;
@@ -727,6 +773,8 @@ int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
 		n++;
 	}
 	cmd->lower = true;
+	cmd->own_pi = own;
+	cmd->own_pi_len = own_len;
 	atomic_set(&cmd->status, BLK_STS_OK);
 	atomic_set(&cmd->ref, n + 1);
 	while ((clone = bio_list_pop(&list))) {
@@ -737,6 +785,23 @@ int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
 	}
 	rdif_rq_lower_put(cmd);
 	return 0;
+}
+
+/*
+ * Takes the metadata of the device's own that a forwarded read brought up
+ * (see rdif_rq_lower_start()): the caller kfree()s it. NULL if none.
+ */
+void *rdif_rq_lower_take_pi(struct request *rq, size_t *len)
+{
+	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
+	void *p;
+
+	if (rq->q->tag_set->cmd_size < sizeof(*cmd) || !cmd->lower)
+		return NULL;
+	p = cmd->own_pi;
+	*len = cmd->own_pi_len;
+	cmd->own_pi = NULL;
+	return p;
 }
 
 /* Whether @rq was forwarded to a lower device; if so, its status. */

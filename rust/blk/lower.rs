@@ -36,9 +36,61 @@ extern "C" {
         rq: *mut bindings::request,
         bounce: bool,
         shift: i64,
+        own_md: u32,
+        interval_exp: u32,
         fix: Option<FixFn>,
         ctx: *mut c_void,
     ) -> i32;
+    fn rdif_rq_lower_take_pi(rq: *mut bindings::request, len: *mut usize) -> *mut c_void;
+}
+
+/// Metadata of the driver's own that a forwarded read brought up from the
+/// lower device: for each bio of the read that had no integrity payload,
+/// in order, its intervals' metadata.
+///
+/// # Invariants
+///
+/// `ptr` is a `kmalloc` allocation of at least `len` bytes that this object
+/// owns (it is freed on drop) and nothing else uses.
+pub(crate) struct OwnPi {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: plain memory owned by this object.
+unsafe impl Send for OwnPi {}
+
+impl OwnPi {
+    /// Takes the metadata a completed forwarded read `rq` brought up, if
+    /// it asked for some.
+    ///
+    /// # Safety
+    ///
+    /// `rq` must be a request started with [`Lower::start`] whose clones
+    /// have all ended, not yet ended itself.
+    pub(super) unsafe fn take(rq: *mut bindings::request) -> Option<Self> {
+        let mut len = 0;
+        // SAFETY: `rq` is a valid forwarded request (the function's
+        // requirement); `len` is a valid out pointer.
+        let ptr = unsafe { rdif_rq_lower_take_pi(rq, &mut len) };
+        // INVARIANT: the helper hands over the buffer it allocated, of
+        // `len` bytes, and forgets it.
+        NonNull::new(ptr.cast::<u8>()).map(|ptr| OwnPi { ptr, len })
+    }
+
+    /// The bytes.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `len` bytes at `ptr` are owned by this object (type
+        // invariant), and `&mut self` makes this the only reference.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for OwnPi {
+    fn drop(&mut self) {
+        // SAFETY: a `kmalloc` allocation this object owns (type invariant).
+        unsafe { bindings::kfree(self.ptr.as_ptr().cast()) };
+    }
 }
 
 /// An open lower block device.
@@ -139,7 +191,11 @@ impl Lower {
     /// `shift` sectors, or as a copy of its own for each bio that writes
     /// data if `bounce`; `fix(clone, src)` sees each clone before anything
     /// is submitted (it may change a copy's data and metadata, which are
-    /// the device's own). The request then ends through
+    /// the device's own). With `own_md` (metadata bytes per interval and
+    /// log2 of the interval), each bio of a read that has no integrity
+    /// payload gets metadata of the driver's own, handed to
+    /// [`super::Operations::lower_done`] as [`OwnPi`]. The request then
+    /// ends through
     /// [`super::Operations::lower_done`] with the lower device's status.
     /// Hands the request back untouched with `ENOMEM` if a clone cannot be
     /// allocated without waiting (nothing was submitted), or `EINVAL` if
@@ -150,8 +206,10 @@ impl Lower {
         rq: Pending,
         bounce: bool,
         shift: i64,
+        own_md: Option<(u32, u32)>,
         mut fix: F,
     ) -> Result<(), (Pending, Error)> {
+        let (md, exp) = own_md.unwrap_or((0, 9));
         let raw = rq.into_raw();
         // SAFETY: the device is valid (type invariant); `raw` is a started
         // request that nothing else ends (it came from a `Pending`); `fix`
@@ -163,6 +221,8 @@ impl Lower {
                 raw.as_ptr(),
                 bounce,
                 shift,
+                md,
+                exp,
                 Some(fix_one::<F>),
                 (&raw mut fix).cast(),
             )

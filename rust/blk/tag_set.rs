@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::{Pending, Status};
+use super::{lower::OwnPi, Pending, Status};
 use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
 use kernel::{bindings, error, prelude::*, types::ForeignOwnable, types::Opaque};
 
@@ -36,12 +36,14 @@ pub(crate) trait Operations: Sized + 'static {
     );
 
     /// A request started with [`super::lower::Lower::start`] is done:
-    /// `status` is the first error of its clones, if any. May be called
-    /// from any context, interrupts included.
+    /// `status` is the first error of its clones, if any; `own` the
+    /// metadata of the driver's own a read brought up, if it asked. May
+    /// be called from any context, interrupts included.
     fn lower_done(
         data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
         rq: Pending,
         status: Result<(), Status>,
+        own: Option<OwnPi>,
     );
 }
 
@@ -120,7 +122,10 @@ impl<T: Operations> OperationsVTable<T> {
                 0 => Ok(()),
                 s => Err(Status::from_raw(s)),
             };
-            T::lower_done(data, pending, status);
+            // SAFETY: a forwarded request whose clones have all ended (it
+            // is being completed), not yet ended.
+            let own = unsafe { OwnPi::take(rq) };
+            T::lower_done(data, pending, status, own);
         } else {
             T::file_done(data, pending, result);
         }

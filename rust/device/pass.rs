@@ -15,7 +15,11 @@
 
 use super::{short, Device};
 use crate::{
-    blk::{bio::Integrity, lower::Lower, Bio, Op, Pending, Status},
+    blk::{
+        bio::Integrity,
+        lower::{Lower, OwnPi},
+        Bio, Op, Pending, Status,
+    },
     inject::{Field, Range, ReadFaults, WriteFault},
     pi::{Checks, Csum, TupleField, MAX_METADATA},
     stats::Counter,
@@ -90,7 +94,11 @@ impl Device {
             }
             Some(WriteFault::Corrupt(field, range)) => (true, 0, Some((field, range))),
         };
-        let started = lower.start(rq, bounce, shift, |clone, _src| {
+        // The device checks reads that bring no payload up with metadata
+        // of its own.
+        let own_md = (op == Op::Read && self.cfg.read_check && p.csum() != Csum::None)
+            .then(|| (p.metadata_size() as u32, p.interval_shift()));
+        let started = lower.start(rq, bounce, shift, own_md, |clone, _src| {
             if let Some((field, range)) = spoil {
                 // A copy of the device's own: spoiling it cannot fail but
                 // for a payload shorter than its data, which the lower
@@ -138,15 +146,17 @@ impl Device {
         self.stats.add(Counter::CheckedWrite, n);
         // The tuples carry the device's own reference tags by now (the
         // block layer mapped them when the request started).
-        self.verify_bio(bio, &b, checks, first, n, true)
+        let mut cur = self.payload_cursor(&b, n)?;
+        self.verify_bio(bio, |md| cur.copy_to(md).map_err(short), checks, first, n, true)
     }
 
-    /// Checks the intervals of `bio` against their metadata in payload `b`:
-    /// interval `k` of the bio has reference `base + k`.
+    /// Checks the intervals of `bio` against their metadata, which
+    /// `next_md` fills in, one interval after the other: interval `k` of
+    /// the bio has reference `base + k`.
     fn verify_bio(
         &self,
         bio: &Bio<'_>,
-        b: &Integrity<'_>,
+        mut next_md: impl FnMut(&mut [u8]) -> Result<(), Status>,
         checks: Checks,
         base: u64,
         n: u64,
@@ -155,12 +165,11 @@ impl Device {
         let p = &self.cfg.profile;
         let iv = p.interval();
         let mut data = bio.data_source();
-        let mut md_cur = self.payload_cursor(b, n)?;
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..p.metadata_size()];
         let mut piece = [0u8; PIECE];
         for k in 0..n {
-            md_cur.copy_to(md).map_err(short)?;
+            next_md(md)?;
             let tuple = p.read_tuple(md).ok_or(Status::IO_ERROR)?;
             if p.is_escape(&tuple) {
                 data.skip(iv).map_err(short)?;
@@ -232,27 +241,67 @@ impl Device {
         Ok(())
     }
 
-    /// A forwarded request came back with `status` from the lower device.
-    pub(crate) fn lower_done(&self, rq: Pending, status: Result<(), Status>) {
+    /// A forwarded request came back with `status` from the lower device;
+    /// `own` is the metadata of the device's own a read without payload
+    /// brought up (see [`Self::pass`]).
+    pub(crate) fn lower_done(
+        &self,
+        rq: Pending,
+        status: Result<(), Status>,
+        mut own: Option<OwnPi>,
+    ) {
         let result = status.and_then(|()| {
             let r = rq.request();
             if r.op() != Op::Read {
                 return Ok(());
             }
-            r.bios().try_for_each(|bio| self.check_up(&bio))
+            let mut own = own.as_mut().map(|o| o.as_mut_slice());
+            r.bios().try_for_each(|bio| self.check_up(&bio, &mut own))
         });
         rq.end(result);
     }
 
     /// Spoils what a read bio brings up as the persistent corruptions
-    /// say, then checks it if `read_check` or its payload ask.
-    fn check_up(&self, bio: &Bio<'_>) -> Result<(), Status> {
+    /// say, then checks it if `read_check` or its payload ask. A bio
+    /// without payload is checked against the front of `own`, the
+    /// device's own metadata, if the device asked for it.
+    fn check_up(&self, bio: &Bio<'_>, own: &mut Option<&mut [u8]>) -> Result<(), Status> {
         let p = &self.cfg.profile;
         let (first, n) = self.interval_span(bio);
         let bip = bio.integrity().filter(|_| p.has_metadata());
         let faults: ReadFaults = self.inject.read_faults(first, n);
         if !faults.is_empty() {
             self.spoil_bio(bio, bip, |i, f| faults.at(i).any(|g| g == f))?;
+        }
+        if bip.is_none() {
+            let ms = p.metadata_size();
+            let Some(all) = own.take() else {
+                return Ok(());
+            };
+            let len = usize::try_from(n).map_err(|_| Status::IO_ERROR)? * ms;
+            if all.len() < len {
+                return Err(Status::IO_ERROR);
+            }
+            let (mine, rest) = all.split_at_mut(len);
+            *own = Some(rest);
+            // The persistent tuple corruptions, in the device's copy.
+            for (k, md) in mine.chunks_exact_mut(ms).enumerate() {
+                for t in [TupleField::Guard, TupleField::Ref, TupleField::App] {
+                    if faults.at(first + k as u64).any(|g| g == Field::Tuple(t))
+                        && p.corrupt(md, t)
+                    {
+                        self.stats.inc(Counter::InjCorrupt);
+                    }
+                }
+            }
+            self.stats.add(Counter::CheckedRead, n);
+            let mut mds = mine.chunks_exact(ms);
+            let next = |md: &mut [u8]| {
+                md.copy_from_slice(mds.next().ok_or(Status::IO_ERROR)?);
+                Ok(())
+            };
+            // Seeded with the interval numbers: the device's own tags.
+            return self.verify_bio(bio, next, Checks::DEVICE, first, n, false);
         }
         let Some(b) = bip.filter(|_| p.csum() != Csum::None) else {
             return Ok(());
@@ -271,6 +320,7 @@ impl Device {
         self.stats.add(Counter::CheckedRead, n);
         // The lower device's completion mapped the reference tags back to
         // the payload's seed.
-        self.verify_bio(bio, &b, checks, b.seed(), n, false)
+        let mut cur = self.payload_cursor(&b, n)?;
+        self.verify_bio(bio, |md| cur.copy_to(md).map_err(short), checks, b.seed(), n, false)
     }
 }
