@@ -16,7 +16,8 @@
 use crate::{pi::TupleField, settings::parse_u64};
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
-    fmt, new_spinlock, new_spinlock_irq, prelude::*,
+    fmt, new_spinlock, new_spinlock_irq,
+    prelude::*,
     sync::{SpinLock, SpinLockIrq},
 };
 

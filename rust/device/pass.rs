@@ -147,7 +147,14 @@ impl Device {
         // The tuples carry the device's own reference tags by now (the
         // block layer mapped them when the request started).
         let mut cur = self.payload_cursor(&b, n)?;
-        self.verify_bio(bio, |md| cur.copy_to(md).map_err(short), checks, first, n, true)
+        self.verify_bio(
+            bio,
+            |md| cur.copy_to(md).map_err(short),
+            checks,
+            first,
+            n,
+            true,
+        )
     }
 
     /// Checks the intervals of `bio` against their metadata, which
@@ -287,8 +294,7 @@ impl Device {
             // The persistent tuple corruptions, in the device's copy.
             for (k, md) in mine.chunks_exact_mut(ms).enumerate() {
                 for t in [TupleField::Guard, TupleField::Ref, TupleField::App] {
-                    if faults.at(first + k as u64).any(|g| g == Field::Tuple(t))
-                        && p.corrupt(md, t)
+                    if faults.at(first + k as u64).any(|g| g == Field::Tuple(t)) && p.corrupt(md, t)
                     {
                         self.stats.inc(Counter::InjCorrupt);
                     }
@@ -321,6 +327,13 @@ impl Device {
         // The lower device's completion mapped the reference tags back to
         // the payload's seed.
         let mut cur = self.payload_cursor(&b, n)?;
-        self.verify_bio(bio, |md| cur.copy_to(md).map_err(short), checks, b.seed(), n, false)
+        self.verify_bio(
+            bio,
+            |md| cur.copy_to(md).map_err(short),
+            checks,
+            b.seed(),
+            n,
+            false,
+        )
     }
 }
