@@ -111,10 +111,9 @@ unsafe impl Sync for Lower {}
 
 impl Drop for Lower {
     fn drop(&mut self) {
-        // SAFETY: opened by `rdif_lower_open` (type invariant) and not used
-        // after this. Clones in flight hold their own reference to the bio
-        // set's device; the disk above is gone before its `Lower` is
-        // dropped, so none is left.
+        // No clone is in flight: the disk above is removed (every request
+        // ended, so every clone too) before its `Lower` is dropped.
+        // SAFETY: opened by `rdif_lower_open` (type invariant), unused after.
         unsafe { rdif_lower_close(self.ptr.as_ptr()) };
     }
 }
@@ -211,10 +210,10 @@ impl Lower {
     ) -> Result<(), (Pending, Error)> {
         let (md, exp) = own_md.unwrap_or((0, 9));
         let raw = rq.into_raw();
+        // `fix` lives across the call, its only user, and `fix_one::<F>` is
+        // the trampoline for its type.
         // SAFETY: the device is valid (type invariant); `raw` is a started
-        // request that nothing else ends (it came from a `Pending`); `fix`
-        // lives across the call, which is the only one to use it, and
-        // `fix_one::<F>` is the trampoline for its type.
+        // request that nothing else ends (it came from a `Pending`).
         let r = unsafe {
             rdif_rq_lower_start(
                 self.ptr.as_ptr(),
