@@ -396,13 +396,9 @@ pub(crate) fn create_disk(
                     why(msg);
                     e
                 })?;
-            let mut store_claim = KVec::new();
-            for id in fs.identities().into_iter().flatten() {
-                let c = registry.claim_store(id).inspect_err(|_| {
-                    why("the store is in use by another rdif device");
-                })?;
-                store_claim.push(c, GFP_KERNEL)?;
-            }
+            let store_claim = fs.claim(|id| registry.claim_store(id)).inspect_err(|_| {
+                why("the store is in use by another rdif device");
+            })?;
             // Only the device that holds the store may replay its journal.
             fs.replay().map_err(|(e, msg)| {
                 why(msg);

@@ -421,10 +421,7 @@ impl FileStore {
         let layout = Layout::new(&profile, capacity);
         let (files, fresh) = Self::files(path, meta, &profile, &layout)?;
         if fresh {
-            let part = match files.is_split() {
-                true => Part::Meta(new_id()),
-                false => Part::Whole,
-            };
+            let part = new_part(&files);
             let store = Self::with(files, part, profile, layout)?;
             store.extend()?;
             store.create_journal()?;
@@ -478,7 +475,7 @@ impl FileStore {
         profile: &Profile,
         layout: &Layout,
     ) -> Result<(Files, bool), (Error, &'static str)> {
-        let data = open_file(path)?;
+        let data = open_file(path, false)?;
         let empty = |f: &BackingFile| !f.is_block_device() && f.size() == 0;
         let Some(meta) = meta else {
             let fresh = empty(&data);
@@ -487,16 +484,7 @@ impl FileStore {
         if !profile.has_metadata() {
             return Err((EINVAL, "the format has no metadata to put on meta_device"));
         }
-        let meta = BackingFile::open(meta, true).map_err(|e| {
-            let why = if e == EBUSY {
-                "meta_device is in use (mounted, or claimed by another device)"
-            } else if e == EINVAL {
-                "meta_device must be an absolute path to a block device or to a regular file not on a pseudo file system"
-            } else {
-                "cannot open meta_device"
-            };
-            (e, why)
-        })?;
+        let meta = open_file(meta, true)?;
         if meta.identity() == data.identity() {
             return Err((EINVAL, "meta_device is the backing file itself"));
         }
@@ -631,11 +619,10 @@ impl FileStore {
         self.can_punch
     }
 
-    /// The identities of the backing files or devices (see
-    /// [`BackingFile::identity`]): the data file's, and the metadata
-    /// file's if it is apart.
-    pub(crate) fn identities(&self) -> [Option<usize>; 2] {
-        self.files.identities()
+    /// Takes each backing file or device of the store with `claim` (see
+    /// [`Files::claim`]).
+    pub(crate) fn claim<G>(&self, claim: impl FnMut(usize) -> Result<G>) -> Result<KVec<G>> {
+        self.files.claim(claim)
     }
 
     /// Creates a fresh store at `path` (all zeroes, escape PI), with its
@@ -648,24 +635,22 @@ impl FileStore {
         meta: Option<&CStr>,
         profile: Profile,
         capacity: u64,
-        mut claim: impl FnMut(usize) -> Result<G>,
+        claim: impl FnMut(usize) -> Result<G>,
     ) -> Result<(), (Error, &'static str)> {
         let layout = Layout::new(&profile, capacity);
         let (files, _) = Self::files(path, meta, &profile, &layout)?;
-        let mut claims = KVec::new();
-        for id in files.identities().into_iter().flatten() {
-            let c = claim(id).map_err(|e| (e, "a device is using this store"))?;
-            claims
-                .push(c, GFP_KERNEL)
-                .map_err(|_| (ENOMEM, "out of memory"))?;
-        }
+        let _claims = files.claim(claim).map_err(|e| {
+            let why = if e == ENOMEM {
+                "out of memory"
+            } else {
+                "a device is using this store"
+            };
+            (e, why)
+        })?;
         if let Some(why) = files.too_small(layout.total(), true) {
             return Err((ENOSPC, why));
         }
-        let part = match files.is_split() {
-            true => Part::Meta(new_id()),
-            false => Part::Whole,
-        };
+        let part = new_part(&files);
         let store = Self::with(files, part, profile, layout)?;
         // Invalidate the old headers first, so a crash leaves no store
         // that looks valid with stale contents.
@@ -1372,22 +1357,36 @@ impl FileStore {
     }
 }
 
-/// A new identifier for the two files of a split store (24 bits, not 0).
-fn new_id() -> u32 {
+/// The part a new store's header heads: a whole store, or the metadata
+/// file of a new pair (with a new identifier, 24 bits, not 0).
+fn new_part(files: &Files) -> Part {
+    if !files.is_split() {
+        return Part::Whole;
+    }
     // SAFETY: no preconditions.
     let r = unsafe { kernel::bindings::get_random_u32() };
-    (r & 0xff_ffff).max(1)
+    Part::Meta((r & 0xff_ffff).max(1))
 }
 
-/// Opens a backing file or device, saying why it cannot.
-fn open_file(path: &CStr) -> Result<BackingFile, (Error, &'static str)> {
+/// Opens a backing file or device (the metadata device if `meta`), saying
+/// why it cannot.
+fn open_file(path: &CStr, meta: bool) -> Result<BackingFile, (Error, &'static str)> {
     BackingFile::open(path, true).map_err(|e| {
-        let why = if e == EBUSY {
-            "the backing device is in use (mounted, or claimed by another device)"
-        } else if e == EINVAL {
-            "the backing path must be an absolute path to a block device or to a regular file not on a pseudo file system (proc, sysfs, configfs, ...)"
-        } else {
-            "cannot open the backing file"
+        let why = match (e, meta) {
+            (e, false) if e == EBUSY => {
+                "the backing device is in use (mounted, or claimed by another device)"
+            }
+            (e, false) if e == EINVAL => {
+                "the backing path must be an absolute path to a block device or to a regular file not on a pseudo file system (proc, sysfs, configfs, ...)"
+            }
+            (_, false) => "cannot open the backing file",
+            (e, true) if e == EBUSY => {
+                "meta_device is in use (mounted, or claimed by another device)"
+            }
+            (e, true) if e == EINVAL => {
+                "meta_device must be an absolute path to a block device or to a regular file not on a pseudo file system"
+            }
+            (_, true) => "cannot open meta_device",
         };
         (e, why)
     })

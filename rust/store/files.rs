@@ -207,12 +207,16 @@ impl Files {
         }
     }
 
-    /// The identities of the files (see [`BackingFile::identity`]).
-    pub(crate) fn identities(&self) -> [Option<usize>; 2] {
-        [
-            Some(self.data.identity()),
-            self.meta.as_ref().map(|m| m.file.identity()),
-        ]
+    /// Takes each file (by its identity, see [`BackingFile::identity`])
+    /// with `claim`, so that no other device or `format` uses the store;
+    /// the claims are given back when the returned vector is dropped.
+    pub(crate) fn claim<G>(&self, mut claim: impl FnMut(usize) -> Result<G>) -> Result<KVec<G>> {
+        let mut claims = KVec::with_capacity(2, GFP_KERNEL)?;
+        claims.push(claim(self.data.identity())?, GFP_KERNEL)?;
+        if let Some(m) = &self.meta {
+            claims.push(claim(m.file.identity())?, GFP_KERNEL)?;
+        }
+        Ok(claims)
     }
 
     /// Whether the data file takes direct I/O, and how (see
