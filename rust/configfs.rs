@@ -352,7 +352,8 @@ impl AttributeOperations<2> for DeviceGroup {
     }
 }
 
-/// Implements a path attribute of [`DeviceGroup`] (`backing`, `lower`):
+/// Implements a path attribute of [`DeviceGroup`] (`backing`, `lower`,
+/// `meta_device`):
 /// an absolute path, opened when power is written; empty clears it.
 macro_rules! path_attr {
     ($id:literal, $field:ident) => {

@@ -216,29 +216,21 @@ impl Device {
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..p.metadata_size()];
         for i in first..first + n {
-            let mut spoilt = false;
-            match what(i, Field::Data) {
-                true => {
-                    spoilt = true;
-                    let mut b0 = [0u8];
-                    src.copy_to(&mut b0).map_err(short)?;
-                    b0[0] ^= 0xff;
-                    dst.copy_from(&b0).map_err(short)?;
-                    src.skip(iv - 1).map_err(short)?;
-                    dst.skip(iv - 1).map_err(short)?;
-                }
-                false => {
-                    src.skip(iv).map_err(short)?;
-                    dst.skip(iv).map_err(short)?;
-                }
+            let mut spoilt = what(i, Field::Data);
+            if spoilt {
+                let mut b0 = [0u8];
+                src.copy_to(&mut b0).map_err(short)?;
+                b0[0] ^= 0xff;
+                dst.copy_from(&b0).map_err(short)?;
+                src.skip(iv - 1).map_err(short)?;
+                dst.skip(iv - 1).map_err(short)?;
+            } else {
+                src.skip(iv).map_err(short)?;
+                dst.skip(iv).map_err(short)?;
             }
             if let (Some(mi), Some(mo)) = (md_in.as_mut(), md_out.as_mut()) {
                 mi.copy_to(md).map_err(short)?;
-                for t in [TupleField::Guard, TupleField::Ref, TupleField::App] {
-                    if what(i, Field::Tuple(t)) {
-                        spoilt |= p.corrupt(md, t);
-                    }
-                }
+                spoilt |= self.spoil_tuple(md, i, &what);
                 mo.copy_from(md).map_err(short)?;
             }
             if spoilt {
@@ -246,6 +238,18 @@ impl Device {
             }
         }
         Ok(())
+    }
+
+    /// Spoils the fields `f` of the PI tuple in `md`, interval `i`'s
+    /// metadata, for which `what(i, f)`; returns whether any changed.
+    fn spoil_tuple(&self, md: &mut [u8], i: u64, what: impl Fn(u64, Field) -> bool) -> bool {
+        let mut spoilt = false;
+        for t in [TupleField::Guard, TupleField::Ref, TupleField::App] {
+            if what(i, Field::Tuple(t)) {
+                spoilt |= self.cfg.profile.corrupt(md, t);
+            }
+        }
+        spoilt
     }
 
     /// A forwarded request came back with `status` from the lower device;
@@ -277,8 +281,9 @@ impl Device {
         let (first, n) = self.interval_span(bio);
         let bip = bio.integrity().filter(|_| p.has_metadata());
         let faults: ReadFaults = self.inject.read_faults(first, n);
+        let spoils = |i, f| faults.at(i).any(|g| g == f);
         if !faults.is_empty() {
-            self.spoil_bio(bio, bip, |i, f| faults.at(i).any(|g| g == f))?;
+            self.spoil_bio(bio, bip, spoils)?;
         }
         if bip.is_none() {
             let ms = p.metadata_size();
@@ -292,12 +297,9 @@ impl Device {
             let (mine, rest) = all.split_at_mut(len);
             *own = Some(rest);
             // The persistent tuple corruptions, in the device's copy.
-            for (k, md) in mine.chunks_exact_mut(ms).enumerate() {
-                for t in [TupleField::Guard, TupleField::Ref, TupleField::App] {
-                    if faults.at(first + k as u64).any(|g| g == Field::Tuple(t)) && p.corrupt(md, t)
-                    {
-                        self.stats.inc(Counter::InjCorrupt);
-                    }
+            for (i, md) in (first..).zip(mine.chunks_exact_mut(ms)) {
+                if self.spoil_tuple(md, i, spoils) {
+                    self.stats.inc(Counter::InjCorrupt);
                 }
             }
             self.stats.add(Counter::CheckedRead, n);
