@@ -627,20 +627,25 @@ static struct bio *rdif_lower_bounce(struct rdif_lower *l, struct bio *src,
 {
 	struct bio_integrity_payload *sbip = bio_integrity(src), *bip;
 	unsigned int size = src->bi_iter.bi_size;
-	unsigned int nr = DIV_ROUND_UP(size, PAGE_SIZE), i;
+	unsigned int order = 0, seg, nr, i;
 	struct bio *bio;
 
-	if (nr > BIO_MAX_VECS)
-		return NULL;
+	/*
+	 * A bio of multi-page bvecs may hold more than BIO_MAX_VECS pages:
+	 * the copy then takes pieces of several pages each.
+	 */
+	while (DIV_ROUND_UP(size, PAGE_SIZE << order) > BIO_MAX_VECS)
+		order++;
+	seg = PAGE_SIZE << order;
+	nr = DIV_ROUND_UP(size, seg);
 	bio = bio_alloc_bioset(l->bdev, nr, src->bi_opf, gfp, &l->bs);
 	if (!bio)
 		return NULL;
 	bio->bi_iter.bi_sector = src->bi_iter.bi_sector;
 	bio->bi_ioprio = src->bi_ioprio;
 	for (i = 0; i < nr; i++) {
-		unsigned int len = min_t(unsigned int, size - i * PAGE_SIZE,
-					 PAGE_SIZE);
-		struct page *page = alloc_page(gfp);
+		unsigned int len = min(size - i * seg, seg);
+		struct page *page = alloc_pages(gfp, get_order(len));
 
 		if (!page)
 			goto fail;
