@@ -177,6 +177,7 @@ impl MemStore {
     }
 
     /// A new block: zeroes and escape PI.
+    #[cold]
     fn new_block(&self, gfp: Flags) -> Result<KBox<Block>, StoreError> {
         let data =
             KBox::init(pin_init::init_zeroed::<Chunk>(), gfp).map_err(|_| StoreError::NoMemory)?;
@@ -209,6 +210,7 @@ impl MemStore {
     }
 
     /// Block `idx` of `run`, allocated with `gfp` if it does not exist.
+    #[inline]
     fn block<'r>(
         &self,
         run: &'r mut Run,
@@ -314,13 +316,19 @@ impl MemStore {
         let (a, b) = self.span(first, n);
         self.each_run(a, b, |guard, key, blocks| {
             let mut fill = |idx: usize, mut block: Option<&mut Block>| {
-                for i in self.covered(idx, first, n) {
-                    let slot = match block.as_deref_mut() {
-                        // The block holds this interval alone.
-                        Some(b) if self.per_block_shift == 0 => Slot::Whole {
+                if self.per_block_shift == 0 {
+                    // The block holds this interval alone.
+                    let slot = match block {
+                        Some(b) => Slot::Whole {
                             data: &mut b.data,
                             meta: &mut b.meta[..],
                         },
+                        None => Slot::Gone,
+                    };
+                    return f(idx as u64, slot);
+                }
+                for i in self.covered(idx, first, n) {
+                    let slot = match block.as_deref_mut() {
                         Some(b) => {
                             let (d, m) = self.ranges(self.slot(i).1);
                             Slot::Stored {
