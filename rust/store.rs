@@ -60,16 +60,6 @@ impl Store {
         }
     }
 
-    /// Whether intervals `first..first + n` lie in one unit of allocation,
-    /// so that a [`Self::write`] of them without [`Self::reserve`] is all
-    /// or nothing.
-    pub(crate) fn one_unit(&self, first: u64, n: u64) -> bool {
-        match self {
-            Store::Mem(m) => m.one_chunk(first, n),
-            Store::File(_) => true,
-        }
-    }
-
     /// Allocates what a write of intervals `first..first + n` needs, so
     /// that storing it cannot fail for lack of memory; the contents read
     /// the same as before. Never sleeps.
@@ -113,10 +103,12 @@ impl Store {
     /// readers together (for a backing file, at [`Self::settle`]).
     /// `reserved`: [`Self::reserve`] was called for them, so a missing
     /// place can only be a concurrent discard's doing
-    /// ([`Slot::Gone`] if it cannot be allocated again); else the
-    /// intervals must be [`Self::one_unit`], and lack of memory fails the
-    /// write before anything is stored. A memory store calls `f` under a
-    /// spinlock: it must not sleep. An error of `f` stops the write.
+    /// ([`Slot::Gone`] if it cannot be allocated again); else a missing
+    /// place is allocated as the write comes to it, and lack of memory
+    /// stops the write there with [`StoreError::NoMemory`]: the intervals
+    /// before it are stored, each whole, and the caller retries the whole
+    /// write. A memory store calls `f` under a spinlock: it must not sleep.
+    /// An error of `f` stops the write.
     pub(crate) fn write<E: From<StoreError>>(
         &self,
         first: u64,

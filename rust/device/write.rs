@@ -366,12 +366,11 @@ impl Device {
         };
         // 2. An injected fault may lose the write or store it elsewhere
         //    (its part beyond the end of the device is dropped).
-        // 3. Allocate what the write needs where it goes; on failure blk-mq
-        //    retries the request, which still meets its one-shot fault
-        //    then: the rule is used up only once this succeeded. A write
-        //    within one block of the store needs no reservation (the block
-        //    is allocated before anything is copied), unless a one-shot
-        //    rule fired.
+        // 3. A write that meets a one-shot fault allocates what it needs
+        //    where it goes first; on failure blk-mq retries the request,
+        //    which still meets the fault then: the rule is used up only
+        //    once this succeeded. Any other write allocates its blocks as
+        //    it stores them (see step 4).
         let fit = |dest: u64| n.min(self.nr_intervals().saturating_sub(dest));
         let mut dest = first;
         let mut reserved = false;
@@ -383,7 +382,7 @@ impl Device {
                 // Refused on a device that stores (see `Device::inject`).
                 Some(WriteFault::Corrupt(..)) => first,
             };
-            if fault.is_some() || !self.store.one_unit(dest, fit(dest)) {
+            if fault.is_some() {
                 // Never sleeps: called under the injector's lock.
                 self.store.reserve(dest, fit(dest))?;
                 reserved = true;
@@ -433,11 +432,12 @@ impl Device {
             self.store.prepare_write(dest, nd)?;
         }
         // 4. Store, each interval's data and metadata together. A memory
-        //    store cannot fail here for lack of memory. A backing file can
-        //    (ENOMEM from its page cache): the request is then retried
-        //    whole, rewriting what it wrote before it is acknowledged; a
-        //    one-shot misdirect it used up is not met again, so the retry
-        //    lands at its own place.
+        //    store that reserved cannot fail here for lack of memory; one
+        //    that did not, and a backing file (ENOMEM from its page cache),
+        //    can: the request is then retried whole, rewriting what it
+        //    stored before it is acknowledged, as a disk retrying a write
+        //    does; a one-shot misdirect it used up is not met again, so the
+        //    retry lands at its own place.
         self.stats.add(Counter::WriteIntervals, nd);
         let stored = match staged {
             Some(st) => {

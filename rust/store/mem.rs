@@ -161,14 +161,6 @@ impl MemStore {
         (self.slot(first).0, self.slot(last).0)
     }
 
-    /// Whether intervals `first..first + n` lie in one block.
-    pub(crate) fn one_chunk(&self, first: u64, n: u64) -> bool {
-        n == 0 || {
-            let (a, b) = self.span(first, n);
-            a == b
-        }
-    }
-
     /// The intervals of block `idx` that `first..first + n` covers.
     fn covered(&self, idx: usize, first: u64, n: u64) -> Range<u64> {
         let start = (idx as u64) << self.per_block_shift;
@@ -310,8 +302,8 @@ impl MemStore {
         }
         // A reserved block is only missing if a concurrent discard freed
         // it; it is allocated again if the emergency reserves allow, or
-        // its intervals are gone. An unreserved write lies in one block: if
-        // that cannot be allocated, nothing is stored yet.
+        // its intervals are gone. An unreserved write stops at the first
+        // block it cannot allocate, with the blocks before it stored.
         let gfp = if reserved { late_gfp() } else { io_gfp() };
         let (a, b) = self.span(first, n);
         self.each_run(a, b, |guard, key, blocks| {
