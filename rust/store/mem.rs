@@ -279,6 +279,11 @@ impl MemStore {
                     Some(b) => (&b.data.0, &b.meta[..]),
                     None => (&ZERO_CHUNK.0, &self.escape[..]),
                 };
+                if self.per_block_shift == 0 {
+                    // The block holds this interval alone.
+                    f(idx as u64, &data[..], if with_meta { meta } else { &[] })?;
+                    continue;
+                }
                 for i in self.covered(idx, first, n) {
                     let (d, m) = self.ranges(self.slot(i).1);
                     let m = if with_meta { &meta[m] } else { &[][..] };
