@@ -190,6 +190,13 @@ def goal_defs():
                   ("rdif-file-noint", j, "loop-dio", j), 0.9))
         g.append(("N5", "rdif-file-crc16 / loop-dio, %s" % j,
                   ("rdif-file-crc16", j, "loop-dio", j), 0.7))
+    for j in K4_JOBS:
+        # The store without its journal (no crash guarantee, as loop):
+        # context for N5.
+        g.append(("-", "rdif-file-nj / loop-dio, %s" % j,
+                  ("rdif-file-nj", j, "loop-dio", j), None))
+        g.append(("-", "rdif-file-nj-crc16 / loop-dio, %s" % j,
+                  ("rdif-file-nj-crc16", j, "loop-dio", j), None))
     for dev in ("rdif-noint", "rdif-crc16"):
         for j2, j1 in N6_PAIRS:
             g.append(("N6", "%s, %s / %s" % (dev, j2, j1), (dev, j2, dev, j1), 1.8))
