@@ -25,7 +25,7 @@ use crate::{
         Slot, CHUNK,
     },
 };
-use core::ops::Range;
+use core::{num::NonZeroUsize, ops::Range};
 use kernel::{alloc::AllocError, prelude::*};
 
 /// Largest staging buffer (in bytes of data) a device keeps for the next
@@ -80,9 +80,9 @@ pub(super) struct Staging {
     /// Intervals it has room for.
     cap: usize,
     /// Intervals per data piece.
-    per_data: usize,
+    per_data: NonZeroUsize,
     /// Intervals per metadata piece.
-    per_meta: usize,
+    per_meta: NonZeroUsize,
     /// Whole blocks of the memory store's size, so that one holding a
     /// single interval can take the place of a block of the store.
     data: KVec<KBox<Chunk>>,
@@ -100,11 +100,11 @@ fn chunks(n: usize) -> Result<KVec<KBox<Chunk>>, AllocError> {
 }
 
 /// `n` records of `size` bytes in pieces of at most `per` records.
-fn pieces(n: usize, size: usize, per: usize) -> Result<KVec<KVec<u8>>, AllocError> {
-    let mut v = KVec::with_capacity(n.div_ceil(per.max(1)), io_gfp())?;
+fn pieces(n: usize, size: usize, per: NonZeroUsize) -> Result<KVec<KVec<u8>>, AllocError> {
+    let mut v = KVec::with_capacity(n.div_ceil(per.get()), io_gfp())?;
     let mut left = n;
     while left > 0 && size > 0 {
-        let k = left.min(per);
+        let k = left.min(per.get());
         v.push(KVec::from_elem(0u8, k * size, io_gfp())?, io_gfp())?;
         left -= k;
     }
@@ -114,15 +114,18 @@ fn pieces(n: usize, size: usize, per: usize) -> Result<KVec<KVec<u8>>, AllocErro
 impl Staging {
     fn new(interval: usize, ms: usize, n: usize) -> Result<Self, AllocError> {
         // Intervals are 512 to 4096 bytes (`Profile`'s invariants).
-        let per_data = CHUNK.checked_div(interval).unwrap_or(1).max(1);
-        let per_meta = CHUNK.checked_div(ms).unwrap_or(1);
+        // How many records of `size` bytes a piece holds (at least one).
+        let per = |size: usize| {
+            NonZeroUsize::new(CHUNK.checked_div(size).unwrap_or(1)).unwrap_or(NonZeroUsize::MIN)
+        };
+        let (per_data, per_meta) = (per(interval), per(ms));
         Ok(Staging {
             interval,
             ms,
             cap: n,
             per_data,
             per_meta,
-            data: chunks(n.div_ceil(per_data))?,
+            data: chunks(n.div_ceil(per_data.get()))?,
             meta: pieces(n, ms, per_meta)?,
         })
     }
