@@ -62,8 +62,21 @@ start() {
 	require "debugfs" test -d $DBG
 }
 
+# dm_remove NAME: remove a mapped device once udev has let go of it (its
+# blkid runs on every new device, and on every close after a write)
+dm_remove() {
+	settle
+	dmsetup remove --retry "$1"
+}
+
 stop() {
-	dmsetup remove_all >/dev/null 2>&1
+	local _
+	settle
+	for _ in $(seq 50); do
+		dmsetup remove_all >/dev/null 2>&1
+		[ -z "$(dmsetup ls 2>/dev/null | grep -v '^No devices found')" ] && break
+		sleep 0.1
+	done
 	cfs_unload
 }
 
@@ -98,7 +111,7 @@ linear_checks() {
 	expect "block layer's own verify too" eq read "$(rd_errno /dev/mapper/lin 5)" EILSEQ
 	expect "next sector fine" eq read "$(rd_errno /dev/mapper/lin 6)" OK
 	inj "$1" clear
-	dmsetup remove lin
+	require "dmsetup remove lin" dm_remove lin
 }
 
 dm_linear() {
@@ -148,7 +161,7 @@ dm_integrity_inline() {
 		skip=100 oflag=direct status=none
 	expect "and it reads again" cmp -s /tmp/rdif_dm_a \
 		<(dd if=/dev/mapper/di bs=64k count=4 iflag=direct status=none)
-	dmsetup remove di
+	require "dmsetup remove di" dm_remove di
 	expect "reopened: data and tags persist" dmsetup create di --table \
 		"0 $(($(sectors r0) - 8)) integrity /dev/r0 0 4 I 1 internal_hash:crc32c"
 	wait_for 10 is_blk /dev/mapper/di
@@ -176,13 +189,13 @@ dm_crypt_aead() {
 	inj r0 corrupt data 42
 	expect "spoilt sector: EILSEQ" eq read "$(rd_errno /dev/mapper/dc 42)" EILSEQ
 	expect "the sector after reads" eq read "$(rd_errno /dev/mapper/dc 43)" OK
-	dmsetup remove dc
+	require "dmsetup remove dc" dm_remove dc
 	expect "reopened with the key" dmsetup create dc --table \
 		"0 $n crypt capi:gcm(aes)-random $KEY 0 /dev/r0 0 1 integrity:28:aead"
 	wait_for 10 is_blk /dev/mapper/dc
 	expect "  the rest reads back" cmp -s <(head -c 20480 /tmp/rdif_dm_a) \
 		<(dd if=/dev/mapper/dc bs=512 count=40 iflag=direct status=none)
-	dmsetup remove dc
+	require "dmsetup remove dc" dm_remove dc
 	local other=${KEY%?}0
 	expect "another key: nothing decrypts" dmsetup create dc --table \
 		"0 $n crypt capi:gcm(aes)-random $other 0 /dev/r0 0 1 integrity:28:aead"
@@ -212,7 +225,7 @@ xfs_stacked() {
 	expect "files intact" bash -c "cd $MNT && sha256sum -c --quiet /tmp/rdif_dm_sums"
 	expect "rdif checked writes" test "$(cnt r0 checked_write)" -gt 0
 	umount $MNT
-	dmsetup remove lin
+	require "dmsetup remove lin" dm_remove lin
 	stop
 }
 
