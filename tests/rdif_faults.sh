@@ -10,7 +10,8 @@
 #   verify-only pass after the injection finds every acknowledged write;
 # - I/O errors (fail_make_request) on the block device behind a file
 #   store: reads either return the right data or fail with an error fio
-#   reports; never a verify mismatch.
+#   reports; never a verify mismatch. A write that meets a read error of
+#   the backing device (a page it changes in part) changes nothing.
 # Cases run indirectly, through ktap_run_cases.
 # shellcheck disable=SC2317
 set -uo pipefail
@@ -167,6 +168,43 @@ backing_errors() {
 	rm -f $img
 }
 
+# A write whose metadata page cannot be read from the backing device (it
+# changes 8 bytes of it) fails before anything is changed: its data, a
+# whole page that needs no read, is not written either, and the interval
+# still reads back its old data with the old PI.
+write_meets_read_error() {
+	local loop img=/tmp/rdif_fi_wre d=$CFS/wr kv
+	cfs_load
+	truncate -s 48M $img
+	loop=$(losetup -f --show $img) || { case_fail "losetup"; return 1; }
+	mkdir $d
+	for kv in size=16 backing="$loop" csum=crc16 blocksize=4096 journal=0 format=1 power=1; do
+		require "set $kv" eq "${kv%%=*}" "$(cfs_write $d/"${kv%%=*}" "${kv#*=}")" OK
+	done
+	require "/dev/wr" wait_for 10 is_blk /dev/wr
+	head -c 4096 /dev/urandom >/tmp/rdif_fi_a
+	head -c 4096 /dev/urandom >/tmp/rdif_fi_b
+	require "first write, flushed" dd if=/tmp/rdif_fi_a of=/dev/wr bs=4096 seek=5 \
+		oflag=direct conv=fsync,notrunc status=none
+	# Nothing of the store cached: a partial page must be read first.
+	blockdev --flushbufs "$loop"
+	echo 3 >/proc/sys/vm/drop_caches
+	echo 1 >/sys/block/"${loop#/dev/}"/make-it-fail
+	echo 1 >$FI/fail_make_request/interval
+	echo -1 >$FI/fail_make_request/times
+	echo 0 >$FI/fail_make_request/verbose
+	echo 100 >$FI/fail_make_request/probability
+	expect "second write fails" not dd if=/tmp/rdif_fi_b of=/dev/wr bs=4096 seek=5 \
+		oflag=direct conv=notrunc status=none
+	disarm
+	echo 0 >/sys/block/"${loop#/dev/}"/make-it-fail
+	expect "the old data reads back, its PI checked" cmp /tmp/rdif_fi_a \
+		<(dd if=/dev/wr bs=4096 skip=5 count=1 iflag=direct status=none)
+	cfs_unload
+	losetup -d "$loop"
+	rm -f $img /tmp/rdif_fi_a /tmp/rdif_fi_b
+}
+
 # A one-shot write rule is used up only by a write that went through: a
 # write requeued for a shortage meets it again when it is retried.
 rules_survive_retries() {
@@ -238,4 +276,5 @@ file_store_nj() { file_alloc_failures fn csum none journal 0; }
 memory_store() { alloc_failures csum=crc16 blocksize=512; }
 memory_store_4k() { alloc_failures csum=crc64 blocksize=4096; }
 
-ktap_run_cases memory_store memory_store_4k file_store file_store_nj rules_survive_retries backing_errors
+ktap_run_cases memory_store memory_store_4k file_store file_store_nj rules_survive_retries backing_errors \
+	write_meets_read_error
