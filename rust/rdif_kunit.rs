@@ -26,6 +26,7 @@ mod src {
         mod access;
         pub(crate) mod journal;
         pub(crate) mod mem;
+        pub(crate) mod pages;
         pub(crate) use access::{Slot, StoreError};
     }
 }
@@ -439,6 +440,7 @@ mod store_tests {
         pi::*,
         store::{
             mem::{Chunk, MemStore},
+            pages::partial_pages,
             Slot, StoreError,
         },
     };
@@ -509,6 +511,31 @@ mod store_tests {
             Ok::<(), StoreError>(())
         });
         ok && r.is_ok() && next == first + n
+    }
+
+    /// The pages a write touches only in part, each once: what
+    /// `FileStore::prepare_write` reads in before changing anything.
+    #[test]
+    fn pages_read_in_before_a_write() {
+        let pages = |s, e| -> KVec<u64> {
+            let mut v = KVec::new();
+            for p in partial_pages(s, e) {
+                assert!(v.push(p, GFP_KERNEL).is_ok());
+            }
+            v
+        };
+        // Whole pages: nothing to read in.
+        assert!(pages(4096, 12288).is_empty());
+        assert!(pages(100, 100).is_empty());
+        // 8 bytes of metadata inside one page: that page, once.
+        assert_eq!(&pages(4096 + 100, 4096 + 108)[..], &[4196]);
+        assert_eq!(&pages(4096, 4104)[..], &[4103]);
+        assert_eq!(&pages(4088, 4096)[..], &[4088]);
+        // Across a page boundary: both pages.
+        assert_eq!(&pages(4000, 4200)[..], &[4000, 4199]);
+        // Aligned start, ragged end several pages on, and the reverse.
+        assert_eq!(&pages(8192, 20000)[..], &[19999]);
+        assert_eq!(&pages(5000, 16384)[..], &[5000]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub(crate) mod file;
 mod files;
 pub(crate) mod journal;
 pub(crate) mod mem;
+mod pages;
 
 pub(crate) use access::{Slot, StoreError};
 

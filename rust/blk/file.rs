@@ -25,6 +25,7 @@ extern "C" {
         offset: bindings::loff_t,
         len: bindings::loff_t,
     ) -> core::ffi::c_int;
+    fn rdif_file_page_uptodate(file: *mut bindings::file, pos: bindings::loff_t) -> bool;
     fn rdif_is_err(ptr: *const core::ffi::c_void) -> bool;
     fn rdif_file_inode(file: *mut bindings::file) -> *const core::ffi::c_void;
     fn rdif_file_is_pseudo(file: *mut bindings::file) -> bool;
@@ -183,6 +184,19 @@ impl BackingFile {
             }
         }
         Ok(())
+    }
+
+    /// Makes sure that a buffered write to part of the page at `pos` will
+    /// not have to read it from the medium: reads one byte of it unless the
+    /// page cache already holds it up to date. A read error of the medium
+    /// is returned here, before the caller changed anything.
+    pub(crate) fn touch_page(&self, pos: u64) -> Result {
+        // SAFETY: the file is valid (type invariant); the helper only looks
+        // the page up in the file's mapping and drops its reference.
+        if unsafe { rdif_file_page_uptodate(self.ptr.as_ptr(), loff(pos)?) } {
+            return Ok(());
+        }
+        self.read_at(&mut [0u8; 1], pos)
     }
 
     /// Writes all of `buf` at `pos`.

@@ -167,6 +167,24 @@ int rdif_file_punch(struct file *file, loff_t offset, loff_t len)
 }
 
 /*
+ * Whether the page of the file at @pos is in the page cache and up to date,
+ * so that a buffered access to part of it reads nothing from the medium
+ * (as long as it stays cached).
+ */
+bool rdif_file_page_uptodate(struct file *file, loff_t pos)
+{
+	struct folio *folio;
+	bool uptodate;
+
+	folio = filemap_get_folio(file->f_mapping, pos >> PAGE_SHIFT);
+	if (IS_ERR(folio))
+		return false;
+	uptodate = folio_test_uptodate(folio);
+	folio_put(folio);
+	return uptodate;
+}
+
+/*
  * What identifies the file or device behind an open file while it is open
  * (the open file holds a reference to its inode).
  */

@@ -34,6 +34,7 @@ loff_t rdif_file_size(struct file *file);
 bool rdif_file_is_bdev(struct file *file);
 bool rdif_file_is_reg(struct file *file);
 int rdif_file_punch(struct file *file, loff_t offset, loff_t len);
+bool rdif_file_page_uptodate(struct file *file, loff_t pos);
 ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
 		unsigned int bytes, bool write);
 bool rdif_is_err(const void *ptr);

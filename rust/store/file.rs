@@ -24,6 +24,7 @@
 use super::{
     files::Files,
     journal::{self, Entry, Kind, ENTRY_ALIGN, HEADER_LEN, JOURNAL_SIZE, SUPER_LEN, SUPER_SIZE},
+    pages::partial_pages,
     Slot, StoreError, CHUNK,
 };
 use crate::blk::{file::BackingFile, Bio, Pending, Request};
@@ -1258,33 +1259,24 @@ impl FileStore {
         self.settle_locked(&mut j)
     }
 
-    /// Reads one byte of each page of the file that a write of intervals
-    /// `first..first + n` changes only in part: the data's first and last
-    /// page if they are not whole, and the metadata's. The write itself
+    /// Brings into the page cache each page of the file that a write of
+    /// intervals `first..first + n` changes only in part: the data's first
+    /// and last page if they are not whole, and the metadata's (once each;
+    /// a page already cached and up to date is not read). The write itself
     /// then does not have to read them, so that a read error of the
     /// backing device fails the request before anything was changed
     /// instead of between its data and its metadata.
     pub(crate) fn prepare_write(&self, first: u64, n: u64) -> Result<(), StoreError> {
-        const PAGE: u64 = kernel::page::PAGE_SIZE as u64;
         if n == 0 {
             return Ok(());
         }
-        let mut b = [0u8; 1];
-        let mut touch = |pos: u64| self.files.read_at(&mut b, pos).map_err(io_error);
-        let (start, end) = (self.data_pos(first), self.data_pos(first + n));
-        if start % PAGE != 0 {
-            touch(start)?;
-        }
-        if end % PAGE != 0 {
-            touch(end - 1)?;
-        }
-        let (mstart, mend) = (self.meta_pos(first), self.meta_pos(first + n));
-        if mstart < mend {
-            if mstart % PAGE != 0 {
-                touch(mstart)?;
-            }
-            if mend % PAGE != 0 {
-                touch(mend - 1)?;
+        let touch = |pos: u64| self.files.touch_page(pos).map_err(io_error);
+        for (start, end) in [
+            (self.data_pos(first), self.data_pos(first + n)),
+            (self.meta_pos(first), self.meta_pos(first + n)),
+        ] {
+            for pos in partial_pages(start, end) {
+                touch(pos)?;
             }
         }
         Ok(())

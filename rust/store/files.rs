@@ -143,6 +143,11 @@ impl Files {
         })
     }
 
+    /// See [`BackingFile::touch_page`]: the page at position `pos`.
+    pub(crate) fn touch_page(&self, pos: u64) -> Result {
+        self.each(pos, 1, |f, at, _| f.touch_page(at))
+    }
+
     /// Makes `len` bytes at `pos` read as zeroes by punching holes.
     pub(crate) fn punch(&self, pos: u64, len: u64) -> Result {
         self.each(pos, len, |f, at, r| f.punch(at, (r.end - r.start) as u64))
