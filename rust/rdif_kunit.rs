@@ -517,6 +517,7 @@ mod store_tests {
     /// `FileStore::prepare_write` reads in before changing anything.
     #[test]
     fn pages_read_in_before_a_write() {
+        const P: u64 = kernel::page::PAGE_SIZE as u64;
         let pages = |s, e| -> KVec<u64> {
             let mut v = KVec::new();
             for p in partial_pages(s, e) {
@@ -525,17 +526,17 @@ mod store_tests {
             v
         };
         // Whole pages: nothing to read in.
-        assert!(pages(4096, 12288).is_empty());
+        assert!(pages(P, 3 * P).is_empty());
         assert!(pages(100, 100).is_empty());
         // 8 bytes of metadata inside one page: that page, once.
-        assert_eq!(&pages(4096 + 100, 4096 + 108)[..], &[4196]);
-        assert_eq!(&pages(4096, 4104)[..], &[4103]);
-        assert_eq!(&pages(4088, 4096)[..], &[4088]);
+        assert_eq!(&pages(P + 100, P + 108)[..], &[P + 100]);
+        assert_eq!(&pages(P, P + 8)[..], &[P + 7]);
+        assert_eq!(&pages(P - 8, P)[..], &[P - 8]);
         // Across a page boundary: both pages.
-        assert_eq!(&pages(4000, 4200)[..], &[4000, 4199]);
+        assert_eq!(&pages(P - 96, P + 104)[..], &[P - 96, P + 103]);
         // Aligned start, ragged end several pages on, and the reverse.
-        assert_eq!(&pages(8192, 20000)[..], &[19999]);
-        assert_eq!(&pages(5000, 16384)[..], &[5000]);
+        assert_eq!(&pages(2 * P, 4 * P + 100)[..], &[4 * P + 99]);
+        assert_eq!(&pages(P + 904, 4 * P)[..], &[P + 904]);
     }
 
     #[test]
