@@ -69,14 +69,15 @@ dm_remove() {
 	dmsetup remove --retry "$1"
 }
 
+# dm_none: remove every mapped device; true once none is left
+dm_none() {
+	dmsetup remove_all >/dev/null 2>&1
+	[ -z "$(dmsetup ls 2>/dev/null | grep -v '^No devices found')" ]
+}
+
 stop() {
-	local _
 	settle
-	for _ in $(seq 50); do
-		dmsetup remove_all >/dev/null 2>&1
-		[ -z "$(dmsetup ls 2>/dev/null | grep -v '^No devices found')" ] && break
-		sleep 0.1
-	done
+	wait_for 5 dm_none
 	cfs_unload
 }
 

@@ -81,6 +81,21 @@ disarm() {
 	done
 }
 
+# arm_io_errors DEV PCT: fail PCT % of the bios submitted to DEV
+arm_io_errors() {
+	echo 1 >/sys/block/"${1#/dev/}"/make-it-fail
+	echo 1 >$FI/fail_make_request/interval
+	echo -1 >$FI/fail_make_request/times
+	echo 0 >$FI/fail_make_request/verbose
+	echo "$2" >$FI/fail_make_request/probability
+}
+
+# disarm_io_errors DEV: every injection off, and DEV no longer marked
+disarm_io_errors() {
+	disarm
+	echo 0 >/sys/block/"${1#/dev/}"/make-it-fail
+}
+
 alloc_failures() {
 	local before after
 	require "clean start" rdif_clean_start
@@ -122,11 +137,7 @@ backing_errors() {
 	blockdev --flushbufs /dev/fb
 	# Reads from the backing device fail at random: each read either
 	# returns the data written, or an error fio reports.
-	echo 1 >/sys/block/"${loop#/dev/}"/make-it-fail
-	echo 1 >$FI/fail_make_request/interval
-	echo -1 >$FI/fail_make_request/times
-	echo 0 >$FI/fail_make_request/verbose
-	echo 20 >$FI/fail_make_request/probability
+	arm_io_errors "$loop" 20
 	for i in 1 2 3; do
 		# Nothing cached: the reads go to the loop device.
 		blockdev --flushbufs "$loop"
@@ -144,8 +155,7 @@ backing_errors() {
 		--continue_on_error=io >/tmp/rdif_fi_wf.log 2>&1
 	echo "writes under faults: fio exit $?"
 	grep -m 1 "errors *: total=" /tmp/rdif_fi_wf.log
-	disarm
-	echo 0 >/sys/block/"${loop#/dev/}"/make-it-fail
+	disarm_io_errors "$loop"
 	echo "read passes with a reported error: $nerr of 3"
 	expect "injected errors reached fio as errors" test $nerr -gt 0
 	# A write whose write-back failed was reported by the flush after it;
@@ -173,15 +183,11 @@ backing_errors() {
 # whole page that needs no read, is not written either, and the interval
 # still reads back its old data with the old PI.
 write_meets_read_error() {
-	local loop img=/tmp/rdif_fi_wre d=$CFS/wr kv
+	local loop img=/tmp/rdif_fi_wre
 	cfs_load
 	truncate -s 48M $img
 	loop=$(losetup -f --show $img) || { case_fail "losetup"; return 1; }
-	mkdir $d
-	for kv in size=16 backing="$loop" csum=crc16 blocksize=4096 journal=0 format=1 power=1; do
-		require "set $kv" eq "${kv%%=*}" "$(cfs_write $d/"${kv%%=*}" "${kv#*=}")" OK
-	done
-	require "/dev/wr" wait_for 10 is_blk /dev/wr
+	cfs_mkdev wr size=16 backing="$loop" csum=crc16 blocksize=4096 journal=0 format=1
 	head -c 4096 /dev/urandom >/tmp/rdif_fi_a
 	head -c 4096 /dev/urandom >/tmp/rdif_fi_b
 	# Interval 2000, in the middle: its metadata page is not one that
@@ -192,15 +198,10 @@ write_meets_read_error() {
 	settle
 	blockdev --flushbufs "$loop"
 	echo 3 >/proc/sys/vm/drop_caches
-	echo 1 >/sys/block/"${loop#/dev/}"/make-it-fail
-	echo 1 >$FI/fail_make_request/interval
-	echo -1 >$FI/fail_make_request/times
-	echo 0 >$FI/fail_make_request/verbose
-	echo 100 >$FI/fail_make_request/probability
+	arm_io_errors "$loop" 100
 	expect "second write fails" not dd if=/tmp/rdif_fi_b of=/dev/wr bs=4096 seek=2000 \
 		oflag=direct conv=notrunc status=none
-	disarm
-	echo 0 >/sys/block/"${loop#/dev/}"/make-it-fail
+	disarm_io_errors "$loop"
 	expect "the old data reads back, its PI checked" cmp /tmp/rdif_fi_a \
 		<(dd if=/dev/wr bs=4096 skip=2000 count=1 iflag=direct status=none)
 	cfs_unload

@@ -1267,9 +1267,6 @@ impl FileStore {
     /// backing device fails the request before anything was changed
     /// instead of between its data and its metadata.
     pub(crate) fn prepare_write(&self, first: u64, n: u64) -> Result<(), StoreError> {
-        if n == 0 {
-            return Ok(());
-        }
         let touch = |pos: u64| self.files.touch_page(pos).map_err(io_error);
         for (start, end) in [
             (self.data_pos(first), self.data_pos(first + n)),
