@@ -48,7 +48,16 @@ extern "C" {
         bytes: u32,
         write: bool,
     ) -> isize;
+    fn rdif_file_write_kvec(
+        file: *mut bindings::file,
+        vec: *const bindings::kvec,
+        nr: core::ffi::c_ulong,
+        pos: bindings::loff_t,
+    ) -> isize;
 }
+
+/// Most buffers [`BackingFile::write_vec_at`] writes with one call.
+pub(crate) const WRITE_VEC_MAX: usize = 16;
 
 /// An open backing file.
 ///
@@ -222,6 +231,44 @@ impl BackingFile {
             }
         }
         Ok(())
+    }
+
+    /// Writes the buffers of `bufs` (at most [`WRITE_VEC_MAX`]), one after
+    /// another, at `pos`, with one iov_iter over them.
+    pub(crate) fn write_vec_at(&self, bufs: &[&[u8]], pos: u64) -> Result {
+        let mut vec = [bindings::kvec {
+            iov_base: core::ptr::null_mut(),
+            iov_len: 0,
+        }; WRITE_VEC_MAX];
+        if bufs.len() > WRITE_VEC_MAX {
+            return Err(EINVAL);
+        }
+        let mut bytes = 0u64;
+        for (v, b) in vec.iter_mut().zip(bufs) {
+            v.iov_base = b.as_ptr().cast_mut().cast();
+            v.iov_len = b.len();
+            bytes += b.len() as u64;
+        }
+        let at = loff(pos)?;
+        loff(pos.checked_add(bytes).ok_or(EFBIG)?)?;
+        // SAFETY: the file is valid (type invariant); the first
+        // `bufs.len()` entries of `vec` describe the slices of `bufs`,
+        // valid for reads while this call runs; the file's write path only
+        // reads through them.
+        let n = unsafe {
+            rdif_file_write_kvec(
+                self.ptr.as_ptr(),
+                vec.as_ptr(),
+                bufs.len() as core::ffi::c_ulong,
+                at,
+            )
+        };
+        match n {
+            n if n < 0 => Err(Error::from_errno(n as i32)),
+            n if n as u64 == bytes => Ok(()),
+            // Short: an I/O error part-way (or the end of a block device).
+            _ => Err(EIO),
+        }
     }
 
     /// Moves the first `bytes` of `bio`'s data between its pages and `pos`

@@ -266,27 +266,21 @@ bool rdif_is_err(const void *ptr)
 }
 
 /*
- * Reads or writes the first @bytes of @bio's data at @pos of @file through
- * one iov_iter over the bio's own pages (as loop does), synchronously.
- * Returns the bytes moved or a negative errno. A transfer that stops short
- * is taken up again where it stopped, so that running out of memory
- * part-way (a page cache allocation) comes back as -ENOMEM, a shortage to
- * retry, and not as a short count; what stops it for good (an I/O error
- * after some bytes, the end of a device) still returns the count so far.
+ * Moves all of @iter at @pos of @file, synchronously. Returns the bytes
+ * moved or a negative errno. A transfer that stops short is taken up again
+ * where it stopped, so that running out of memory part-way (a page cache
+ * allocation) comes back as -ENOMEM, a shortage to retry, and not as a
+ * short count; what stops it for good (an I/O error after some bytes, the
+ * end of a device) still returns the count so far.
  */
-ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
-		unsigned int bytes, bool write)
+static ssize_t rdif_file_rw_iter(struct file *file, struct iov_iter *iter,
+		loff_t pos, bool write)
 {
-	struct iov_iter iter;
 	ssize_t done = 0, n;
 
-	if (bytes > bio->bi_iter.bi_size)
-		return -EINVAL;
-	rdif_bio_iov_iter(bio, write ? ITER_SOURCE : ITER_DEST, &iter);
-	iov_iter_truncate(&iter, bytes);
-	while (iov_iter_count(&iter)) {
-		n = write ? vfs_iter_write(file, &iter, &pos, 0) :
-			    vfs_iter_read(file, &iter, &pos, 0);
+	while (iov_iter_count(iter)) {
+		n = write ? vfs_iter_write(file, iter, &pos, 0) :
+			    vfs_iter_read(file, iter, &pos, 0);
 		if (n == -ENOMEM || (n < 0 && !done))
 			return n;
 		if (n <= 0)
@@ -294,6 +288,40 @@ ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
 		done += n;
 	}
 	return done;
+}
+
+/*
+ * Reads or writes the first @bytes of @bio's data at @pos of @file through
+ * one iov_iter over the bio's own pages (as loop does), synchronously; see
+ * rdif_file_rw_iter() for what it returns.
+ */
+ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
+		unsigned int bytes, bool write)
+{
+	struct iov_iter iter;
+
+	if (bytes > bio->bi_iter.bi_size)
+		return -EINVAL;
+	rdif_bio_iov_iter(bio, write ? ITER_SOURCE : ITER_DEST, &iter);
+	iov_iter_truncate(&iter, bytes);
+	return rdif_file_rw_iter(file, &iter, pos, write);
+}
+
+/*
+ * Writes the @nr buffers of @vec, one after another, at @pos of @file with
+ * one iov_iter; see rdif_file_rw_iter() for what it returns.
+ */
+ssize_t rdif_file_write_kvec(struct file *file, const struct kvec *vec,
+		unsigned long nr, loff_t pos)
+{
+	struct iov_iter iter;
+	size_t bytes = 0;
+	unsigned long i;
+
+	for (i = 0; i < nr; i++)
+		bytes += vec[i].iov_len;
+	iov_iter_kvec(&iter, ITER_SOURCE, vec, nr, bytes);
+	return rdif_file_rw_iter(file, &iter, pos, true);
 }
 
 /*

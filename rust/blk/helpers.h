@@ -12,6 +12,7 @@
 struct bio_integrity_payload;
 struct file;
 struct iov_iter;
+struct kvec;
 struct page;
 struct request;
 struct workqueue_struct;
@@ -37,6 +38,8 @@ int rdif_file_punch(struct file *file, loff_t offset, loff_t len);
 bool rdif_file_page_uptodate(struct file *file, loff_t pos);
 ssize_t rdif_file_rw_bio(struct file *file, struct bio *bio, loff_t pos,
 		unsigned int bytes, bool write);
+ssize_t rdif_file_write_kvec(struct file *file, const struct kvec *vec,
+		unsigned long nr, loff_t pos);
 bool rdif_is_err(const void *ptr);
 unsigned int rdif_backing_io_save(void);
 void rdif_backing_io_restore(unsigned int old);
