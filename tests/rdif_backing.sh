@@ -360,9 +360,21 @@ no_journal() {
 	require "power on" eq power "$(power p 1)" OK
 	require "write data and PI" write_set /dev/p
 	expect "reads back" verify_set /dev/p
+	# 256 KiB: four pieces of the file store's writes, 64 staging blocks
+	require "write 256 KiB with PI" eq big \
+		"$(pi_rc write /dev/p $((9 * MIB)) $((256 * 1024)) --pattern 24 --chk guard,ref)" 0
+	expect "256 KiB reads back" eq big \
+		"$(pi_rc read /dev/p $((9 * MIB)) $((256 * 1024)) --pattern 24 --verify --chk guard,ref)" 0
+	# 1 MiB with the block layer's PI (auto-PI), checked by the device
+	head -c $((1 * MIB)) /dev/urandom >/tmp/rdif_nj.data
+	require "write 1 MiB, auto-PI" dd if=/tmp/rdif_nj.data of=/dev/p bs=1M seek=12 oflag=direct status=none
+	expect "1 MiB reads back" cmp -s /tmp/rdif_nj.data <(dd if=/dev/p bs=1M skip=12 count=1 iflag=direct status=none)
 	n=$(replayed_after_power_cycle p)
 	expect "nothing journaled (PI)" eq replayed "${n:-0}" 0
+	expect "1 MiB survives power 0/1" cmp -s /tmp/rdif_nj.data <(dd if=/dev/p bs=1M skip=12 count=1 iflag=direct status=none)
 	expect "data and PI survive power 0/1" verify_set /dev/p
+	expect "256 KiB survives power 0/1" eq big \
+		"$(pi_rc read /dev/p $((9 * MIB)) $((256 * 1024)) --pattern 24 --verify --chk guard,ref)" 0
 	require "power off" eq power "$(power p 0)" OK
 	require "journal on again" eq journal "$(cfs_write $CFS/p/journal 1)" OK
 	require "power on" eq power "$(power p 1)" OK

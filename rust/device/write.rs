@@ -174,6 +174,22 @@ impl Staging {
         Some((d, m))
     }
 
+    /// The data (with `meta`, the metadata) of intervals from `k` on, as
+    /// far as it lies contiguous.
+    fn run(&self, k: usize, meta: bool) -> Option<&[u8]> {
+        let ((dp, dr), (mp, mr)) = self.place(k);
+        if meta {
+            self.meta.get(mp)?.get(mr.start..)
+        } else {
+            self.data.get(dp)?.0.get(dr.start..)
+        }
+    }
+
+    /// Lets `f` change every piece of metadata in place.
+    fn each_meta(&mut self, f: impl Fn(&mut [u8])) {
+        self.meta.iter_mut().for_each(|m| f(m));
+    }
+
     /// Stores interval `k` into `slot`. A whole block of the memory store
     /// gets the staged block itself when the interval is a whole block:
     /// the checked data takes its place, and the old block becomes staging
@@ -443,12 +459,20 @@ impl Device {
         //    retry lands at its own place.
         self.stats.add(Counter::WriteIntervals, nd);
         let stored = match staged {
-            Some(st) => {
-                let mut st = st;
-                let stored = self.store.write(dest, nd, reserved, |i, slot| {
-                    let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
-                    st.store_into(k, slot).ok_or(Status::IO_ERROR)
-                });
+            Some(mut st) => {
+                let stored = match self.store.file().filter(|fs| fs.in_place()) {
+                    // A file store without journal writes the checked copy
+                    // itself.
+                    Some(fs) => {
+                        st.each_meta(|m| fs.stored_form(m));
+                        fs.write_runs(dest, nd, |k, meta| st.run(k, meta))
+                            .map_err(Status::from)
+                    }
+                    None => self.store.write(dest, nd, reserved, |i, slot| {
+                        let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
+                        st.store_into(k, slot).ok_or(Status::IO_ERROR)
+                    }),
+                };
                 self.keep_spare(st);
                 stored
             }

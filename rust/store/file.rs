@@ -27,7 +27,10 @@ use super::{
     pages::partial_pages,
     Slot, StoreError, CHUNK,
 };
-use crate::blk::{file::BackingFile, Bio, Pending, Request};
+use crate::blk::{
+    file::{BackingFile, WRITE_VEC_MAX},
+    Bio, Pending, Request,
+};
 use crate::pi::{Csum, Guard, Profile, ProfileConfig, MAX_METADATA};
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
@@ -1075,6 +1078,84 @@ impl FileStore {
             self.files
                 .write_at(meta, self.meta_pos(first))
                 .map_err(io_error)?;
+        }
+        Ok(())
+    }
+
+    /// Whether writes go straight in place (the journal is off).
+    pub(crate) fn in_place(&self) -> bool {
+        !self.journaled
+    }
+
+    /// Turns metadata as read into its stored form, for
+    /// [`Self::write_runs`].
+    pub(crate) fn stored_form(&self, meta: &mut [u8]) {
+        self.flip(meta)
+    }
+
+    /// Without the journal ([`Self::in_place`]): writes intervals `first..
+    /// first + n` in place from buffers the caller filled, their metadata
+    /// already in its stored form ([`Self::stored_form`]). `run(k, meta)`
+    /// is the data (with `meta`, the metadata) of the intervals from
+    /// `first + k` on, as far as it lies contiguous in the caller's memory
+    /// (at least one interval's). As [`Self::write`] does, each piece of up
+    /// to [`FILE_IO`] data bytes is one write of its data and one of its
+    /// metadata, under the locks a write takes.
+    pub(crate) fn write_runs<'a>(
+        &self,
+        first: u64,
+        n: u64,
+        run: impl Fn(usize, bool) -> Option<&'a [u8]>,
+    ) -> Result<(), StoreError> {
+        if self.journaled {
+            return Err(StoreError::Io);
+        }
+        let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
+        // The locks a write takes (see `write_locked`).
+        let _writers = self.journal.lock();
+        let _readers = self.bounce.lock();
+        self.pieces(first, n, |at, k| {
+            let k0 = usize::try_from(at - first).map_err(|_| StoreError::Io)?;
+            self.write_run(k0..k0 + k, iv, false, &run, self.data_pos(at))?;
+            if ms > 0 {
+                self.write_run(k0..k0 + k, ms, true, &run, self.meta_pos(at))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes records `range` of `size` bytes each, taken from `run` (see
+    /// [`Self::write_runs`]), at `pos`: up to [`WRITE_VEC_MAX`] runs a call.
+    fn write_run<'a>(
+        &self,
+        range: core::ops::Range<usize>,
+        size: usize,
+        meta: bool,
+        run: &impl Fn(usize, bool) -> Option<&'a [u8]>,
+        mut pos: u64,
+    ) -> Result<(), StoreError> {
+        let mut bufs: [&[u8]; WRITE_VEC_MAX] = [&[]; WRITE_VEC_MAX];
+        let (mut nb, mut bytes, mut k) = (0, 0u64, range.start);
+        while k < range.end {
+            let r = run(k, meta).ok_or(StoreError::Io)?;
+            let take = (r.len() / size).min(range.end - k);
+            let (Some(b), Some(slot)) = (r.get(..take * size), bufs.get_mut(nb)) else {
+                return Err(StoreError::Io);
+            };
+            if take == 0 {
+                return Err(StoreError::Io);
+            }
+            *slot = b;
+            nb += 1;
+            bytes += b.len() as u64;
+            k += take;
+            if nb == WRITE_VEC_MAX || k == range.end {
+                self.files
+                    .write_vec_at(&bufs[..nb], pos)
+                    .map_err(io_error)?;
+                pos += bytes;
+                (nb, bytes) = (0, 0);
+            }
         }
         Ok(())
     }

@@ -143,6 +143,17 @@ impl Files {
         })
     }
 
+    /// Writes the buffers of `bufs` (at most [`WRITE_VEC_MAX`]), one after
+    /// another, at position `pos`, with one call: they must lie in one
+    /// file (within one region, say).
+    pub(crate) fn write_vec_at(&self, bufs: &[&[u8]], pos: u64) -> Result {
+        let len = bufs.iter().map(|b| b.len() as u64).sum();
+        match self.piece(pos, len) {
+            (f, at, k) if k == len && at != u64::MAX => f.write_vec_at(bufs, at),
+            _ => Err(EINVAL),
+        }
+    }
+
     /// See [`BackingFile::touch_page`]: the page at position `pos`.
     pub(crate) fn touch_page(&self, pos: u64) -> Result {
         self.each(pos, 1, |f, at, _| f.touch_page(at))
