@@ -506,8 +506,9 @@ impl FileStore {
     /// Turns the journal off (or on again) for what follows; call it after
     /// [`Self::replay`]. Without the journal a write goes straight in
     /// place and a flush syncs the file: flushed writes survive a power
-    /// cut, but an interval being written when it hit may hold a mix of
-    /// old and new data and metadata (as dm-integrity's direct mode).
+    /// cut, but an interval written since the last flush may hold a mix
+    /// of old and new data and metadata (as dm-integrity's direct mode):
+    /// the page cache writes them back independently.
     pub(crate) fn set_journaled(&mut self, on: bool) {
         self.journaled = on;
         // Direct I/O only where every data access is a whole request (no
