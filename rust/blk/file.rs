@@ -251,10 +251,9 @@ impl BackingFile {
         }
         let at = loff(pos)?;
         loff(pos.checked_add(bytes).ok_or(EFBIG)?)?;
-        // SAFETY: the file is valid (type invariant); the first
-        // `bufs.len()` entries of `vec` describe the slices of `bufs`,
-        // valid for reads while this call runs; the file's write path only
-        // reads through them.
+        // SAFETY: the file is valid (type invariant); `vec`'s first
+        // `bufs.len()` entries describe `bufs`' slices, valid for reads
+        // during the call (the write path only reads through them).
         let n = unsafe {
             rdif_file_write_kvec(
                 self.ptr.as_ptr(),
