@@ -79,6 +79,17 @@ fn loff(v: u64) -> Result<bindings::loff_t> {
     bindings::loff_t::try_from(v).map_err(|_| EFBIG)
 }
 
+/// The result of a C helper that moves `bytes` in one call: its return value
+/// `n` is the bytes moved or a negative errno.
+fn moved(n: isize, bytes: u64) -> Result {
+    match n {
+        n if n < 0 => Err(Error::from_errno(n as i32)),
+        n if n as u64 == bytes => Ok(()),
+        // Short: an I/O error part-way (or the end of a block device).
+        _ => Err(EIO),
+    }
+}
+
 impl BackingFile {
     /// `filp_open`, as a result.
     fn filp_open(path: &CStr, flags: u32) -> Result<NonNull<bindings::file>> {
@@ -262,12 +273,7 @@ impl BackingFile {
                 at,
             )
         };
-        match n {
-            n if n < 0 => Err(Error::from_errno(n as i32)),
-            n if n as u64 == bytes => Ok(()),
-            // Short: an I/O error part-way (or the end of a block device).
-            _ => Err(EIO),
-        }
+        moved(n, bytes)
     }
 
     /// Moves the first `bytes` of `bio`'s data between its pages and `pos`
@@ -282,12 +288,7 @@ impl BackingFile {
         // stay valid while `bio` lives (its invariant); the helper hands
         // `vfs_iter_*` an iterator over them, at most `bytes <= bi_size`.
         let n = unsafe { rdif_file_rw_bio(self.ptr.as_ptr(), bio.as_ptr(), at, bytes, write) };
-        match n {
-            n if n < 0 => Err(Error::from_errno(n as i32)),
-            n if n as u64 == u64::from(bytes) => Ok(()),
-            // Short: an I/O error part-way (or the end of a block device).
-            _ => Err(EIO),
-        }
+        moved(n, bytes.into())
     }
 
     /// Writes the first `bytes` of `bio`'s data at `pos`, from its pages.
