@@ -25,7 +25,7 @@ export LLVM
 RDIF_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 
 ifeq ($(origin KDIR),undefined)
-KDIR = $(shell $(RDIF_ROOT)/scripts/setup >&2 && $(RDIF_ROOT)/scripts/kernel)
+KDIR = $(shell $(RDIF_ROOT)/scripts/setup --part build >&2 && $(RDIF_ROOT)/scripts/kernel)
 endif
 
 .PHONY: all modules kdir clean check demo bench setup rustfmt powercut rust-analyzer
