@@ -97,7 +97,8 @@ rdif_merged_fragment() {
 rdif_kernel_key() {
 	{
 		rdif_merged_fragment
-		cat "$RDIF_ROOT/scripts/kernel"
+		# its recipe: not its comments, blank lines or indentation
+		sed -e 's/^[[:space:]]*//' -e '/^#/d' -e '/^$/d' "$RDIF_ROOT/scripts/kernel"
 		rustc --version 2>/dev/null
 		"clang$RDIF_LLVM" --version 2>/dev/null | head -n 1
 		bindgen --version 2>/dev/null
