@@ -730,6 +730,57 @@ mod journal_tests {
             assert_eq!(Entry::decode(&bad), None);
         }
     }
+
+    #[test]
+    fn entry_checksums_crc32c_and_version_2_crc64() {
+        // CRC32C as the CRC catalogue defines it ("CRC-32/ISCSI").
+        let mut c = EntrySum::Crc32c(!0);
+        c.update(b"1234");
+        c.update(b"56789");
+        assert_eq!(c.finish(), 0xe306_9283);
+        let e = Entry {
+            kind: Kind::Write,
+            generation: 1,
+            seq: 0,
+            first: 5,
+            count: 1,
+            payload: 4104,
+        };
+        let payload = [0xa5u8; 4104];
+        let seal = |mut hdr: [u8; HEADER_LEN]| {
+            let mut crc = Entry::crc_start(&hdr);
+            crc.update(&payload);
+            Entry::seal(&mut hdr, crc);
+            hdr
+        };
+        let check = |hdr: &[u8; HEADER_LEN]| {
+            let mut crc = Entry::crc_start(hdr);
+            crc.update(&payload);
+            crc.finish() == Entry::stored_crc(hdr)
+        };
+        // Entries are written with CRC32C: the checksum fits in 32 bits.
+        let new = seal(e.encode());
+        assert!(check(&new));
+        assert_eq!(Entry::stored_crc(&new) >> 32, 0);
+        // An entry of layout version 2 ("RDIFJENT") is still read, with
+        // its CRC64-NVMe, computed here as that version did.
+        let mut old = e.encode();
+        old[0..8].copy_from_slice(b"RDIFJENT");
+        assert_eq!(Entry::decode(&old), Some(e));
+        let mut crc64 = crate::pi::Guard::new(crate::pi::Csum::Crc64);
+        crc64.update(&old[..56]);
+        crc64.update(&payload);
+        old[56..64].copy_from_slice(&crc64.finish().to_le_bytes());
+        assert!(check(&old));
+        assert_eq!(seal(old), old);
+        // The magic says which checksum: swapped, neither passes.
+        let mut swapped = new;
+        swapped[0..8].copy_from_slice(b"RDIFJENT");
+        assert!(!check(&swapped));
+        let mut swapped = old;
+        swapped[0..8].copy_from_slice(&new[0..8]);
+        assert!(!check(&swapped));
+    }
 }
 
 #[kunit_tests(rdif_percpu)]

@@ -39,8 +39,14 @@ pub(crate) const FILE_IO: usize = 64 * 1024;
 
 /// Header magic.
 pub(crate) const MAGIC: [u8; 8] = *b"RDIFSTOR";
-/// Layout version: 2 added the journal (version 1 stores are refused).
-pub(crate) const VERSION: u32 = 2;
+/// Layout version: 2 added the journal (version 1 stores are refused); 3
+/// checksums journal entries with CRC32C instead of CRC64-NVMe (a version 2
+/// store is opened, its journal replayed, and its headers rewritten as
+/// version 3 before anything else is written; an older rdif then refuses
+/// it rather than stop its replay at the first CRC32C entry).
+pub(crate) const VERSION: u32 = 3;
+/// The oldest layout version rdif opens.
+const VERSION_OPENED: u32 = 2;
 /// Size of the header block.
 pub(crate) const HEADER_SIZE: u64 = 4096;
 /// Bytes of the header covered by its checksum.
@@ -141,16 +147,18 @@ impl Part {
     }
 }
 
-/// Encodes the header of a store (little endian): the header of `part`.
+/// Encodes the header of a store (little endian): the header of `part`,
+/// of layout version `version`.
 pub(crate) fn encode_header(
     p: &Profile,
     l: &Layout,
     part: Part,
+    version: u32,
     out: &mut [u8; HEADER_FIELDS + 8],
 ) {
     out.fill(0);
     out[0..8].copy_from_slice(&MAGIC);
-    out[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    out[8..12].copy_from_slice(&version.to_le_bytes());
     out[12..16].copy_from_slice(&(HEADER_SIZE as u32).to_le_bytes());
     out[16] = csum_code(p.csum());
     out[17] = p.ref_tag().into();
@@ -204,7 +212,7 @@ impl HeaderError {
         match self {
             HeaderError::NotAStore => "no rdif header (write 1 to format to create a store)",
             HeaderError::Version1 => {
-                "the store has layout version 1, from before rdif journaled its writes; this rdif reads version 2 only (write 1 to format to make a new store; its contents are lost)"
+                "the store has layout version 1, from before rdif journaled its writes; this rdif reads versions 2 and 3 only (write 1 to format to make a new store; its contents are lost)"
             }
             HeaderError::Corrupt => "the header checksum is wrong",
             HeaderError::Mismatch(what) => what,
@@ -214,16 +222,18 @@ impl HeaderError {
 }
 
 /// Decodes a header and checks it against the configured format; returns
-/// the store's layout and the part of it the header heads.
+/// the store's layout, the part of it the header heads and its layout
+/// version.
 pub(crate) fn check_header(
     b: &[u8; HEADER_FIELDS + 8],
     p: &Profile,
     capacity: u64,
-) -> Result<(Layout, Part), HeaderError> {
-    if b[0..8] == MAGIC && le32(&b[8..]) == 1 {
+) -> Result<(Layout, Part, u32), HeaderError> {
+    let version = le32(&b[8..]);
+    if b[0..8] == MAGIC && version == 1 {
         return Err(HeaderError::Version1);
     }
-    if b[0..8] != MAGIC || le32(&b[8..]) != VERSION {
+    if b[0..8] != MAGIC || !(VERSION_OPENED..=VERSION).contains(&version) {
         return Err(HeaderError::NotAStore);
     }
     if le64(&b[64..]) != header_crc(&b[..HEADER_FIELDS]) {
@@ -276,11 +286,11 @@ pub(crate) fn check_header(
     // Every field as rdif writes it, reserved bytes included: equivalent
     // spellings (an interval of 0 for "the block size", say) are refused.
     let mut want = [0u8; HEADER_FIELDS + 8];
-    encode_header(p, &layout, part, &mut want);
+    encode_header(p, &layout, part, version, &mut want);
     if *b != want {
         return Err(HeaderError::Unexpected);
     }
-    Ok((layout, part))
+    Ok((layout, part, version))
 }
 
 /// Data and metadata of a device in a backing file.
@@ -299,6 +309,9 @@ pub(crate) struct FileStore {
     journal: Pin<KBox<Mutex<JournalState>>>,
     /// Entries replayed when the store was opened.
     replayed: u64,
+    /// A header read has an older layout version: [`Self::replay`]
+    /// rewrites the headers as [`VERSION`].
+    upgrade: bool,
     /// Whether the backing file can punch holes (discard is advertised
     /// only then).
     can_punch: bool,
@@ -403,6 +416,7 @@ impl FileStore {
             bounce,
             journal,
             replayed: 0,
+            upgrade: false,
             can_punch: false,
             journaled: true,
             direct: None,
@@ -442,11 +456,13 @@ impl FileStore {
             f.read_at(&mut hdr, 0).map_err(|e| (e, what))?;
             check_header(&hdr, &profile, capacity).map_err(|e| (EINVAL, e.reason()))
         };
-        let (layout, part) = read(files.main(), "cannot read the store header")?;
+        let (layout, part, version) = read(files.main(), "cannot read the store header")?;
+        let mut oldest = version;
         match (part, files.is_split()) {
             (Part::Whole, false) => {}
             (Part::Meta(id), true) => {
-                let (_, data) = read(files.data(), "cannot read the data file's header")?;
+                let (_, data, v) = read(files.data(), "cannot read the data file's header")?;
+                oldest = oldest.min(v);
                 if data != Part::Data(id) {
                     return Err((
                         EINVAL,
@@ -468,7 +484,9 @@ impl FileStore {
         if let Some(why) = files.too_small(layout.total(), false) {
             return Err((EINVAL, why));
         }
-        Self::with(files, part, profile, layout)
+        let mut store = Self::with(files, part, profile, layout)?;
+        store.upgrade = oldest < VERSION;
+        Ok(store)
     }
 
     /// Opens the file(s) of a store; also says whether they make a new
@@ -799,6 +817,13 @@ impl FileStore {
         j.generation = generation;
         self.checkpoint(&mut j)
             .map_err(|_| (EIO, "cannot start a new journal generation"))?;
+        // The journal is empty and durably so: only now may the headers
+        // say that its entries are CRC32C ones.
+        if self.upgrade {
+            self.write_header()
+                .map_err(|e| (e, "cannot upgrade the store header"))?;
+            self.upgrade = false;
+        }
         // Probe hole punching where nothing of value is: the first 4 KiB
         // of entries belong to the old generation now.
         self.can_punch = self.files.punch(self.entries_start(), 4096).is_ok();
@@ -1033,11 +1058,17 @@ impl FileStore {
     fn write_header(&self) -> Result {
         let mut hdr = [0u8; HEADER_FIELDS + 8];
         if let Part::Meta(id) = self.part {
-            encode_header(&self.profile, &self.layout, Part::Data(id), &mut hdr);
+            encode_header(
+                &self.profile,
+                &self.layout,
+                Part::Data(id),
+                VERSION,
+                &mut hdr,
+            );
             self.files.data().write_at(&hdr, 0)?;
             self.files.data().sync()?;
         }
-        encode_header(&self.profile, &self.layout, self.part, &mut hdr);
+        encode_header(&self.profile, &self.layout, self.part, VERSION, &mut hdr);
         self.files.main().write_at(&hdr, 0)?;
         self.files.sync()
     }

@@ -7,10 +7,17 @@
 //! journal's generation; entries follow, each a header block and a
 //! payload, every entry aligned to [`ENTRY_ALIGN`] bytes. An entry belongs
 //! to the journal if its magic and generation match, its sequence number
-//! is the next one, and its checksum (CRC64-NVMe over the header fields and
-//! the payload) is right; the first entry that fails ends the journal.
+//! is the next one, and its checksum (CRC32C over the header fields and the
+//! payload; CRC64-NVMe in entries of layout version 2 stores) is right; the
+//! first entry that fails ends the journal.
 
 use crate::pi::{Csum, Guard};
+use core::ffi::c_void;
+
+extern "C" {
+    // lib/crc/crc32-main.c
+    fn crc32c(crc: u32, p: *const c_void, len: usize) -> u32;
+}
 
 /// Bytes of the journal region.
 pub(crate) const JOURNAL_SIZE: u64 = 4 << 20;
@@ -24,7 +31,11 @@ pub(crate) const HEADER_LEN: usize = 64;
 pub(crate) const SUPER_LEN: usize = 24;
 
 const SUPER_MAGIC: [u8; 8] = *b"RDIFJRNL";
-const ENTRY_MAGIC: [u8; 8] = *b"RDIFJENT";
+/// Entries checksummed with CRC32C (layout version 3 on).
+const ENTRY_MAGIC: [u8; 8] = *b"RDIFJEN3";
+/// Entries checksummed with CRC64-NVMe, as layout version 2 wrote them:
+/// replayed, never written.
+const ENTRY_MAGIC_V2: [u8; 8] = *b"RDIFJENT";
 
 /// What an entry does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,7 +122,8 @@ impl Entry {
     /// Decodes a header; `None` if it is not one (the checksum is checked
     /// separately, over the payload too).
     pub(crate) fn decode(b: &[u8; HEADER_LEN]) -> Option<Self> {
-        if b[0..8] != ENTRY_MAGIC || b[12..16] != [0; 4] {
+        let magic = &b[0..8];
+        if (magic != ENTRY_MAGIC && magic != ENTRY_MAGIC_V2) || b[12..16] != [0; 4] {
             return None;
         }
         let kind = match u32::from_le_bytes([b[8], b[9], b[10], b[11]]) {
@@ -135,15 +147,48 @@ impl Entry {
     }
 
     /// A checksum over the header fields of `b`, to be continued over the
-    /// payload.
-    pub(crate) fn crc_start(b: &[u8; HEADER_LEN]) -> Guard {
-        let mut crc = crc64();
+    /// payload: CRC32C, or CRC64-NVMe if `b` is an entry of layout
+    /// version 2.
+    pub(crate) fn crc_start(b: &[u8; HEADER_LEN]) -> EntrySum {
+        let mut crc = if b[0..8] == ENTRY_MAGIC_V2 {
+            EntrySum::Crc64(crc64())
+        } else {
+            EntrySum::Crc32c(!0)
+        };
         crc.update(&b[..56]);
         crc
     }
 
     /// Puts the finished checksum `crc` into the encoded header `b`.
-    pub(crate) fn seal(b: &mut [u8; HEADER_LEN], crc: Guard) {
+    pub(crate) fn seal(b: &mut [u8; HEADER_LEN], crc: EntrySum) {
         b[56..64].copy_from_slice(&crc.finish().to_le_bytes());
+    }
+}
+
+/// The checksum of an entry being accumulated (see [`Entry::crc_start`]).
+pub(crate) enum EntrySum {
+    /// CRC32C (Castagnoli, as in jbd2 and XFS logs), kept inverted.
+    Crc32c(u32),
+    /// CRC64-NVMe, in entries of layout version 2.
+    Crc64(Guard),
+}
+
+impl EntrySum {
+    /// Adds `data`.
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        match self {
+            // SAFETY: `data` is a valid slice for reads of its length, and
+            // `crc32c` only reads it.
+            Self::Crc32c(acc) => *acc = unsafe { crc32c(*acc, data.as_ptr().cast(), data.len()) },
+            Self::Crc64(g) => g.update(data),
+        }
+    }
+
+    /// The value stored in the header (CRC32C zero-extended).
+    pub(crate) fn finish(self) -> u64 {
+        match self {
+            Self::Crc32c(acc) => u64::from(!acc),
+            Self::Crc64(g) => g.finish(),
+        }
     }
 }
