@@ -279,7 +279,7 @@ CRAFTED=(
 	"bad magic|0|5844494652535452|1"
 	"version 0|8|00000000|1"
 	"version 1 (before the journal)|8|01000000|1"
-	"version 3|8|03000000|1"
+	"version 4|8|04000000|1"
 	"version 4294967295|8|ffffffff|1"
 	"checksum wrong|64|0000000000000000|0"
 	"a field changed, checksum not|32|0000000001000000|0"
@@ -311,10 +311,12 @@ journal_offset() {
 	echo $(( (mo + ms + 4095) / 4096 * 4096 ))
 }
 
-# craft_entry IMG JOURNAL_OFFSET: writes a first journal entry (a reset of
-# an interval far beyond the end) with a correct CRC64-NVMe checksum
+# craft_entry IMG JOURNAL_OFFSET [FIRST [BAD]]: writes a first journal
+# entry as layout version 2 wrote them ("RDIFJENT", CRC64-NVMe checksum): a
+# reset of interval FIRST (default: far beyond the end), with a correct
+# checksum unless BAD is given
 craft_entry() {
-	python3 - "$1" "$2" <<'PY'
+	python3 - "$1" "$2" "${3:-$((1 << 40))}" "${4:-}" <<'PY'
 import struct, sys
 def crc64_nvme(data, crc=0):
     crc ^= (1 << 64) - 1
@@ -323,15 +325,59 @@ def crc64_nvme(data, crc=0):
         for _ in range(8):
             crc = (crc >> 1) ^ (0x9A6C9329AC4BC9B5 if crc & 1 else 0)
     return crc ^ ((1 << 64) - 1)
-path, jo = sys.argv[1], int(sys.argv[2])
+path, jo, first, bad = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 with open(path, "r+b") as f:
     f.seek(jo + 8)
     gen = struct.unpack("<Q", f.read(8))[0]
-    hdr = b"RDIFJENT" + struct.pack("<II", 2, 0) + struct.pack("<QQQQQ", gen, 0, 1 << 40, 1, 0)
-    hdr += struct.pack("<Q", crc64_nvme(hdr))
+    hdr = b"RDIFJENT" + struct.pack("<II", 2, 0) + struct.pack("<QQQQQ", gen, 0, first, 1, 0)
+    hdr += struct.pack("<Q", crc64_nvme(hdr) ^ (1 if bad else 0))
     f.seek(jo + 4096)
     f.write(hdr)
 PY
+}
+
+# version IMG: the layout version in the header of store IMG
+version() { od -An -t u4 -j 8 -N 4 "$1" | tr -d ' '; }
+
+# A store of layout version 2 (CRC64-NVMe journal entries) opens: an entry
+# with a right CRC64 is replayed, one with a wrong one ends the journal, and
+# the header is then version 3 (an older rdif refuses it rather than stop
+# its replay at a CRC32C entry).
+version_2_store() {
+	local img=/tmp/rdif_v2.img good=/tmp/rdif_v2.good jo mark bad n
+	cfs_load
+	rm -f $good
+	cfs_mkdev v size=4 csum=crc16 blocksize=512 backing=$good
+	expect "a new store is version 3" eq version "$(version $good)" 3
+	expect "write intervals 8-15" "$PI" write /dev/v 4096 4096 --pattern 7
+	expect "off" eq power "$(cfs_write $CFS/v/power 0)" OK
+	jo=$(journal_offset $good)
+	for bad in "" bad; do
+		cp $good $img
+		poke $img 8 02000000
+		"$PI" header-crc $img
+		expect "craft a version 2 reset of interval 9${bad:+ (wrong CRC64)}" craft_entry $img "$jo" 9 $bad
+		cfs_write $CFS/v/backing $img >/dev/null
+		mark=$(dmesg | wc -l)
+		expect "version 2${bad:+, wrong CRC64}: opens" eq power "$(cfs_write $CFS/v/power 1)" OK
+		require "/dev/v" wait_for 10 is_blk /dev/v
+		n=$(dmesg | tail -n +$((mark + 1)) | sed -n 's/.*backing .*: replayed \([0-9]*\) journal entries.*/\1/p')
+		if [ -z "$bad" ]; then
+			expect "the CRC64 entry is replayed" eq replayed "${n:-0}" 1
+			expect "interval 9 reset: zeroes, escape PI" "$PI" read /dev/v 4608 512 --expect-zero
+			expect "interval 8 kept" "$PI" read /dev/v 4096 512 --pattern 7 --verify
+			expect "intervals 10-15 kept" "$PI" read /dev/v 5120 3072 --pattern 7 --verify
+		else
+			expect "a wrong CRC64 ends the journal" eq replayed "${n:-0}" 0
+			expect "intervals 8-15 kept" "$PI" read /dev/v 4096 4096 --pattern 7 --verify
+		fi
+		expect "the header is version 3 now" eq version "$(version $img)" 3
+		expect "off" eq power "$(cfs_write $CFS/v/power 0)" OK
+		expect "and opens as version 3" eq power "$(cfs_write $CFS/v/power 1)" OK
+		expect "off again" eq power "$(cfs_write $CFS/v/power 0)" OK
+	done
+	rm -f $img $good
+	cfs_unload
 }
 
 crafted_headers() {
@@ -451,4 +497,5 @@ debugfs_cmds() {
 }
 
 [ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
-ktap_run_cases module_params configfs_attrs backing_paths exclusive_backing crafted_headers debugfs_cmds
+ktap_run_cases module_params configfs_attrs backing_paths exclusive_backing crafted_headers version_2_store \
+	debugfs_cmds
