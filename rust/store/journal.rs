@@ -167,7 +167,9 @@ impl Entry {
 
 /// The checksum of an entry being accumulated (see [`Entry::crc_start`]).
 pub(crate) enum EntrySum {
-    /// CRC32C (Castagnoli, as in jbd2 and XFS logs), kept inverted.
+    /// CRC32C (Castagnoli, as jbd2 and the XFS log use): the running
+    /// value of the kernel's `crc32c()`, seeded with all ones and
+    /// complemented by [`Self::finish`] (the standard CRC-32C).
     Crc32c(u32),
     /// CRC64-NVMe, in entries of layout version 2.
     Crc64(Guard),
