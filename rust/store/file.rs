@@ -892,17 +892,13 @@ impl FileStore {
     }
 
     /// Room in the gather buffer for the entry of `size` bytes at `at`
-    /// (from [`Self::begin`]): its offset in the buffer. Writes out what
-    /// was gathered first if the entry does not fit (it always does: the
-    /// buffer is as large as the journal's entries, and [`Self::begin`]
-    /// empties a journal the entry would not fit in).
-    fn gather_room(&self, j: &mut JournalState, at: u64, size: u64) -> Result<usize, StoreError> {
+    /// (from [`Self::begin`]): its offset in the buffer. It always fits:
+    /// the buffer is as large as the journal's entries, holds them from
+    /// the first one not yet settled, and [`Self::begin`] empties a
+    /// journal the entry would not fit in.
+    fn gather_room(j: &mut JournalState, at: u64, size: u64) -> Result<usize, StoreError> {
         let size = usize::try_from(size).map_err(|_| StoreError::Io)?;
         if j.buf_len + size > j.buf.len() {
-            self.spill(j)?;
-            j.buf_len = 0;
-        }
-        if size > j.buf.len() {
             return Err(StoreError::Io);
         }
         if j.buf_len == 0 {
@@ -984,22 +980,20 @@ impl FileStore {
             .map_err(io_error);
         let done = done.and_then(|()| {
             while j.settled < j.next {
+                // Every entry waits in the gather buffer until it is
+                // settled. One that is not there was dropped by a failed
+                // spill: its bytes in the file are not known to be whole,
+                // so it is not carried out (its requests failed).
                 let at = self.entries_start() + j.settled;
                 let mut hdr = [0u8; HEADER_LEN];
-                let buffered = Self::gathered(j, at, HEADER_LEN as u64);
-                match buffered {
-                    Some(b) => hdr.copy_from_slice(b),
-                    None => self.files.read_at(&mut hdr, at).map_err(io_error)?,
-                }
+                hdr.copy_from_slice(
+                    Self::gathered(j, at, HEADER_LEN as u64).ok_or(StoreError::Io)?,
+                );
                 let e = Entry::decode(&hdr).ok_or(StoreError::Io)?;
                 let size = e.size().ok_or(StoreError::Io)?;
-                match Self::gathered(j, at, size) {
-                    Some(b) => {
-                        let payload = b.get(ENTRY_ALIGN as usize..).ok_or(StoreError::Io)?;
-                        self.apply_from(e.kind, payload, e.first, e.count)?
-                    }
-                    None => self.apply(e.kind, at + ENTRY_ALIGN, e.first, e.count)?,
-                }
+                let b = Self::gathered(j, at, size).ok_or(StoreError::Io)?;
+                let payload = b.get(ENTRY_ALIGN as usize..).ok_or(StoreError::Io)?;
+                self.apply_from(e.kind, payload, e.first, e.count)?;
                 j.settled += size;
             }
             Ok(())
@@ -1283,7 +1277,7 @@ impl FileStore {
             });
         }
         let (entry, at, size) = self.begin(j, Kind::Write, first, n)?;
-        let off = self.gather_room(j, at, size)?;
+        let off = Self::gather_room(j, at, size)?;
         let mut hdr = entry.encode();
         let mut crc = Entry::crc_start(&hdr);
         let len = usize::try_from(size).map_err(|_| StoreError::Io)?;
@@ -1402,7 +1396,7 @@ impl FileStore {
         let mut hdr = entry.encode();
         let crc = Entry::crc_start(&hdr);
         Entry::seal(&mut hdr, crc);
-        let off = self.gather_room(&mut j, at, size)?;
+        let off = Self::gather_room(&mut j, at, size)?;
         Self::append_gathered(&mut j, off, size, &hdr)
     }
 
