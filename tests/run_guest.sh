@@ -175,7 +175,7 @@ for t in "${tests[@]}"; do
 done
 
 # dmesg_clean: the whole log (a boot-time splat may have switched lockdep
-# off for everything after it) and the taint mask.
+# off for everything after it), the taint mask, and lockdep still on.
 n=$((n + 1))
 say "# selftests: rdif: dmesg_clean"
 [ -n "$out" ] && dmesg >"$out/dmesg.txt" 2>&1
@@ -194,6 +194,13 @@ fi
 if ! dmesg >/dev/null 2>&1; then
 	ok=0
 	say "# cannot read the kernel log"
+fi
+# Lockdep switches itself off after its first report (or when it runs out
+# of room), silently for everything after: a run that ends with it off has
+# not been checked, whatever the log says.
+if [ -r /proc/lockdep_stats ] && ! grep -Eq '^ *debug_locks: +1$' /proc/lockdep_stats; then
+	ok=0
+	say "# lockdep is off at the end of the run: $(grep debug_locks /proc/lockdep_stats)"
 fi
 if [ $ok = 1 ]; then
 	say "ok $n selftests: rdif: dmesg_clean"
