@@ -35,7 +35,7 @@ mod write;
 
 use crate::{
     blk::{
-        bio::Integrity, bip, lower::Lower, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request,
+        self, bio::Integrity, bip, lower::Lower, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request,
         Status,
     },
     inject::{Failure, Injector},
@@ -195,8 +195,21 @@ impl Device {
                 }
             }
         }
-        if let Some(lower) = &this.lower {
-            return this.pass(lower, rq);
+        if this.lower.is_some() {
+            // Forwarded from a work item: submitting to the lower queue
+            // may sleep, and must not happen inside this queue's dispatch
+            // (an elevator switch of the lower queue waits for every tag
+            // set's dispatch while it holds that queue frozen).
+            return match &this.wq {
+                Some(wq) => rq.defer(wq).or_else(|rq| {
+                    rq.end(Err(Status::IO_ERROR));
+                    Ok(())
+                }),
+                None => {
+                    rq.end(Err(Status::IO_ERROR));
+                    Ok(())
+                }
+            };
         }
         let Some(wq) = &this.wq else {
             return match this.dispatch(&rq.request()) {
@@ -227,6 +240,18 @@ impl Device {
         // Fails only if the work item is queued already, which is as good.
         let _ = wq.enqueue(Arc::from(this));
         Ok(())
+    }
+
+    /// Runs a request handed to a work item by [`Device::submit`]: a
+    /// pass-through device forwards it to the lower device from here.
+    pub(crate) fn work(&self, rq: Pending) {
+        let Some(lower) = &self.lower else {
+            rq.end(Err(Status::IO_ERROR));
+            return;
+        };
+        if let Err(rq) = blk::with_backing_io(|| self.pass(lower, rq)) {
+            rq.requeue();
+        }
     }
 
     fn dispatch(&self, rq: &Request<'_>) -> Result<Outcome, Status> {

@@ -111,6 +111,10 @@ impl Operations for RdifOps {
         Device::file_done(dev, rq, result)
     }
 
+    fn work(dev: ArcBorrow<'_, Device>, rq: Pending) {
+        dev.work(rq)
+    }
+
     fn lower_done(
         dev: ArcBorrow<'_, Device>,
         rq: Pending,
@@ -421,7 +425,10 @@ pub(crate) fn create_disk(
         }
     };
     let blocking = store.may_sleep();
-    let wq = if blocking {
+    let passing = lower.is_some();
+    // A store that may sleep is served by a work item, and so is each
+    // request of a pass-through device (see `Device::submit`).
+    let wq = if blocking || passing {
         Some(Arc::new(OwnedQueue::new(name)?, GFP_KERNEL)?)
     } else {
         None
@@ -432,16 +439,14 @@ pub(crate) fn create_disk(
     } else {
         0
     };
-    let passing = lower.is_some();
     let max_requests = v.hw_queues as usize * v.queue_depth as usize;
     let dev = Arc::pin_init(
         Device::new(cfg, store, lower, wq.clone(), max_requests),
         GFP_KERNEL,
     )?;
     let tag_set = Arc::pin_init(
-        // `queue_rq` never sleeps, except to submit a pass-through
-        // device's clones: a store that may sleep is served by a work item.
-        TagSet::new(v.hw_queues, v.queue_depth, passing, blocking || passing),
+        // `queue_rq` never sleeps: what may sleep runs in work items.
+        TagSet::new(v.hw_queues, v.queue_depth, false, blocking || passing),
         GFP_KERNEL,
     )?;
     let mut limits = Limits::new()

@@ -349,11 +349,60 @@ struct rdif_rq_file {
 	long ret;
 	/* Submission and completion each hold one. */
 	atomic_t ref;
+	/*
+	 * Work items that serve the request in process context: its start
+	 * (rdif_rq_defer()) and, once forwarded, its end (on @wq).
+	 */
+	struct work_struct start_work;
+	struct work_struct done_work;
+	struct workqueue_struct *wq;
 };
 
 unsigned int rdif_rq_file_pdu_size(void)
 {
 	return sizeof(struct rdif_rq_file);
+}
+
+/*
+ * Sets up the work items of @rq's PDU, once, when the tag set @set allocates
+ * the request (->init_request): @start runs a request handed over with
+ * rdif_rq_defer(), @done a forwarded request whose clones have all ended.
+ * Nothing for a tag set without the PDU.
+ */
+void rdif_rq_init_work(struct blk_mq_tag_set *set, struct request *rq,
+		       work_func_t start, work_func_t done)
+{
+	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
+
+	if (set->cmd_size < sizeof(*cmd))
+		return;
+	INIT_WORK(&cmd->start_work, start);
+	INIT_WORK(&cmd->done_work, done);
+}
+
+struct request *rdif_rq_from_start_work(struct work_struct *work)
+{
+	return blk_mq_rq_from_pdu(container_of(work, struct rdif_rq_file, start_work));
+}
+
+struct request *rdif_rq_from_done_work(struct work_struct *work)
+{
+	return blk_mq_rq_from_pdu(container_of(work, struct rdif_rq_file, done_work));
+}
+
+/*
+ * Hands the started request @rq to its start work item on @wq. Returns
+ * -EINVAL, having done nothing, if the tag set has no room for the work
+ * item.
+ */
+int rdif_rq_defer(struct request *rq, struct workqueue_struct *wq)
+{
+	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
+
+	if (rq->q->tag_set->cmd_size < sizeof(*cmd))
+		return -EINVAL;
+	queue_work(wq, &cmd->start_work);
+	return 0;
 }
 
 static void rdif_rq_file_put(struct rdif_rq_file *cmd)
@@ -534,6 +583,8 @@ struct rdif_lower {
 	struct file *file;
 	struct block_device *bdev;
 	struct bio_set bs;
+	/* Serializes clone allocations that may wait for the bio set. */
+	struct mutex alloc_lock;
 };
 
 static void rdif_lower_mark_dead(struct block_device *bdev, bool surprise)
@@ -563,6 +614,7 @@ struct rdif_lower *rdif_lower_open(const char *path, int *err)
 		*err = -ENOMEM;
 		return NULL;
 	}
+	mutex_init(&l->alloc_lock);
 	ret = bioset_init(&l->bs, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
 	if (ret)
 		goto free;
@@ -629,10 +681,16 @@ int rdif_lower_stack_limits(struct rdif_lower *l, struct queue_limits *lim)
 	return 0;
 }
 
+/*
+ * The last clone to end hands the request to its done work item: the
+ * driver ends it there, in process context, never inside the lower
+ * device's completion (which may hold the lower queue's flush lock, or run
+ * in interrupt context).
+ */
 static void rdif_rq_lower_put(struct rdif_rq_file *cmd)
 {
 	if (atomic_dec_and_test(&cmd->ref))
-		blk_mq_complete_request(blk_mq_rq_from_pdu(cmd));
+		queue_work(cmd->wq, &cmd->done_work);
 }
 
 static void rdif_lower_endio(struct bio *clone)
@@ -728,62 +786,46 @@ fail:
 	return NULL;
 }
 
-/*
- * Forwards the started request @rq to the lower device: a clone of each
- * of its bios (a copy of its own for each bio that writes data if
- * @bounce; for a read, with @own_md bytes of metadata per 1 << @interval_exp
- * bytes of data in a buffer of the driver's own for each bio that has no
- * integrity payload, if @own_md), shifted by
- * @shift sectors, handed to @fix(@ctx, clone, src) before anything is
- * submitted; a flush becomes an empty flush of the lower device. Returns 0
- * if started: the request then completes through ->complete, perhaps
- * before this returns. Returns -ENOMEM, having submitted nothing, if a
- * clone cannot be allocated without waiting, -EINVAL if the tag set has
- * less than rdif_rq_file_pdu_size() of PDU.
- */
-int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
-			bool bounce, s64 shift, unsigned int own_md,
-			unsigned int interval_exp,
-			void (*fix)(void *ctx, struct bio *clone, struct bio *src),
-			void *ctx)
+static void rdif_lower_free_list(struct bio_list *list)
 {
-	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
-	struct bio_list list = BIO_EMPTY_LIST;
-	unsigned int n = 0;
-	size_t own_len = 0, own_off = 0;
-	void *own = NULL;
+	struct bio *clone;
+
+	while ((clone = bio_list_pop(list))) {
+		if (clone->bi_end_io == rdif_lower_bounce_endio)
+			rdif_lower_bounce_free(clone);
+		bio_put(clone);
+	}
+}
+
+/*
+ * Clones every bio of @rq into @list (see rdif_rq_lower_start()), with
+ * @own for the metadata of the device's own. Returns 0, or -ENOMEM with
+ * @list empty.
+ */
+static int rdif_lower_clone_all(struct rdif_lower *l, struct request *rq,
+				struct bio_list *list, bool bounce, s64 shift,
+				void *own, unsigned int own_md,
+				unsigned int interval_exp, gfp_t gfp)
+{
+	size_t own_off = 0;
 	struct bio *src, *clone;
 
-	if (rq->q->tag_set->cmd_size < sizeof(*cmd))
-		return -EINVAL;
-	if (own_md && req_op(rq) == REQ_OP_READ) {
-		__rq_for_each_bio(src, rq)
-			if (!bio_integrity(src))
-				own_len += (size_t)(src->bi_iter.bi_size >>
-						    interval_exp) * own_md;
-		if (own_len) {
-			own = kmalloc(own_len, GFP_NOWAIT | __GFP_NOWARN);
-			if (!own)
-				return -ENOMEM;
-		}
-	}
 	if (!rq->bio) {
 		/* A flush (or an empty request): a flush of the lower device. */
 		clone = bio_alloc_bioset(l->bdev, 0, REQ_OP_WRITE | REQ_PREFLUSH,
-					 GFP_NOWAIT, &l->bs);
+					 gfp, &l->bs);
 		if (!clone)
 			return -ENOMEM;
-		bio_list_add(&list, clone);
-		n = 1;
+		bio_list_add(list, clone);
 	}
 	__rq_for_each_bio(src, rq) {
 		bool copy = bounce && op_is_write(bio_op(src)) &&
 			    bio_has_data(src);
 
 		if (copy)
-			clone = rdif_lower_bounce(l, src, GFP_NOWAIT);
+			clone = rdif_lower_bounce(l, src, gfp);
 		else
-			clone = bio_alloc_clone(l->bdev, src, GFP_NOWAIT, &l->bs);
+			clone = bio_alloc_clone(l->bdev, src, gfp, &l->bs);
 		if (clone && own && !bio_integrity(src)) {
 			/*
 			 * Metadata of the device's own, seeded with the
@@ -793,7 +835,7 @@ int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
 			size_t len = (size_t)(src->bi_iter.bi_size >>
 					      interval_exp) * own_md;
 			struct bio_integrity_payload *bip =
-				bio_integrity_alloc(clone, GFP_NOWAIT, 1);
+				bio_integrity_alloc(clone, gfp, 1);
 
 			if (IS_ERR(bip)) {
 				bio_put(clone);
@@ -808,25 +850,89 @@ int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
 			}
 		}
 		if (!clone) {
-			while ((clone = bio_list_pop(&list))) {
-				if (clone->bi_end_io == rdif_lower_bounce_endio)
-					rdif_lower_bounce_free(clone);
-				bio_put(clone);
-			}
-			kfree(own);
+			rdif_lower_free_list(list);
 			return -ENOMEM;
 		}
 		clone->bi_iter.bi_sector += shift;
 		clone->bi_end_io = copy ? rdif_lower_bounce_endio : NULL;
-		if (fix)
-			fix(ctx, clone, src);
-		bio_list_add(&list, clone);
-		n++;
+		bio_list_add(list, clone);
+	}
+	return 0;
+}
+
+/*
+ * Forwards the started request @rq to the lower device: a clone of each
+ * of its bios (a copy of its own for each bio that writes data if
+ * @bounce; for a read, with @own_md bytes of metadata per 1 << @interval_exp
+ * bytes of data in a buffer of the driver's own for each bio that has no
+ * integrity payload, if @own_md), shifted by @shift sectors, handed to
+ * @fix(@ctx, clone, src) before anything is submitted; a flush becomes an
+ * empty flush of the lower device. Must be called in process context,
+ * outside any dispatch of the driver's own queue (a work item): submitting
+ * to the lower queue may sleep. Returns 0 if started: the request's done
+ * work item then runs on @wq once every clone has ended, perhaps before
+ * this returns. Returns -ENOMEM, having submitted nothing, if memory for
+ * the clones cannot be had, -EINVAL if the tag set has less than
+ * rdif_rq_file_pdu_size() of PDU.
+ *
+ * The clones come from the lower device's bio set. As device mapper does
+ * (alloc_multiple_bios()), they are first allocated without waiting; if
+ * that fails, again with GFP_NOIO, one request at a time, so that no two
+ * requests each hold part of the bio set's reserve while waiting for the
+ * rest: the reserve then guarantees progress.
+ */
+int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
+			struct workqueue_struct *wq,
+			bool bounce, s64 shift, unsigned int own_md,
+			unsigned int interval_exp,
+			void (*fix)(void *ctx, struct bio *clone, struct bio *src),
+			void *ctx)
+{
+	struct rdif_rq_file *cmd = blk_mq_rq_to_pdu(rq);
+	struct bio_list list = BIO_EMPTY_LIST;
+	unsigned int n = 0;
+	size_t own_len = 0;
+	void *own = NULL;
+	struct bio *src, *clone;
+	int ret;
+
+	if (rq->q->tag_set->cmd_size < sizeof(*cmd))
+		return -EINVAL;
+	if (own_md && req_op(rq) == REQ_OP_READ) {
+		__rq_for_each_bio(src, rq)
+			if (!bio_integrity(src))
+				own_len += (size_t)(src->bi_iter.bi_size >>
+						    interval_exp) * own_md;
+		if (own_len) {
+			own = kmalloc(own_len, GFP_NOIO | __GFP_NOWARN);
+			if (!own)
+				return -ENOMEM;
+		}
+	}
+	ret = rdif_lower_clone_all(l, rq, &list, bounce, shift, own, own_md,
+				   interval_exp, GFP_NOWAIT | __GFP_NOWARN);
+	if (ret) {
+		mutex_lock(&l->alloc_lock);
+		ret = rdif_lower_clone_all(l, rq, &list, bounce, shift, own,
+					   own_md, interval_exp, GFP_NOIO);
+		mutex_unlock(&l->alloc_lock);
+	}
+	if (ret) {
+		kfree(own);
+		return ret;
 	}
 	cmd->lower = true;
 	cmd->own_pi = own;
 	cmd->own_pi_len = own_len;
+	cmd->wq = wq;
 	atomic_set(&cmd->status, BLK_STS_OK);
+	/* Clones are in the order of their bios (a flush has no bio). */
+	src = rq->bio;
+	for (clone = list.head; clone; clone = clone->bi_next, n++) {
+		if (fix && src)
+			fix(ctx, clone, src);
+		src = src ? src->bi_next : NULL;
+	}
 	atomic_set(&cmd->ref, n + 1);
 	while ((clone = bio_list_pop(&list))) {
 		if (!clone->bi_end_io)

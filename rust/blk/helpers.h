@@ -52,6 +52,13 @@ struct workqueue_struct *rdif_alloc_workqueue(const char *name);
 void rdif_flush_workqueue(struct workqueue_struct *wq);
 
 unsigned int rdif_rq_file_pdu_size(void);
+struct work_struct;
+struct blk_mq_tag_set;
+void rdif_rq_init_work(struct blk_mq_tag_set *set, struct request *rq, void (*start)(struct work_struct *),
+		void (*done)(struct work_struct *));
+struct request *rdif_rq_from_start_work(struct work_struct *work);
+struct request *rdif_rq_from_done_work(struct work_struct *work);
+int rdif_rq_defer(struct request *rq, struct workqueue_struct *wq);
 int rdif_rq_file_start(struct file *file, struct request *rq, loff_t pos,
 		bool write);
 long rdif_rq_file_result(struct request *rq);
@@ -68,7 +75,7 @@ unsigned int rdif_lower_block_size(struct rdif_lower *l);
 void rdif_lower_integrity(struct rdif_lower *l, struct blk_integrity *bi);
 int rdif_lower_stack_limits(struct rdif_lower *l, struct queue_limits *lim);
 int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
-		bool bounce, s64 shift, unsigned int own_md,
+		struct workqueue_struct *wq, bool bounce, s64 shift, unsigned int own_md,
 		unsigned int interval_exp,
 		void (*fix)(void *ctx, struct bio *clone, struct bio *src),
 		void *ctx);

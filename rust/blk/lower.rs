@@ -9,7 +9,7 @@
 //!
 //! C header: [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h)
 
-use super::{disk::IntegrityLimits, Bio, Limits, Pending};
+use super::{disk::IntegrityLimits, wq::OwnedQueue, Bio, Limits, Pending};
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{bindings, error::to_result, prelude::*};
 
@@ -34,6 +34,7 @@ extern "C" {
     fn rdif_rq_lower_start(
         l: *mut RawLower,
         rq: *mut bindings::request,
+        wq: *mut bindings::workqueue_struct,
         bounce: bool,
         shift: i64,
         own_md: u32,
@@ -193,16 +194,19 @@ impl Lower {
     /// the device's own). With `own_md` (metadata bytes per interval and
     /// log2 of the interval), each bio of a read that has no integrity
     /// payload gets metadata of the driver's own, handed to
-    /// [`super::Operations::lower_done`] as [`OwnPi`]. The request then
-    /// ends through
+    /// [`super::Operations::lower_done`] as [`OwnPi`]. Once every clone
+    /// has ended, a work item on `wq` passes the request to
     /// [`super::Operations::lower_done`] with the lower device's status.
-    /// Hands the request back untouched with `ENOMEM` if a clone cannot be
-    /// allocated without waiting (nothing was submitted), or `EINVAL` if
-    /// the tag set has no room for the forwarding state
-    /// ([`super::TagSet::new`] with `file_io`).
+    /// Must be called where the caller may sleep, outside the dispatch of
+    /// its own queue (from [`super::Operations::work`]): submitting may
+    /// wait for the lower queue. Hands the request back untouched with
+    /// `ENOMEM` if memory for the clones cannot be had (nothing was
+    /// submitted), or `EINVAL` if the tag set has no room for the
+    /// forwarding state ([`super::TagSet::new`] with `file_io`).
     pub(crate) fn start<F: FnMut(Bio<'_>, Bio<'_>)>(
         &self,
         rq: Pending,
+        wq: &OwnedQueue,
         bounce: bool,
         shift: i64,
         own_md: Option<(u32, u32)>,
@@ -213,11 +217,13 @@ impl Lower {
         // `fix` lives across the call, its only user, and `fix_one::<F>` is
         // the trampoline for its type.
         // SAFETY: the device is valid (type invariant); `raw` is a started
-        // request that nothing else ends (it came from a `Pending`).
+        // request that nothing else ends (it came from a `Pending`); `wq`
+        // is a valid workqueue, which the caller flushes before it goes.
         let r = unsafe {
             rdif_rq_lower_start(
                 self.ptr.as_ptr(),
                 raw.as_ptr(),
+                wq.as_raw(),
                 bounce,
                 shift,
                 md,

@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::{bio::DataStream, Bio};
+use super::{bio::DataStream, wq::OwnedQueue, Bio};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::bindings;
 
@@ -13,6 +13,7 @@ use kernel::bindings;
 #[allow(improper_ctypes)]
 extern "C" {
     fn rdif_rq_requeue(rq: *mut bindings::request);
+    fn rdif_rq_defer(rq: *mut bindings::request, wq: *mut bindings::workqueue_struct) -> i32;
 }
 
 /// `REQ_OP_MASK`: the operation's bits of `cmd_flags` (checked in
@@ -212,6 +213,21 @@ impl Pending {
         // SAFETY: the request is started and not yet ended (type
         // invariant); `forget` above makes blk-mq its only owner again.
         unsafe { rdif_rq_requeue(ptr.as_ptr()) };
+    }
+
+    /// Hands the request to a work item on `wq`, which passes it to
+    /// [`super::Operations::work`] in process context. Hands it back if
+    /// its tag set has no room for the work item (see
+    /// [`super::TagSet::new`] with `file_io`).
+    pub(crate) fn defer(self, wq: &OwnedQueue) -> Result<(), Self> {
+        // SAFETY: the request is started and not yet ended (type
+        // invariant); `wq` is a valid workqueue. On success the work item
+        // owns the request from here on, so `self` is forgotten below.
+        if unsafe { rdif_rq_defer(self.ptr.as_ptr(), wq.as_raw()) } != 0 {
+            return Err(self);
+        }
+        core::mem::forget(self);
+        Ok(())
     }
 
     /// Gives the request back to blk-mq without ending it, for

@@ -35,10 +35,16 @@ pub(crate) trait Operations: Sized + 'static {
         result: isize,
     );
 
+    /// A request handed to a work item with [`Pending::defer`] runs here,
+    /// in process context, outside any dispatch of the queue: it may
+    /// sleep and submit I/O to other devices.
+    fn work(data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>, rq: Pending);
+
     /// A request started with [`super::lower::Lower::start`] is done:
     /// `status` is the first error of its clones, if any; `own` the
-    /// metadata of the driver's own a read brought up, if it asked. May
-    /// be called from any context, interrupts included.
+    /// metadata of the driver's own a read brought up, if it asked. Runs
+    /// in a work item (process context), after the lower device's
+    /// completion has returned.
     fn lower_done(
         data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
         rq: Pending,
@@ -54,6 +60,14 @@ extern "C" {
     fn rdif_rq_file_pdu_size() -> u32;
     fn rdif_rq_file_result(rq: *mut bindings::request) -> core::ffi::c_long;
     fn rdif_rq_lower_status(rq: *mut bindings::request, status: *mut u8) -> bool;
+    fn rdif_rq_init_work(
+        set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        start: Option<unsafe extern "C" fn(*mut bindings::work_struct)>,
+        done: Option<unsafe extern "C" fn(*mut bindings::work_struct)>,
+    );
+    fn rdif_rq_from_start_work(work: *mut bindings::work_struct) -> *mut bindings::request;
+    fn rdif_rq_from_done_work(work: *mut bindings::work_struct) -> *mut bindings::request;
 }
 
 struct OperationsVTable<T: Operations>(PhantomData<T>);
@@ -96,11 +110,71 @@ impl<T: Operations> OperationsVTable<T> {
     /// # Safety
     ///
     /// Called by blk-mq for a request the driver passed to
-    /// `blk_mq_complete_request`, which only `rdif_rq_file_start` and
-    /// `rdif_rq_lower_start` do, for a started request they took over from
-    /// a `Pending` (see [`super::file::BackingFile::start_request`] and
-    /// [`super::lower::Lower::start`]), of a queue as for `queue_rq`.
+    /// `blk_mq_complete_request`, which only `rdif_rq_file_start` does,
+    /// for a started request it took over from a `Pending` (see
+    /// [`super::file::BackingFile::start_request`]), of a queue as for
+    /// `queue_rq`.
     unsafe extern "C" fn complete(rq: *mut bindings::request) {
+        let Some(ptr) = NonNull::new(rq) else {
+            return;
+        };
+        // SAFETY: the request and its queue are valid; `queuedata` came from
+        // `into_foreign` and outlives every request (as in `queue_rq`).
+        let data = unsafe { T::QueueData::borrow((*(*rq).q).queuedata) };
+        // SAFETY: the request is valid and its PDU holds the state of the
+        // I/O that completed it (the function's safety requirement).
+        let result = unsafe { rdif_rq_file_result(rq) } as isize;
+        // SAFETY: a started request that nothing else ends: the `Pending`
+        // given up when its I/O started.
+        let pending = unsafe { Pending::from_raw(ptr) };
+        T::file_done(data, pending, result);
+    }
+
+    /// # Safety
+    ///
+    /// Called by blk-mq for each request of a tag set of `T`, once, when
+    /// it allocates it.
+    unsafe extern "C" fn init_request(
+        set: *mut bindings::blk_mq_tag_set,
+        rq: *mut bindings::request,
+        _hctx_idx: u32,
+        _numa_node: i32,
+    ) -> i32 {
+        // SAFETY: a request of tag set `set` being set up; the helper does
+        // nothing for a tag set without room for the work items. The
+        // functions are this type's work functions.
+        unsafe { rdif_rq_init_work(set, rq, Some(Self::start_work), Some(Self::done_work)) };
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Called by the workqueue for the start work item of a request that
+    /// [`Pending::defer`] queued, of a queue as for `queue_rq`.
+    unsafe extern "C" fn start_work(work: *mut bindings::work_struct) {
+        // SAFETY: the start work item of a request (the function's
+        // requirement).
+        let Some(ptr) = NonNull::new(unsafe { rdif_rq_from_start_work(work) }) else {
+            return;
+        };
+        // SAFETY: the request and its queue are valid; `queuedata` came from
+        // `into_foreign` and outlives every request (as in `queue_rq`).
+        let data = unsafe { T::QueueData::borrow((*(*ptr.as_ptr()).q).queuedata) };
+        // SAFETY: a started request that nothing else ends: the `Pending`
+        // given up by `Pending::defer`.
+        let pending = unsafe { Pending::from_raw(ptr) };
+        T::work(data, pending);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the workqueue for the done work item of a request started
+    /// with [`super::lower::Lower::start`], which queues it when the
+    /// request's last clone has ended; of a queue as for `queue_rq`.
+    unsafe extern "C" fn done_work(work: *mut bindings::work_struct) {
+        // SAFETY: the done work item of a request (the function's
+        // requirement).
+        let rq = unsafe { rdif_rq_from_done_work(work) };
         let Some(ptr) = NonNull::new(rq) else {
             return;
         };
@@ -109,31 +183,25 @@ impl<T: Operations> OperationsVTable<T> {
         let data = unsafe { T::QueueData::borrow((*(*rq).q).queuedata) };
         let mut status = 0u8;
         // SAFETY: the request is valid and its PDU holds the state of the
-        // I/O that completed it (the function's safety requirement);
-        // `status` is a valid out pointer.
-        let lower = unsafe { rdif_rq_lower_status(rq, &mut status) };
-        // SAFETY: as above.
-        let result = unsafe { rdif_rq_file_result(rq) } as isize;
+        // forwarding that ended; `status` is a valid out pointer.
+        unsafe { rdif_rq_lower_status(rq, &mut status) };
+        let status = match status {
+            0 => Ok(()),
+            s => Err(Status::from_raw(s)),
+        };
+        // SAFETY: a forwarded request whose clones have all ended, not yet
+        // ended.
+        let own = unsafe { OwnPi::take(rq) };
         // SAFETY: a started request that nothing else ends: the `Pending`
-        // given up when its I/O started.
+        // given up when it was forwarded.
         let pending = unsafe { Pending::from_raw(ptr) };
-        if lower {
-            let status = match status {
-                0 => Ok(()),
-                s => Err(Status::from_raw(s)),
-            };
-            // SAFETY: a forwarded request whose clones have all ended (it
-            // is being completed), not yet ended.
-            let own = unsafe { OwnPi::take(rq) };
-            T::lower_done(data, pending, status, own);
-        } else {
-            T::file_done(data, pending, result);
-        }
+        T::lower_done(data, pending, status, own);
     }
 
     const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {
         queue_rq: Some(Self::queue_rq),
         complete: Some(Self::complete),
+        init_request: Some(Self::init_request),
         // SAFETY: all other members are optional callbacks (`None`) or
         // pointers, for which all-zero bits are a valid value.
         ..unsafe { core::mem::zeroed() }
@@ -161,7 +229,8 @@ impl<T: Operations> TagSet<T> {
     /// Creates a tag set with `nr_hw_queues` hardware queues of
     /// `queue_depth` tags each. With `blocking`, `queue_rq` may sleep
     /// (`BLK_MQ_F_BLOCKING`). With `file_io`, each request has room for
-    /// the I/O of [`super::file::BackingFile::start_request`].
+    /// the I/O of [`super::file::BackingFile::start_request`], for
+    /// [`super::lower::Lower::start`] and for [`Pending::defer`].
     pub(crate) fn new(
         nr_hw_queues: u32,
         queue_depth: u32,

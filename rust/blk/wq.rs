@@ -41,6 +41,11 @@ impl OwnedQueue {
         })
     }
 
+    /// The C workqueue.
+    pub(super) fn as_raw(&self) -> *mut bindings::workqueue_struct {
+        self.ptr.as_ptr()
+    }
+
     /// Waits until every work item queued so far has finished.
     pub(crate) fn flush(&self) {
         // SAFETY: `ptr` is a valid workqueue (type invariant).

@@ -31,8 +31,13 @@ const PIECE: usize = 512;
 
 impl Device {
     /// Sends `rq` down to `lower`. Hands it back if it must be retried
-    /// later (a shortage of clones; nothing was sent).
+    /// later (a shortage of clones; nothing was sent). Runs in the
+    /// device's work item.
     pub(super) fn pass(&self, lower: &Lower, rq: Pending) -> Result<(), Pending> {
+        let Some(wq) = &self.wq else {
+            rq.end(Err(Status::IO_ERROR));
+            return Ok(());
+        };
         let r = rq.request();
         let op = r.op();
         let len = u64::from(r.bytes());
@@ -98,7 +103,7 @@ impl Device {
         // of its own.
         let own_md = (op == Op::Read && self.cfg.read_check && p.csum() != Csum::None)
             .then(|| (p.metadata_size() as u32, p.interval_shift()));
-        let started = lower.start(rq, bounce, shift, own_md, |clone, _src| {
+        let started = lower.start(rq, wq, bounce, shift, own_md, |clone, _src| {
             if let Some((field, range)) = spoil {
                 // A copy of the device's own: spoiling it cannot fail but
                 // for a payload shorter than its data, which the lower
@@ -254,7 +259,9 @@ impl Device {
 
     /// A forwarded request came back with `status` from the lower device;
     /// `own` is the metadata of the device's own a read without payload
-    /// brought up (see [`Self::pass`]).
+    /// brought up (see [`Self::pass`]). Runs in a work item, so that the
+    /// checks of a read run in process context and the request ends
+    /// outside the lower device's completion.
     pub(crate) fn lower_done(
         &self,
         rq: Pending,
