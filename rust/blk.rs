@@ -6,8 +6,9 @@
 //! direction or data, end a request with an error status, or describe an
 //! integrity profile in the queue limits. This module provides those pieces
 //! as a thin, documented layer over `kernel::bindings` and a few C helpers
-//! (`helpers.c`) for the static inlines bindgen cannot see. All of rdif's
-//! `unsafe` code lives here; the driver above it is safe Rust.
+//! (`helpers.c`) for the static inlines bindgen cannot see. With
+//! [`crate::ffi`], it holds all of rdif's code that must be trusted to
+//! keep Rust's rules; the driver above it is safe Rust.
 //!
 //! The abstraction starts each request and hands it to the driver as an
 //! owned [`Pending`] request, which ends it exactly once: explicitly, or
@@ -19,12 +20,14 @@ pub(crate) mod file;
 pub(crate) mod lower;
 pub(crate) mod request;
 pub(crate) mod tag_set;
+mod task;
 pub(crate) mod wq;
 
 pub(crate) use bio::{Bio, Cursor, ShortBuffer};
 pub(crate) use disk::{GenDisk, Limits};
 pub(crate) use request::{Op, Pending, Request};
 pub(crate) use tag_set::{Operations, TagSet};
+pub(crate) use task::{cond_resched, with_backing_io};
 
 /// The status a request completes with (the C `blk_status_t`).
 ///
@@ -70,32 +73,4 @@ pub(crate) mod bip {
     pub(crate) const CHECK_APPTAG: u16 = 1 << 7;
     /// Any check requested.
     pub(crate) const CHECK_FLAGS: u16 = CHECK_GUARD | CHECK_REFTAG | CHECK_APPTAG;
-}
-
-extern "C" {
-    fn rdif_backing_io_save() -> u32;
-    fn rdif_backing_io_restore(old: u32);
-    fn rdif_cond_resched();
-}
-
-/// Runs `f` as I/O on behalf of a device through a backing file, as loop's
-/// worker runs: every allocation implicitly `GFP_NOIO`
-/// (`PF_MEMALLOC_NOIO`), so reclaim cannot wait for I/O on the device
-/// being served, and dirty throttling limited to the backing file's own
-/// device (`PF_LOCAL_THROTTLE`), so the task is not held back by dirty
-/// pages that only it can clean.
-pub(crate) fn with_backing_io<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: sets two flags of the current task, restored below in stack
-    // order.
-    let old = unsafe { rdif_backing_io_save() };
-    let ret = f();
-    // SAFETY: `old` came from the matching save above.
-    unsafe { rdif_backing_io_restore(old) };
-    ret
-}
-
-/// Gives the CPU to other tasks if needed, in a long loop that may sleep.
-pub(crate) fn cond_resched() {
-    // SAFETY: no preconditions; callers are in a context that may sleep.
-    unsafe { rdif_cond_resched() };
 }

@@ -15,8 +15,8 @@ mod blk;
 mod configfs;
 mod debugfs;
 mod device;
+mod ffi;
 mod inject;
-mod percpu;
 mod pi;
 mod settings;
 mod stats;
@@ -91,10 +91,6 @@ module! {
             description: "Tags per hardware queue",
         },
     },
-}
-
-extern "C" {
-    fn rdif_param_csum() -> *const kernel::ffi::c_char;
 }
 
 /// The blk-mq operations of an rdif disk.
@@ -237,9 +233,7 @@ impl Drop for RdifDisk {
 }
 
 fn csum_param() -> Result<Csum> {
-    // SAFETY: the parameter is a NUL-terminated string owned by the module
-    // parameter code; it cannot change (mode 0444) while the module loads.
-    let s = unsafe { CStr::from_char_ptr(rdif_param_csum()) };
+    let s = ffi::param::csum();
     Csum::parse(s.to_bytes()).ok_or_else(|| {
         pr_err!(
             "invalid csum '{}': use crc16, ip, crc64 or none\n",

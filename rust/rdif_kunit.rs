@@ -20,7 +20,10 @@ mod src {
     pub(crate) mod device {
         pub(crate) mod inflight;
     }
-    pub(crate) mod percpu;
+    pub(crate) mod ffi {
+        pub(crate) mod crc;
+        pub(crate) mod percpu;
+    }
     pub(crate) mod pi;
     pub(crate) mod store {
         mod access;
@@ -30,7 +33,7 @@ mod src {
         pub(crate) use access::{Slot, StoreError};
     }
 }
-pub(crate) use src::pi;
+pub(crate) use src::{ffi, pi};
 
 use kernel::prelude::*;
 
@@ -785,7 +788,7 @@ mod journal_tests {
 
 #[kunit_tests(rdif_percpu)]
 mod percpu_tests {
-    use super::src::percpu::PerCpuCounters;
+    use super::src::ffi::percpu::PerCpuCounters;
     use kernel::{alloc::AllocError, prelude::*};
 
     #[test]

@@ -6,7 +6,7 @@
 //! unlocked add to the CPU's own copy; reading the `stats` file adds the
 //! copies up.
 
-use crate::percpu::PerCpuCounters;
+use crate::ffi::percpu::PerCpuCounters;
 use kernel::{fmt, prelude::*};
 
 macro_rules! counters {

@@ -3,16 +3,7 @@
 //! Guard computation with the kernel's checksum routines.
 
 use super::Csum;
-use core::ffi::{c_int, c_void};
-
-extern "C" {
-    // lib/crc/crc-t10dif-main.c
-    fn crc_t10dif_update(crc: u16, p: *const u8, len: usize) -> u16;
-    // lib/crc/crc64-main.c
-    fn crc64_nvme(crc: u64, p: *const c_void, len: usize) -> u64;
-    // arch/*/lib: the architecture's one's complement sum (returns __wsum)
-    fn csum_partial(buff: *const c_void, len: c_int, sum: u32) -> u32;
-}
+use crate::ffi::crc;
 
 /// A guard being accumulated over one interval's data and metadata prefix.
 ///
@@ -48,24 +39,16 @@ impl Guard {
         match self.csum {
             Csum::None => {}
             Csum::Crc16 => {
-                // SAFETY: `data` is a valid slice for reads of its length.
-                self.acc = u64::from(unsafe {
-                    crc_t10dif_update(self.acc as u16, data.as_ptr(), data.len())
-                });
+                self.acc = u64::from(crc::crc_t10dif(self.acc as u16, data));
             }
-            Csum::Crc64 => {
-                // SAFETY: as above.
-                self.acc = unsafe { crc64_nvme(self.acc, data.as_ptr().cast(), data.len()) };
-            }
+            Csum::Crc64 => self.acc = crc::crc64_nvme_update(self.acc, data),
             Csum::Ip => {
                 // `csum_partial` takes an `int` length: feed huge slices in
                 // pieces. Each piece is summed on its own and, if it starts
                 // at an odd position of the stream, rotated by a byte before
                 // it is added (`csum_block_add()`).
-                for chunk in data.chunks(1 << 30) {
-                    // SAFETY: as above; `chunk.len()` fits in a `c_int`.
-                    let part =
-                        unsafe { csum_partial(chunk.as_ptr().cast(), chunk.len() as c_int, 0) };
+                for chunk in data.chunks(crc::CSUM_PARTIAL_MAX) {
+                    let part = crc::csum_partial_part(chunk, 0);
                     let part = if self.odd { part.rotate_right(8) } else { part };
                     self.acc = u64::from(csum_add(self.acc as u32, part));
                     self.odd ^= chunk.len() % 2 == 1;

@@ -1421,8 +1421,7 @@ fn new_part(files: &Files) -> Part {
     if !files.is_split() {
         return Part::Whole;
     }
-    // SAFETY: no preconditions.
-    let r = unsafe { kernel::bindings::get_random_u32() };
+    let r = crate::ffi::random::random_u32();
     Part::Meta((r & 0xff_ffff).max(1))
 }
 

@@ -11,13 +11,10 @@
 //! payload; CRC64-NVMe in entries of layout version 2 stores) is right; the
 //! first entry that fails ends the journal.
 
-use crate::pi::{Csum, Guard};
-use core::ffi::c_void;
-
-extern "C" {
-    // lib/crc/crc32-main.c
-    fn crc32c(crc: u32, p: *const c_void, len: usize) -> u32;
-}
+use crate::{
+    ffi::crc,
+    pi::{Csum, Guard},
+};
 
 /// Bytes of the journal region.
 pub(crate) const JOURNAL_SIZE: u64 = 4 << 20;
@@ -179,9 +176,7 @@ impl EntrySum {
     /// Adds `data`.
     pub(crate) fn update(&mut self, data: &[u8]) {
         match self {
-            // SAFETY: `data` is a valid slice for reads of its length, and
-            // `crc32c` only reads it.
-            Self::Crc32c(acc) => *acc = unsafe { crc32c(*acc, data.as_ptr().cast(), data.len()) },
+            Self::Crc32c(acc) => *acc = crc::crc32c_update(*acc, data),
             Self::Crc64(g) => g.update(data),
         }
     }

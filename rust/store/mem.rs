@@ -35,13 +35,11 @@ const RUN: usize = 1 << SHARD_RUN_SHIFT;
 
 /// A block's data.
 #[repr(C, align(8))]
+#[derive(pin_init::Zeroable)]
 pub(crate) struct Chunk(pub(crate) [u8; CHUNK]);
 
 /// What a block never written reads as.
 static ZERO_CHUNK: Chunk = Chunk([0; CHUNK]);
-
-// SAFETY: a byte array is valid when all bits are zero.
-unsafe impl pin_init::Zeroable for Chunk {}
 
 /// One block: [`CHUNK`] data bytes and the metadata of their intervals.
 ///

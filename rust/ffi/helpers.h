@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Prototypes of the C helpers behind rdif's per-CPU counters (helpers.c);
- * rust/percpu.rs declares the same functions in an extern block.
+ * Prototypes of the C helpers behind rust/ffi/ (helpers.c); rust/ffi/percpu.rs
+ * declares the same functions in an extern block.
  */
-#ifndef RDIF_PERCPU_HELPERS_H
-#define RDIF_PERCPU_HELPERS_H
+#ifndef RDIF_FFI_HELPERS_H
+#define RDIF_FFI_HELPERS_H
 
 #include <linux/compiler_types.h>
 #include <linux/types.h>
@@ -15,4 +15,4 @@ void rdif_percpu_u64_add(u64 __percpu *p, size_t i, u64 v);
 u64 rdif_percpu_u64_sum(u64 __percpu *p, size_t i);
 void rdif_percpu_u64_zero(u64 __percpu *p, size_t n);
 
-#endif /* RDIF_PERCPU_HELPERS_H */
+#endif /* RDIF_FFI_HELPERS_H */
