@@ -256,10 +256,18 @@ durability() {
 	expect "flushed metadata on the medium" eq ref "$(meta_ref $mfile 2048 $mbase)" 2048
 	expect "flushed metadata on the medium (last interval)" eq ref "$(meta_ref $mfile 2175 $mbase)" 2175
 	expect "the flush reached rdif" test "$(stat_val d flushes)" -gt "$flushes"
-	# A FUA write (O_DSYNC) is on the medium when it completes.
-	dd if=/tmp/rdif_dur.b of=/dev/d bs=64k seek=32 count=1 oflag=direct,dsync status=none
-	expect "FUA data on the medium" at_medium $mnt/medium $((4096 + 2 * MIB)) /tmp/rdif_dur.b
-	expect "FUA metadata on the medium" eq ref "$(meta_ref $mfile 4096 $mbase)" 4096
+	# A FUA write with no flush after it is durable when it completes: in
+	# the journal, on the medium under it (the in-place copy waits for the
+	# next flush). O_DSYNC through io_uring is that write: the block
+	# layer's asynchronous direct I/O makes it durable with FUA alone,
+	# while a synchronous O_DSYNC write is followed by a flush.
+	flushes=$(stat_val d flushes)
+	{ printf 'rdif-fua-%05d%05d%05d%05d' $RANDOM $RANDOM $RANDOM $RANDOM; head -c 65536 /dev/urandom; } |
+		head -c 65536 >/tmp/rdif_dur.b
+	expect "FUA write" eq rc "$(pi_rc write /dev/d $((2 * MIB)) 65536 --dsync \
+		--data-in /tmp/rdif_dur.b)" 0
+	expect "no flush after it" eq flushes "$(stat_val d flushes)" "$flushes"
+	expect "FUA data on the medium (its journal entry)" in_medium $mfile /tmp/rdif_dur.b
 	echo "$wb" >/proc/sys/vm/dirty_writeback_centisecs
 	echo "$exp" >/proc/sys/vm/dirty_expire_centisecs
 	echo "$bg" >/proc/sys/vm/dirty_background_ratio
@@ -269,6 +277,15 @@ durability() {
 	[ -n "$mloop" ] && losetup -d "$mloop"
 	umount $mnt
 	rm -f /tmp/rdif_dur.*
+}
+
+# in_medium FILE DATA: DATA (which starts with a unique 29-byte marker) is
+# in FILE
+in_medium() {
+	local off
+	off=$(grep -obUaF "$(head -c 29 "$2")" "$1" | head -n 1 | cut -d: -f1)
+	[ -n "$off" ] || { echo "not in $1"; return 1; }
+	cmp -s <(tail -c +$((off + 1)) "$1" | head -c "$(stat -c %s "$2")") "$2"
 }
 
 flush_and_fua_reach_the_medium() { durability; }

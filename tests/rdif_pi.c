@@ -36,6 +36,9 @@
  *   --pi-in FILE    write: take the raw metadata from FILE
  *   --data-in FILE  write: take the data from FILE (LEN bytes) instead of
  *                   the pattern
+ *   --dsync         write: open the device O_DSYNC; the io_uring write is
+ *                   then a FUA write with no flush after it (the block
+ *                   layer's asynchronous direct I/O syncs with FUA alone)
  *   --mutate SECS   write: for SECS seconds, write random pieces (1 to 16
  *                   intervals) of the request, each with its PI, while
  *                   another thread keeps flipping a byte of the piece in
@@ -412,7 +415,7 @@ static void usage(void)
 		"       rdif_pi header-crc FILE\n"
 		"       rdif_pi write|read DEV OFFSET LEN [--chk guard,ref,app] [--app-tag N]\n"
 		"               [--seed N] [--pattern N] [--corrupt guard|ref|app|data] [--at I]\n"
-		"               [--no-pi] [--verify] [--expect-zero] [--dump]\n"
+		"               [--no-pi] [--verify] [--expect-zero] [--dump] [--dsync]\n"
 		"               [--pi-out FILE] [--pi-in FILE] [--data-in FILE] [--mutate SECS]\n");
 	exit(2);
 }
@@ -769,7 +772,7 @@ int main(int argc, char **argv)
 	uint64_t off;
 	size_t len;
 	int fd, ret, i;
-	bool wr;
+	bool wr, dsync = false;
 
 	crc64_init();
 	if (argc < 3)
@@ -831,8 +834,18 @@ int main(int argc, char **argv)
 			o.expect_zero = true;
 		else if (!strcmp(a, "--dump"))
 			o.dump = true;
+		else if (!strcmp(a, "--dsync") && wr)
+			dsync = true;
 		else
 			usage();
+	}
+	if (dsync) {
+		close(fd);
+		fd = open(argv[2], O_RDWR | O_DIRECT | O_DSYNC);
+		if (fd < 0) {
+			perror(argv[2]);
+			return errno;
+		}
 	}
 	ret = get_fmt(fd, &f, false);
 	if (ret || !f.md_size) {
