@@ -98,11 +98,39 @@ rdif_kernel_key() {
 	{
 		rdif_merged_fragment
 		# its recipe: not its comments, blank lines or indentation
-		sed -e 's/^[[:space:]]*//' -e '/^#/d' -e '/^$/d' "$RDIF_ROOT/scripts/kernel"
+		# (the progress line changes nothing that is built)
+		sed -e 's/^[[:space:]]*//' -e '/^#/d' -e '/^$/d' -e '/^rdif_build_progress /d' \
+			"$RDIF_ROOT/scripts/kernel"
 		rustc --version 2>/dev/null
 		"clang$RDIF_LLVM" --version 2>/dev/null | head -n 1
 		bindgen --version 2>/dev/null
 	} | sha256sum | cut -c1-12
+}
+
+# rdif_build_progress DIR FLAVOUR: in the background, while the kernel tree
+# DIR builds, say once a minute how many objects are built against the
+# count of the last build of FLAVOUR (about 1800 for the test kernel), so
+# that a first build is not minutes of silence. It stops when DIR is built
+# (recording the count for next time) or the caller exits.
+rdif_build_progress() {
+	local dir=$1 count=$RDIF_CACHE/objects-$2 parent=$$ start expect
+	start=$(date +%s)
+	expect=$(cat "$count" 2>/dev/null || true)
+	[[ $expect =~ ^[1-9][0-9]*$ ]] || expect=1800
+	(
+		while sleep 60; do
+			if [ -f "$dir/.rdif-built" ]; then
+				find "$dir" -name '*.o' | wc -l >"$count"
+				exit 0
+			fi
+			kill -0 "$parent" 2>/dev/null || exit 0
+			local n pct
+			n=$(find "$dir" -name '*.o' 2>/dev/null | wc -l)
+			pct=$((n * 100 / expect))
+			[ $pct -le 99 ] || pct=99
+			rdif_log "kernel build: $n of about $expect objects ($pct %) after $((($(date +%s) - start) / 60)) min"
+		done
+	) </dev/null >/dev/null &
 }
 
 # Print the newest cached, completely built kernel tree for the current key.

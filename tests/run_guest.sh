@@ -134,6 +134,7 @@ if [ -n "$out" ]; then
 fi
 
 n=0 pass=0 fail=0 skip=0
+run_start=$(date +%s)
 splat_in=()
 say "TAP version 13"
 say "# rdif selftests on $(uname -r), ${RDIF_ACCEL:-unknown} accelerator, $(nproc) CPUs"
@@ -143,7 +144,7 @@ for t in "${tests[@]}"; do
 	n=$((n + 1))
 	tlog=/dev/null
 	[ -n "$out" ] && tlog=$out/$t.log
-	say "# selftests: rdif: $t"
+	say "# selftests: rdif: $t (test $n of ${#tests[@]}, $(( $(date +%s) - run_start )) s into the run)"
 	if ! [ -x "$dir/$t" ]; then
 		say "# $dir/$t is missing or not executable (run make -C tests)"
 		say "not ok $n selftests: rdif: $t # missing"
