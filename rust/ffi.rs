@@ -7,6 +7,9 @@
 //! [`crate::blk`], this holds every `extern` block of rdif and all of its
 //! code that must be trusted to keep Rust's rules.
 //!
+//! `smp.rs` (running a closure on every CPU) serves the KUnit tests only
+//! and is built into `rdif_kunit.ko` alone.
+//!
 //! The prototypes of exported kernel functions declared here are checked
 //! against the kernel's headers at build time (`helpers.c`).
 

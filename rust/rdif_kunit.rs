@@ -23,8 +23,11 @@ mod src {
     pub(crate) mod ffi {
         pub(crate) mod crc;
         pub(crate) mod percpu;
+        pub(crate) mod smp;
     }
+    pub(crate) mod inject;
     pub(crate) mod pi;
+    pub(crate) mod settings;
     pub(crate) mod store {
         mod access;
         pub(crate) mod journal;
@@ -33,7 +36,7 @@ mod src {
         pub(crate) use access::{Slot, StoreError};
     }
 }
-pub(crate) use src::{ffi, pi};
+pub(crate) use src::{ffi, pi, settings};
 
 use kernel::prelude::*;
 
@@ -807,6 +810,221 @@ mod percpu_tests {
         c.add(0, 1);
         assert_eq!(c.sum(0), 1);
         Ok(())
+    }
+
+    /// Each CPU adds to its own copy; the sum sees them all, and zeroing
+    /// clears them all.
+    #[test]
+    fn counters_on_every_cpu() -> Result<(), AllocError> {
+        use super::src::ffi::smp::{num_online_cpus, on_each_cpu};
+        let c = PerCpuCounters::<2>::new()?;
+        let cpus = u64::from(num_online_cpus());
+        // The test guests have two CPUs: one CPU would not test the sum.
+        assert!(cpus >= 2);
+        on_each_cpu(&|| {
+            c.add(0, 1);
+            c.add(1, 1 << 32);
+        });
+        assert_eq!((c.sum(0), c.sum(1)), (cpus, cpus << 32));
+        on_each_cpu(&|| c.add(0, 2));
+        assert_eq!(c.sum(0), 3 * cpus);
+        c.zero();
+        assert_eq!((c.sum(0), c.sum(1)), (0, 0));
+        Ok(())
+    }
+}
+
+#[kunit_tests(rdif_settings)]
+mod settings_tests {
+    use super::src::pi::Csum;
+    use super::src::settings::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"4096\n"), Some(4096));
+        assert_eq!(parse_u64(b" 17 "), Some(17));
+        assert_eq!(parse_u64(b"0x1f"), Some(31));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"\n",
+            b"-1",
+            b"18446744073709551616",
+            b"0x",
+            b"0xg",
+            b"1e3",
+            b"12abc",
+            b"+",
+            b"\xff",
+        ] {
+            assert_eq!(parse_u64(bad), None);
+        }
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+    }
+
+    #[test]
+    fn booleans() {
+        for t in [&b"1"[..], b"1\n", b"y", b"Y", b"on", b"true"] {
+            assert_eq!(parse_bool(t), Some(true));
+        }
+        for f in [&b"0"[..], b"0\n", b"n", b"N", b"off", b"false"] {
+            assert_eq!(parse_bool(f), Some(false));
+        }
+        // Stricter than kstrtobool, which reads only the first two bytes.
+        for bad in [&b""[..], b"2", b"yes_please", b"10", b"o", b"true\n\n"] {
+            assert_eq!(parse_bool(bad), None);
+        }
+    }
+
+    #[test]
+    fn validate() {
+        let ok = Settings::default();
+        let v = ok.validate().ok();
+        assert!(v.is_some_and(|v| v.dev.capacity == 256 << 20 && v.hw_queues >= 1));
+        let with = |f: fn(&mut Settings)| {
+            let mut s = Settings::default();
+            f(&mut s);
+            s.validate().is_ok()
+        };
+        assert!(!with(|s| s.size_mib = 0));
+        assert!(with(|s| s.size_mib = MAX_SIZE_MIB));
+        assert!(!with(|s| s.size_mib = MAX_SIZE_MIB + 1));
+        assert!(!with(|s| s.size_mib = u64::MAX));
+        assert!(!with(|s| s.queue_depth = 0));
+        assert!(with(|s| s.queue_depth = MAX_QUEUE_DEPTH));
+        assert!(!with(|s| s.queue_depth = MAX_QUEUE_DEPTH + 1));
+        assert!(!with(|s| s.hw_queues = u32::MAX));
+        assert!(with(|s| s.hw_queues = 1));
+        assert!(!with(|s| s.block_size = 1000));
+        assert!(!with(|s| s.block_size = 8192));
+        assert!(with(|s| {
+            s.block_size = 4096;
+            s.csum = Csum::Crc64;
+        }));
+        assert!(!with(|s| s.metadata_size = 4));
+        assert!(!with(|s| s.pi_offset = u32::MAX));
+        assert!(!with(|s| s.interval = 256));
+        assert!(!with(|s| s.interval = u32::MAX));
+        // The size in bytes cannot overflow: at most 2^40.
+        let v = Settings {
+            size_mib: MAX_SIZE_MIB,
+            ..Settings::default()
+        }
+        .validate()
+        .ok();
+        assert!(v.is_some_and(|v| v.dev.capacity == 1 << 40));
+    }
+}
+
+#[kunit_tests(rdif_inject_parse)]
+mod inject_tests {
+    use super::src::inject::*;
+    use super::src::pi::TupleField;
+
+    fn range(first: u64, count: u64) -> Range {
+        Range { first, count }
+    }
+
+    #[test]
+    fn commands() {
+        let guard = Field::Tuple(TupleField::Guard);
+        assert_eq!(
+            Command::parse(b"corrupt guard 100\n"),
+            Ok(Command::Corrupt {
+                field: guard,
+                range: range(100, 1),
+                persistent: false
+            })
+        );
+        assert_eq!(
+            Command::parse(b"  corrupt data 5 8 persistent "),
+            Ok(Command::Corrupt {
+                field: Field::Data,
+                range: range(5, 8),
+                persistent: true
+            })
+        );
+        assert_eq!(
+            Command::parse(b"corrupt ref 3 1 write"),
+            Ok(Command::Write {
+                fault: WriteFault::Corrupt(Field::Tuple(TupleField::Ref), range(3, 1)),
+                range: Some(range(3, 1))
+            })
+        );
+        assert_eq!(
+            Command::parse(b"misdirect 500 100 1"),
+            Ok(Command::Write {
+                fault: WriteFault::Misdirect(500),
+                range: Some(range(100, 1))
+            })
+        );
+        assert_eq!(
+            Command::parse(b"misdirect 7"),
+            Ok(Command::Write {
+                fault: WriteFault::Misdirect(7),
+                range: None
+            })
+        );
+        assert_eq!(
+            Command::parse(b"lost 0x10 2"),
+            Ok(Command::Write {
+                fault: WriteFault::Lost,
+                range: Some(range(16, 2))
+            })
+        );
+        assert_eq!(
+            Command::parse(b"fail any 4294967295 resource"),
+            Ok(Command::Fail {
+                dir: Direction::Any,
+                count: u32::MAX,
+                how: Failure::Resource
+            })
+        );
+        assert_eq!(
+            Command::parse(b"fail read 3 protection"),
+            Ok(Command::Fail {
+                dir: Direction::Read,
+                count: 3,
+                how: Failure::Protection
+            })
+        );
+        assert_eq!(Command::parse(b"clear\n"), Ok(Command::Clear));
+    }
+
+    #[test]
+    fn bad_commands() {
+        for bad in [
+            &b""[..],
+            b"   \n",
+            b"frobnicate",
+            b"clear now",
+            b"corrupt",
+            b"corrupt tag 1",
+            b"corrupt guard",
+            b"corrupt guard x",
+            b"corrupt guard 1 0",
+            b"corrupt guard 1 2 3",
+            b"corrupt guard 1 persistent write",
+            b"corrupt guard 1 write 2",
+            b"corrupt guard 1 persistent persistent",
+            b"corrupt guard 18446744073709551616",
+            b"misdirect",
+            b"misdirect -1",
+            b"misdirect 1 2 0",
+            b"misdirect 1 2 3 4",
+            b"lost 1 2 3",
+            b"fail",
+            b"fail both 1 ioerr",
+            b"fail read 0 ioerr",
+            b"fail read 4294967296 ioerr",
+            b"fail read 1",
+            b"fail read 1 eio",
+            b"fail read 1 ioerr more",
+        ] {
+            assert!(Command::parse(bad).is_err());
+        }
     }
 }
 

@@ -18,7 +18,11 @@ if ! insmod "$KO"; then
 	ktap_header; ktap_plan 1; ktap_fail "insmod rdif_kunit.ko"; exit "$KSFT_FAIL"
 fi
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
-suites=(rdif_pi rdif_store rdif_journal rdif_percpu rdif_inflight)
+# Every suite the source declares (#[kunit_tests(NAME)]) must have run.
+src=$RDIF_TESTS_DIR/../rust/rdif_kunit.rs
+mapfile -t suites < <(sed -n 's/^#\[kunit_tests(\([a-z0-9_]*\))\]$/\1/p' "$src" 2>/dev/null)
+[ ${#suites[@]} -gt 0 ] || suites=(rdif_pi rdif_store rdif_journal rdif_percpu rdif_inflight
+	rdif_settings rdif_inject_parse)
 log=$(dmesg | tail -n +$((mark + 1)) | sed 's/^\[[ 0-9.]*\] //')
 
 # Each suite's results: its debugfs file, else its part of the kernel log.

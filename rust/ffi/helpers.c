@@ -11,6 +11,7 @@
 #include <linux/crc32.h>
 #include <linux/crc64.h>
 #include <linux/percpu.h>
+#include <linux/smp.h>
 #include <linux/types.h>
 #include <net/checksum.h>
 
@@ -62,4 +63,14 @@ void rdif_percpu_u64_zero(u64 __percpu *p, size_t n)
 	for_each_possible_cpu(cpu)
 		for (i = 0; i < n; i++)
 			WRITE_ONCE(per_cpu_ptr(p, cpu)[i], 0);
+}
+
+void rdif_on_each_cpu(void (*func)(void *), void *info)
+{
+	on_each_cpu(func, info, 1);
+}
+
+unsigned int rdif_num_online_cpus(void)
+{
+	return num_online_cpus();
 }

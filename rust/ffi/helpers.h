@@ -14,5 +14,7 @@ void rdif_percpu_u64_free(u64 __percpu *p);
 void rdif_percpu_u64_add(u64 __percpu *p, size_t i, u64 v);
 u64 rdif_percpu_u64_sum(u64 __percpu *p, size_t i);
 void rdif_percpu_u64_zero(u64 __percpu *p, size_t n);
+void rdif_on_each_cpu(void (*func)(void *), void *info);
+unsigned int rdif_num_online_cpus(void);
 
 #endif /* RDIF_FFI_HELPERS_H */
