@@ -22,10 +22,11 @@ features() {
 	local f
 	f=$(cat $CFS/features)
 	echo "features: $f"
-	for a in size blocksize csum ref_tag metadata_size pi_offset interval pract read_check \
-		hw_queues queue_depth backing format power journal; do
-		expect "features lists $a" grep -q "\\b$a\\b" <<<"$f"
-	done
+	# Exactly the attributes a device directory has (its attribute table).
+	require "mkdir" mkdir $CFS/feat
+	expect "features lists the attributes of a device, no more, no less" eq features \
+		"$(tr ',' '\n' <<<"$f" | sort | xargs)" "$(ls $CFS/feat | sort | xargs)"
+	rmdir $CFS/feat
 	cfs_unload
 }
 

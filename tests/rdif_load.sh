@@ -92,10 +92,13 @@ reload_is_zeroed() {
 	local sum zero
 	require "clean start" rdif_clean_start
 	require "insmod size=4" rdif_insmod size=4
-	require "write random data" dd if=/dev/urandom of=/dev/rdif0 bs=1M count=4 oflag=direct status=none
+	head -c $((4 * MIB)) /dev/urandom >/tmp/rdif_load.data
+	require "write random data" dd if=/tmp/rdif_load.data of=/dev/rdif0 bs=1M count=4 \
+		oflag=direct status=none
 	zero=$(head -c $((4 * MIB)) /dev/zero | md5sum)
 	sum=$(dd if=/dev/rdif0 bs=1M iflag=direct status=none | md5sum)
-	expect "data written is read back (not zero)" test "$sum" != "$zero"
+	expect "data written is read back" eq md5 "$sum" "$(md5sum </tmp/rdif_load.data)"
+	rm -f /tmp/rdif_load.data
 	require "rmmod" rdif_rmmod
 	require "insmod size=4 again" rdif_insmod size=4
 	sum=$(dd if=/dev/rdif0 bs=1M iflag=direct status=none | md5sum)
