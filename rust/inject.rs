@@ -5,7 +5,7 @@
 //! Commands come as text through debugfs (`inject`, see [`Command`]). The
 //! I/O path asks the [`Injector`] three questions: should this request
 //! fail ([`Injector::fail`]), does this write go astray
-//! ([`Injector::write_fault`]), and which intervals of this read come back
+//! ([`Injector::claim_write`]), and which intervals of this read come back
 //! corrupted ([`Injector::read_faults`]). While nothing is armed each
 //! question costs one relaxed load.
 //!
@@ -369,6 +369,47 @@ pub(crate) struct Injector {
     reads: SpinLockIrq<KVec<ReadFault>>,
 }
 
+/// A one-shot write rule taken out of the armed rules for one write.
+///
+/// The one policy for every backend: a rule is used up exactly when its
+/// effect happened, that is when the write it hit completes, or fails
+/// because of it. The write calls [`WriteClaim::spend`] then. A write that
+/// is retried instead (a shortage met on the way) drops its claim, which
+/// arms the rule again, first in line, so that the retried write meets it
+/// again; another write meanwhile does not (the claim is that write's).
+pub(crate) struct WriteClaim<'a> {
+    inj: &'a Injector,
+    range: Option<Range>,
+    fault: WriteFault,
+    spent: bool,
+}
+
+impl WriteClaim<'_> {
+    /// What happens to the write.
+    pub(crate) fn fault(&self) -> WriteFault {
+        self.fault
+    }
+
+    /// The fault took effect: the rule is used up.
+    pub(crate) fn spend(mut self) {
+        self.spent = true;
+    }
+}
+
+impl Drop for WriteClaim<'_> {
+    fn drop(&mut self) {
+        if self.spent {
+            return;
+        }
+        let rule = (self.range, self.fault);
+        // There is room unless other rules were armed meanwhile; then the
+        // rule is dropped, as the write that met it was retried.
+        self.inj.update(|r| {
+            let _ = r.writes.insert_within_capacity(0, rule);
+        });
+    }
+}
+
 impl Injector {
     /// Nothing armed; room for [`MAX_RULES`] rules of each kind is
     /// allocated now, so arming never allocates under the lock.
@@ -415,13 +456,6 @@ impl Injector {
         })
     }
 
-    /// Arms again, for `range`, a write rule that fired for a write that
-    /// was then not carried out but will be retried; dropped if the rules
-    /// are full by now.
-    pub(crate) fn rearm_write(&self, range: Range, fault: WriteFault) {
-        let _ = self.arm_write(Some(range), fault);
-    }
-
     /// Arms a persistent read corruption; `ENOSPC` if [`MAX_RULES`] are
     /// armed.
     pub(crate) fn arm_read(&self, fault: ReadFault) -> Result {
@@ -460,32 +494,25 @@ impl Injector {
         })
     }
 
-    /// What happens to a write of `count` intervals at `first`: the first
-    /// armed write rule it meets fires, once. `prepare` is called with that
-    /// fault (under the rules' lock: it must not sleep) to get the write
-    /// ready; the rule is used up only if it succeeds, so a write that
-    /// fails here and is retried meets the same fault again.
+    /// Takes the first armed write rule that a write of `count` intervals
+    /// at `first` meets, if any, for that write alone (see [`WriteClaim`]).
     #[inline]
-    pub(crate) fn write_fault<E>(
-        &self,
-        first: u64,
-        count: u64,
-        prepare: impl FnOnce(Option<WriteFault>) -> Result<(), E>,
-    ) -> Result<Option<WriteFault>, E> {
+    pub(crate) fn claim_write(&self, first: u64, count: u64) -> Option<WriteClaim<'_>> {
         if !self.armed() {
-            return prepare(None).map(|()| None);
+            return None;
         }
         self.update(|r| {
-            let hit = r
+            let i = r
                 .writes
                 .iter()
-                .position(|(range, _)| range.is_none_or(|g| g.overlaps(first, count)));
-            let fault = hit.and_then(|i| r.writes.get(i)).map(|w| w.1);
-            prepare(fault)?;
-            if let Some(i) = hit {
-                let _ = r.writes.remove(i);
-            }
-            Ok(fault)
+                .position(|(range, _)| range.is_none_or(|g| g.overlaps(first, count)))?;
+            let (range, fault) = r.writes.remove(i).ok()?;
+            Some(WriteClaim {
+                inj: self,
+                range,
+                fault,
+                spent: false,
+            })
         })
     }
 

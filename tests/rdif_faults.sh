@@ -79,6 +79,7 @@ disarm() {
 	for a in failslab fail_page_alloc fail_make_request; do
 		echo 0 >$FI/$a/probability
 	done
+	echo Y >$FI/fail_page_alloc/ignore-gfp-wait
 }
 
 # arm_io_errors DEV PCT: fail PCT % of the bios submitted to DEV
@@ -238,6 +239,41 @@ rules_survive_retries() {
 	require "rmmod" rdif_rmmod
 }
 
+# The same rule on pass-through: a write spoilt on its way down needs a
+# copy of its own; while that cannot be allocated the write goes back to
+# blk-mq with the rule, and the retry meets it: it is used up exactly
+# once, when the spoilt write went down (and the lower device refused it).
+rules_survive_retries_pass_through() {
+	local D pid n rc
+	cfs_load
+	cfs_mkdev lo size=16 csum=crc16
+	cfs_mkdev pt lower=/dev/lo
+	D=$FI/rdif/pt
+	echo "corrupt guard 1000 1 write" >$D/inject
+	require "arm fail_page_alloc for rdif" arm_alloc_failures 100
+	echo 0 >$FI/failslab/probability
+	# The copy is allocated without waiting, then with GFP_NOIO: fail both.
+	echo N >$FI/fail_page_alloc/ignore-gfp-wait
+	"$RDIF_TESTS_DIR"/rdif_pi write /dev/pt $((1000 * 512)) 4096 --chk guard,ref >/dev/null 2>&1 &
+	pid=$!
+	wait_for 10 test "$(awk '$1 == "requeued" { print $2 }' $D/stats)" -gt 0
+	n=$(awk '$1 == "requeued" { print $2 }' $D/stats)
+	disarm
+	wait $pid
+	rc=$?
+	echo "requeued $n times"
+	expect "it was requeued" test "$n" -gt 0
+	expect "the lower device refused the spoilt write (EILSEQ)" eq rc "$rc" 84
+	expect "one interval spoilt, once" eq inj_corrupt \
+		"$(awk '$1 == "inj_corrupt" { print $2 }' $D/stats)" 1
+	expect "the lower device saw one bad guard" eq guard_errors_write \
+		"$(awk '$1 == "guard_errors_write" { print $2 }' $FI/rdif/lo/stats)" 1
+	expect "nothing armed any more" eq armed "$(cat $D/inject)" ""
+	expect "the next write goes through" eq rc "$("$RDIF_TESTS_DIR"/rdif_pi write /dev/pt \
+		$((1000 * 512)) 4096 --chk guard,ref >/dev/null 2>&1; echo $?)" 0
+	cfs_unload
+}
+
 # A file store's work item allocates nothing per request (its bounce
 # buffer comes with the store): with slab allocations under rdif failing,
 # sleeping ones too, fio sees no error. (Page cache allocations under the
@@ -280,5 +316,6 @@ file_store_nj() { file_alloc_failures fn csum none journal 0; }
 memory_store() { alloc_failures csum=crc16 blocksize=512; }
 memory_store_4k() { alloc_failures csum=crc64 blocksize=4096; }
 
-ktap_run_cases memory_store memory_store_4k file_store file_store_nj rules_survive_retries backing_errors \
+ktap_run_cases memory_store memory_store_4k file_store file_store_nj rules_survive_retries \
+	rules_survive_retries_pass_through backing_errors \
 	write_meets_read_error

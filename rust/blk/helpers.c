@@ -914,7 +914,8 @@ int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
 	if (ret) {
 		mutex_lock(&l->alloc_lock);
 		ret = rdif_lower_clone_all(l, rq, &list, bounce, shift, own,
-					   own_md, interval_exp, GFP_NOIO);
+					   own_md, interval_exp,
+					   GFP_NOIO | __GFP_NOWARN);
 		mutex_unlock(&l->alloc_lock);
 	}
 	if (ret) {

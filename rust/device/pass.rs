@@ -20,7 +20,7 @@ use crate::{
         lower::{Lower, OwnPi},
         Bio, Op, Pending, Status,
     },
-    inject::{Field, Range, ReadFaults, WriteFault},
+    inject::{Field, ReadFaults, WriteFault},
     pi::{Checks, Csum, TupleField, MAX_METADATA},
     stats::Counter,
 };
@@ -53,7 +53,7 @@ impl Device {
         let p = &self.cfg.profile;
         let first = p.sector_to_interval(r.sector());
         let n = self.intervals_in(len);
-        let mut fault = None;
+        let mut claim = None;
         match op {
             Op::Read => {
                 self.stats.inc(Counter::Reads);
@@ -65,13 +65,7 @@ impl Device {
                     rq.end(Err(s));
                     return Ok(());
                 }
-                fault = match self.inject.write_fault(first, n, |_| Ok::<(), Status>(())) {
-                    Ok(f) => f,
-                    Err(s) => {
-                        rq.end(Err(s));
-                        return Ok(());
-                    }
-                };
+                claim = self.inject.claim_write(first, n);
             }
             Op::Flush => self.stats.inc(Counter::Flushes),
             Op::Discard | Op::SecureErase | Op::WriteZeroes => self.stats.inc(Counter::Discards),
@@ -80,20 +74,28 @@ impl Device {
                 return Ok(());
             }
         }
+        // A fault met is used up once the write went down with it (see
+        // `WriteClaim`); a write retried for a shortage meets it again.
+        let fault = claim.as_ref().map(|c| c.fault());
         let (bounce, shift, spoil) = match fault {
             None => (false, 0, None),
             Some(WriteFault::Lost) => {
                 self.stats.inc(Counter::InjLost);
+                if let Some(c) = claim {
+                    c.spend();
+                }
                 rq.end(Ok(()));
                 return Ok(());
             }
             Some(WriteFault::Misdirect(t)) => {
                 if t.checked_add(n).is_none_or(|end| end > self.nr_intervals()) {
                     // It would land beyond the end of the device.
+                    if let Some(c) = claim {
+                        c.spend();
+                    }
                     rq.end(Err(Status::IO_ERROR));
                     return Ok(());
                 }
-                self.stats.inc(Counter::InjMisdirected);
                 let sectors = (p.interval() >> 9) as i64;
                 (false, (t as i64 - first as i64) * sectors, None)
             }
@@ -114,16 +116,17 @@ impl Device {
             }
         });
         match started {
-            Ok(()) => Ok(()),
-            Err((rq, e)) if e == ENOMEM => {
-                if let Some(f) = fault {
-                    // Not sent: the retried write meets the same fault.
-                    let range = match f {
-                        WriteFault::Corrupt(_, r) => r,
-                        _ => Range { first, count: n },
-                    };
-                    self.inject.rearm_write(range, f);
+            Ok(()) => {
+                if let Some(c) = claim {
+                    if matches!(c.fault(), WriteFault::Misdirect(_)) {
+                        self.stats.inc(Counter::InjMisdirected);
+                    }
+                    c.spend();
                 }
+                Ok(())
+            }
+            // Nothing was sent: the claim goes back with the request.
+            Err((rq, e)) if e == ENOMEM => {
                 self.stats.inc(Counter::Requeued);
                 Err(rq)
             }

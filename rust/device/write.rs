@@ -384,47 +384,65 @@ impl Device {
             None
         };
         // 2. An injected fault may lose the write or store it elsewhere
-        //    (its part beyond the end of the device is dropped).
+        //    (its part beyond the end of the device is dropped). The write
+        //    holds the rule until it is done; if it is retried instead, it
+        //    meets the rule again (see `WriteClaim`).
         // 3. A write that meets a one-shot fault allocates what it needs
-        //    where it goes first; on failure blk-mq retries the request,
-        //    which still meets the fault then: the rule is used up only
-        //    once this succeeded. Any other write allocates its blocks as
+        //    where it goes first. Any other write allocates its blocks as
         //    it stores them (see step 4).
         let fit = |dest: u64| n.min(self.nr_intervals().saturating_sub(dest));
-        let mut dest = first;
-        let mut reserved = false;
-        let fault = self.inject.write_fault(first, n, |fault| {
-            dest = match fault {
-                None => first,
-                Some(WriteFault::Lost) => return Ok(()),
-                Some(WriteFault::Misdirect(target)) => target,
-                // Refused on a device that stores (see `Device::inject`).
-                Some(WriteFault::Corrupt(..)) => first,
-            };
-            if fault.is_some() {
-                // Never sleeps: called under the injector's lock.
-                self.store.reserve(dest, fit(dest))?;
-                reserved = true;
-            }
-            Ok::<(), Status>(())
-        })?;
-        match fault {
-            None => {}
+        let claim = self.inject.claim_write(first, n);
+        let fault = claim.as_ref().map(|c| c.fault());
+        let dest = match fault {
+            None => first,
             Some(WriteFault::Lost) => {
                 self.stats.inc(Counter::InjLost);
+                if let Some(c) = claim {
+                    c.spend();
+                }
                 return Ok(Outcome::Done);
             }
-            Some(WriteFault::Misdirect(_)) => self.stats.inc(Counter::InjMisdirected),
-            Some(WriteFault::Corrupt(..)) => {}
+            Some(WriteFault::Misdirect(target)) => target,
+            // Refused on a device that stores (see `Device::inject`).
+            Some(WriteFault::Corrupt(..)) => first,
+        };
+        let reserved = fault.is_some();
+        if reserved {
+            self.store.reserve(dest, fit(dest))?;
         }
-        let nd = fit(dest);
+        let done = self.store_write(rq, staged, first, dest, fit(dest), reserved, fault.is_none());
+        if let (Ok(_), Some(c)) = (&done, claim) {
+            if matches!(c.fault(), WriteFault::Misdirect(_)) {
+                self.stats.inc(Counter::InjMisdirected);
+            }
+            c.spend();
+        }
+        done
+    }
+
+    /// Stores the `nd` intervals of write `rq` (at `first`) at `dest`,
+    /// from `staged` if it was copied and checked first; `reserved` if
+    /// the store holds the blocks already; `whole` if the request may go
+    /// to a backing file as a whole.
+    #[allow(clippy::too_many_arguments)]
+    fn store_write(
+        &self,
+        rq: &Request<'_>,
+        staged: Option<Staging>,
+        first: u64,
+        dest: u64,
+        nd: u64,
+        reserved: bool,
+        whole: bool,
+    ) -> Result<Outcome, Status> {
+        let p = &self.cfg.profile;
         // A backing file without journal, in a format without metadata,
         // takes each bio's pages as they are (as loop does).
         if let Some(fs) = self.store.file().filter(|fs| fs.takes_bios()) {
             self.stats.add(Counter::WriteIntervals, nd);
             // Whole, with one kiocb, unless misdirected (which goes
             // where no span was admitted).
-            if fault.is_none() && fs.direct() {
+            if whole && fs.direct() {
                 return Ok(Outcome::ToFile {
                     first: dest,
                     write: true,
@@ -455,8 +473,7 @@ impl Device {
         //    that did not, and a backing file (ENOMEM from its page cache),
         //    can: the request is then retried whole, rewriting what it
         //    stored before it is acknowledged, as a disk retrying a write
-        //    does; a one-shot misdirect it used up is not met again, so the
-        //    retry lands at its own place.
+        //    does; a one-shot fault it met is met again by the retry.
         self.stats.add(Counter::WriteIntervals, nd);
         let stored = match staged {
             Some(mut st) => {
