@@ -356,6 +356,8 @@ struct rdif_rq_file {
 	struct work_struct start_work;
 	struct work_struct done_work;
 	struct workqueue_struct *wq;
+	/* Forwarded: end it in the lower device's completion, not on @wq. */
+	bool end_direct;
 };
 
 unsigned int rdif_rq_file_pdu_size(void)
@@ -683,13 +685,18 @@ int rdif_lower_stack_limits(struct rdif_lower *l, struct queue_limits *lim)
 
 /*
  * The last clone to end hands the request to its done work item: the
- * driver ends it there, in process context, never inside the lower
- * device's completion (which may hold the lower queue's flush lock, or run
- * in interrupt context).
+ * driver ends it there, in process context, outside the lower device's
+ * completion (which may hold the lower queue's flush lock, or run in
+ * interrupt context). A request that asked for it and is no part of a
+ * flush sequence is ended right here instead, by the same function.
  */
 static void rdif_rq_lower_put(struct rdif_rq_file *cmd)
 {
-	if (atomic_dec_and_test(&cmd->ref))
+	if (!atomic_dec_and_test(&cmd->ref))
+		return;
+	if (cmd->end_direct)
+		cmd->done_work.func(&cmd->done_work);
+	else
 		queue_work(cmd->wq, &cmd->done_work);
 }
 
@@ -871,7 +878,11 @@ static int rdif_lower_clone_all(struct rdif_lower *l, struct request *rq,
  * outside any dispatch of the driver's own queue (a work item): submitting
  * to the lower queue may sleep. Returns 0 if started: the request's done
  * work item then runs on @wq once every clone has ended, perhaps before
- * this returns. Returns -ENOMEM, having submitted nothing, if memory for
+ * this returns; with @end_direct, its function runs instead in the
+ * completion of the last clone, in whatever context the lower device
+ * completes (interrupts included), unless the request is a flush or part
+ * of a flush sequence (REQ_PREFLUSH, REQ_FUA, RQF_FLUSH_SEQ): ending one
+ * of those would take this queue's flush lock inside the lower one's. Returns -ENOMEM, having submitted nothing, if memory for
  * the clones cannot be had, -EINVAL if the tag set has less than
  * rdif_rq_file_pdu_size() of PDU.
  *
@@ -882,7 +893,7 @@ static int rdif_lower_clone_all(struct rdif_lower *l, struct request *rq,
  * rest: the reserve then guarantees progress.
  */
 int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
-			struct workqueue_struct *wq,
+			struct workqueue_struct *wq, bool end_direct,
 			bool bounce, s64 shift, unsigned int own_md,
 			unsigned int interval_exp,
 			void (*fix)(void *ctx, struct bio *clone, struct bio *src),
@@ -926,6 +937,9 @@ int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
 	cmd->own_pi = own;
 	cmd->own_pi_len = own_len;
 	cmd->wq = wq;
+	cmd->end_direct = end_direct && req_op(rq) != REQ_OP_FLUSH &&
+			  !(rq->rq_flags & RQF_FLUSH_SEQ) &&
+			  !(rq->cmd_flags & (REQ_PREFLUSH | REQ_FUA));
 	atomic_set(&cmd->status, BLK_STS_OK);
 	/* Clones are in the order of their bios (a flush has no bio). */
 	src = rq->bio;

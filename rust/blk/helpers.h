@@ -75,7 +75,7 @@ unsigned int rdif_lower_block_size(struct rdif_lower *l);
 void rdif_lower_integrity(struct rdif_lower *l, struct blk_integrity *bi);
 int rdif_lower_stack_limits(struct rdif_lower *l, struct queue_limits *lim);
 int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
-		struct workqueue_struct *wq, bool bounce, s64 shift, unsigned int own_md,
+		struct workqueue_struct *wq, bool end_direct, bool bounce, s64 shift, unsigned int own_md,
 		unsigned int interval_exp,
 		void (*fix)(void *ctx, struct bio *clone, struct bio *src),
 		void *ctx);

@@ -35,6 +35,7 @@ extern "C" {
         l: *mut RawLower,
         rq: *mut bindings::request,
         wq: *mut bindings::workqueue_struct,
+        end_direct: bool,
         bounce: bool,
         shift: i64,
         own_md: u32,
@@ -92,6 +93,27 @@ impl Drop for OwnPi {
         // SAFETY: a `kmalloc` allocation this object owns (type invariant).
         unsafe { bindings::kfree(self.ptr.as_ptr().cast()) };
     }
+}
+
+/// How [`Lower::start`] forwards a request.
+#[derive(Clone, Copy)]
+pub(crate) struct Forward<'a> {
+    /// The workqueue of the done work item.
+    pub(crate) wq: &'a OwnedQueue,
+    /// End the request in the lower device's completion, in whatever
+    /// context it runs (interrupts included), rather than in the work
+    /// item; never done for a flush or a request of a flush sequence
+    /// (`REQ_PREFLUSH`, `REQ_FUA`): ending those there would nest the two
+    /// queues' flush locks.
+    pub(crate) end_direct: bool,
+    /// Send each bio that writes data as a copy of its own.
+    pub(crate) bounce: bool,
+    /// Move each clone by this many sectors.
+    pub(crate) shift: i64,
+    /// For a read, metadata of the driver's own for each bio that has no
+    /// integrity payload (bytes per interval, log2 of the interval),
+    /// handed to [`super::Operations::lower_done`] as [`OwnPi`].
+    pub(crate) own_md: Option<(u32, u32)>,
 }
 
 /// An open lower block device.
@@ -187,16 +209,12 @@ impl Lower {
         Ok(limits)
     }
 
-    /// Forwards `rq` to the lower device, each bio as a clone moved by
-    /// `shift` sectors, or as a copy of its own for each bio that writes
-    /// data if `bounce`; `fix(clone, src)` sees each clone before anything
-    /// is submitted (it may change a copy's data and metadata, which are
-    /// the device's own). With `own_md` (metadata bytes per interval and
-    /// log2 of the interval), each bio of a read that has no integrity
-    /// payload gets metadata of the driver's own, handed to
-    /// [`super::Operations::lower_done`] as [`OwnPi`]. Once every clone
-    /// has ended, a work item on `wq` passes the request to
-    /// [`super::Operations::lower_done`] with the lower device's status.
+    /// Forwards `rq` to the lower device as `how` says; `fix(clone, src)`
+    /// sees each clone before anything is submitted (it may change a
+    /// copy's data and metadata, which are the device's own). Once every
+    /// clone has ended, a work item on `how.wq` passes the request to
+    /// [`super::Operations::lower_done`] with the lower device's status
+    /// (or, with `how.end_direct`, the last clone's completion does).
     /// Must be called where the caller may sleep, outside the dispatch of
     /// its own queue (from [`super::Operations::work`]): submitting may
     /// wait for the lower queue. Hands the request back untouched with
@@ -206,12 +224,16 @@ impl Lower {
     pub(crate) fn start<F: FnMut(Bio<'_>, Bio<'_>)>(
         &self,
         rq: Pending,
-        wq: &OwnedQueue,
-        bounce: bool,
-        shift: i64,
-        own_md: Option<(u32, u32)>,
+        how: &Forward<'_>,
         mut fix: F,
     ) -> Result<(), (Pending, Error)> {
+        let Forward {
+            wq,
+            end_direct,
+            bounce,
+            shift,
+            own_md,
+        } = *how;
         let (md, exp) = own_md.unwrap_or((0, 9));
         let raw = rq.into_raw();
         // `fix` lives across the call, its only user, and `fix_one::<F>` is
@@ -224,6 +246,7 @@ impl Lower {
                 self.ptr.as_ptr(),
                 raw.as_ptr(),
                 wq.as_raw(),
+                end_direct,
                 bounce,
                 shift,
                 md,

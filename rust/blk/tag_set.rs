@@ -44,7 +44,9 @@ pub(crate) trait Operations: Sized + 'static {
     /// `status` is the first error of its clones, if any; `own` the
     /// metadata of the driver's own a read brought up, if it asked. Runs
     /// in a work item (process context), after the lower device's
-    /// completion has returned.
+    /// completion has returned; or, for a request started with
+    /// `end_direct`, in the lower device's completion, in any context,
+    /// interrupts included.
     fn lower_done(
         data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
         rq: Pending,

@@ -17,7 +17,7 @@ use super::{short, Device};
 use crate::{
     blk::{
         bio::Integrity,
-        lower::{Lower, OwnPi},
+        lower::{Forward, Lower, OwnPi},
         Bio, Op, Pending, Status,
     },
     inject::{Field, ReadFaults, WriteFault},
@@ -105,7 +105,17 @@ impl Device {
         // of its own.
         let own_md = (op == Op::Read && self.cfg.read_check && p.csum() != Csum::None)
             .then(|| (p.metadata_size() as u32, p.interval_shift()));
-        let started = lower.start(rq, wq, bounce, shift, own_md, |clone, _src| {
+        // What needs no work on the way up ends in the lower device's
+        // completion, without a second trip through the workqueue.
+        let end_direct = op != Op::Read || self.read_is_plain(&r, first, n);
+        let how = Forward {
+            wq,
+            end_direct,
+            bounce,
+            shift,
+            own_md,
+        };
+        let started = lower.start(rq, &how, |clone, _src| {
             if let Some((field, range)) = spoil {
                 // A copy of the device's own: spoiling it cannot fail but
                 // for a payload shorter than its data, which the lower
@@ -135,6 +145,23 @@ impl Device {
                 Ok(())
             }
         }
+    }
+
+    /// Whether a read of `n` intervals at `first` brings up what needs
+    /// neither a check nor an injected corruption (see [`Self::check_up`]).
+    fn read_is_plain(&self, r: &crate::blk::Request<'_>, first: u64, n: u64) -> bool {
+        let p = &self.cfg.profile;
+        if p.csum() == Csum::None || !p.has_metadata() {
+            return self.inject.read_faults(first, n).is_empty();
+        }
+        !self.cfg.read_check
+            && self.inject.read_faults(first, n).is_empty()
+            && r.bios().all(|bio| {
+                bio.integrity().is_none_or(|b| {
+                    b.flags() & crate::blk::bip::BLOCK_INTEGRITY != 0
+                        || Checks::from_bip(b.flags(), b.app_tag()) == Checks::NONE
+                })
+            })
     }
 
     /// Checks the PI of a bio on its way down, as its payload's flags ask.
