@@ -24,7 +24,6 @@ set -uo pipefail
 . "$(dirname "$0")/rdif_lib.sh"
 
 rdif_require_env
-PI=$RDIF_TESTS_DIR/rdif_pi
 RACE=$RDIF_TESTS_DIR/rdif_race
 IMG=/tmp/rdif_backing.img
 EILSEQ=84
@@ -52,11 +51,9 @@ power() {
 	echo "$r"
 }
 
-# stat_val DEV NAME: counter NAME of DEV's debugfs stats file.
-stat_val() { awk -v n="$2" '$1 == n { print $2 }' /sys/kernel/debug/rdif/$1/stats 2>/dev/null; }
+# cnt DEV NAME: counter NAME of DEV's debugfs stats file.
 
 # pi_rc ARGS: rdif_pi's exit status
-pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
 
 # write_set DEV: data + user PI at three places, one with a non-zero app tag
 write_set() {
@@ -220,7 +217,7 @@ meta_ref() {
 durability() {
 	local mnt=/tmp/rdif_dur loop mloop= wb exp bg dr flushes mfile mbase
 	cfs_load
-	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	mount_debugfs
 	mkdir -p $mnt && mount -t tmpfs -o size=64M none $mnt
 	truncate -s 32M $mnt/medium
 	loop=$(losetup -f --show $mnt/medium) || { umount $mnt; skip_case "no loop device"; }
@@ -244,7 +241,7 @@ durability() {
 	echo 90 >/proc/sys/vm/dirty_background_ratio
 	echo 95 >/proc/sys/vm/dirty_ratio
 	for n in a b c; do head -c 65536 /dev/urandom >/tmp/rdif_dur.$n; done
-	flushes=$(stat_val d flushes)
+	flushes=$(cnt d flushes)
 	# Control: an acknowledged write without flush is not on the medium yet.
 	dd if=/tmp/rdif_dur.c of=/dev/d bs=64k seek=48 count=1 oflag=direct status=none
 	expect "control: unflushed data not on the medium" not at_medium $mnt/medium $((4096 + 3 * MIB)) /tmp/rdif_dur.c
@@ -255,18 +252,18 @@ durability() {
 	expect "flushed data on the medium" at_medium $mnt/medium $((4096 + 1 * MIB)) /tmp/rdif_dur.a
 	expect "flushed metadata on the medium" eq ref "$(meta_ref $mfile 2048 $mbase)" 2048
 	expect "flushed metadata on the medium (last interval)" eq ref "$(meta_ref $mfile 2175 $mbase)" 2175
-	expect "the flush reached rdif" test "$(stat_val d flushes)" -gt "$flushes"
+	expect "the flush reached rdif" test "$(cnt d flushes)" -gt "$flushes"
 	# A FUA write with no flush after it is durable when it completes: in
 	# the journal, on the medium under it (the in-place copy waits for the
 	# next flush). O_DSYNC through io_uring is that write: the block
 	# layer's asynchronous direct I/O makes it durable with FUA alone,
 	# while a synchronous O_DSYNC write is followed by a flush.
-	flushes=$(stat_val d flushes)
+	flushes=$(cnt d flushes)
 	{ printf 'rdif-fua-%05d%05d%05d%05d' $RANDOM $RANDOM $RANDOM $RANDOM; head -c 65536 /dev/urandom; } |
 		head -c 65536 >/tmp/rdif_dur.b
 	expect "FUA write" eq rc "$(pi_rc write /dev/d $((2 * MIB)) 65536 --dsync \
 		--data-in /tmp/rdif_dur.b)" 0
-	expect "no flush after it" eq flushes "$(stat_val d flushes)" "$flushes"
+	expect "no flush after it" eq flushes "$(cnt d flushes)" "$flushes"
 	expect "FUA data on the medium (its journal entry)" in_medium $mfile /tmp/rdif_dur.b
 	echo "$wb" >/proc/sys/vm/dirty_writeback_centisecs
 	echo "$exp" >/proc/sys/vm/dirty_expire_centisecs
@@ -358,8 +355,8 @@ no_journal() {
 	require "power on" eq power "$(power n 1)" OK
 	expect "no FUA without the journal (a flush follows a FUA write)" eq fua \
 		"$(cat /sys/block/n/queue/fua)" 0
-	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-	expect "no direct I/O to tmpfs (it ignores O_DIRECT)" eq file_direct "$(stat_val n file_direct)" 0
+	mount_debugfs
+	expect "no direct I/O to tmpfs (it ignores O_DIRECT)" eq file_direct "$(cnt n file_direct)" 0
 	require "write 3 MiB at 1 MiB" dd if=/tmp/rdif_nj.data of=/dev/n bs=64k seek=16 oflag=direct status=none
 	expect "reads back" cmp -s /tmp/rdif_nj.data <(dd if=/dev/n bs=64k skip=16 count=48 iflag=direct status=none)
 	expect "on the medium in place" at_medium $IMG $((4096 + 1 * MIB)) /tmp/rdif_nj.data
@@ -412,22 +409,22 @@ no_journal() {
 direct_io() {
 	local loop out rc
 	cfs_load
-	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	mount_debugfs
 	rm -f /tmp/rdif_loop.img
 	truncate -s 64M /tmp/rdif_loop.img
 	loop=$(losetup -f --show --direct-io=on /tmp/rdif_loop.img) || { skip_case "no loop device"; }
 	mkdev x "$loop" csum=none blocksize=4096 journal=0
 	require "format" eq format "$(cfs_write $CFS/x/format 1)" OK
 	require "power on" eq power "$(power x 1)" OK
-	expect "direct I/O to the loop device" eq file_direct "$(stat_val x file_direct)" 1
+	expect "direct I/O to the loop device" eq file_direct "$(cnt x file_direct)" 1
 	out=$("$RACE" race /dev/x 4 4096 4 4 2>&1)
 	rc=$?
 	ktap_diag "$out"
 	expect "racing writers and readers: no torn block" eq "exit status" "$rc" 0
 	ktap_diag "$(grep file_ /sys/kernel/debug/rdif/x/stats | tr '\n' ' ')"
-	expect "requests went to the device whole" test "$(stat_val x file_requests)" -gt 0
-	expect "several in flight at once" test "$(stat_val x file_inflight_peak)" -gt 1
-	expect "overlapping requests waited" test "$(stat_val x file_waited)" -gt 0
+	expect "requests went to the device whole" test "$(cnt x file_requests)" -gt 0
+	expect "several in flight at once" test "$(cnt x file_inflight_peak)" -gt 1
+	expect "overlapping requests waited" test "$(cnt x file_waited)" -gt 0
 	head -c $((4 * MIB)) /dev/urandom >/tmp/rdif_dio.data
 	require "write 4 MiB at 2 MiB" dd if=/tmp/rdif_dio.data of=/dev/x bs=256k seek=8 oflag=direct status=none
 	expect "reads back" cmp -s /tmp/rdif_dio.data <(dd if=/dev/x bs=256k skip=8 count=16 iflag=direct status=none)

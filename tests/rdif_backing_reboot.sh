@@ -11,9 +11,7 @@ set -uo pipefail
 . "$(dirname "$0")/rdif_lib.sh"
 
 rdif_require_env
-PI=$RDIF_TESTS_DIR/rdif_pi
 
-pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
 
 after_reboot() {
 	local img=${RDIF_PERSIST_DIR:-}/reboot.img

@@ -25,16 +25,11 @@ set -uo pipefail
 . "$(dirname "$0")/rdif_lib.sh"
 
 rdif_require_env
-PI=$RDIF_TESTS_DIR/rdif_pi
 EILSEQ=84
-DBG=/sys/kernel/debug/rdif
 MNT=/tmp/rdif_dm_mnt
 # libdevmapper makes the /dev/mapper nodes itself: no udev cookies.
 export DM_DISABLE_UDEV=1
 
-pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
-cnt() { awk -v n="$2" '$1 == n { print $2 }' "$DBG/$1"/stats; }
-inj() { echo "${*:2}" >"$DBG/$1"/inject; }
 dm_block() { dmsetup info -c --noheadings -o blkdevname "$1"; }
 # stored_pi DEV I: "app ref" of interval I as rdif DEV stores it
 stored_pi() {

@@ -15,8 +15,6 @@ set -uo pipefail
 rdif_require_env
 command -v fio >/dev/null || ktap_skip_all "fio not installed"
 
-stat_val() { awk -v n="$1" '$1 == n { print $2 }' /sys/kernel/debug/rdif/rdif0/stats; }
-
 fio_pi() {
 	local engine=io_uring mark
 	cd /tmp || return 1
@@ -25,10 +23,10 @@ fio_pi() {
 	# shellcheck disable=SC2086
 	require "insmod $*" rdif_insmod size=64 read_check=1 "$@"
 	mark=$(dmesg | wc -l)
-	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	mount_debugfs
 	local cw cr
-	cw=$(stat_val checked_write)
-	cr=$(stat_val checked_read)
+	cw=$(cnt rdif0 checked_write)
+	cr=$(cnt rdif0 checked_read)
 	fio --name=pi --filename=/dev/rdif0 --direct=1 --ioengine=$engine --iodepth=16 \
 		--rw=randwrite --bs=4k --size=32M --numjobs=1 --verify=crc32c \
 		--verify_fatal=1 --do_verify=1 --verify_state_save=0 --randrepeat=0 --output-format=terse \
@@ -46,9 +44,9 @@ fio_pi() {
 	# block, 512 or 4096 bytes an interval.
 	local per=$((4096 / $(lbs rdif0)))
 	expect "rdif checked the PI of every write" test \
-		$(($(stat_val checked_write) - cw)) -ge $((8192 * per))
-	expect "rdif checked the PI of the reads" test $(($(stat_val checked_read) - cr)) -ge $((8192 * per))
-	expect "and found no error" eq errors "$(stat_val guard_errors_write)/$(stat_val ref_errors_write)/$(stat_val guard_errors_read)/$(stat_val ref_errors_read)" 0/0/0/0
+		$(($(cnt rdif0 checked_write) - cw)) -ge $((8192 * per))
+	expect "rdif checked the PI of the reads" test $(($(cnt rdif0 checked_read) - cr)) -ge $((8192 * per))
+	expect "and found no error" eq errors "$(cnt rdif0 guard_errors_write)/$(cnt rdif0 ref_errors_write)/$(cnt rdif0 guard_errors_read)/$(cnt rdif0 ref_errors_read)" 0/0/0/0
 	expect "no protection errors logged" not grep -q "protection error\|guard tag error\|ref tag error" <(dmesg | tail -n +$((mark + 1)))
 	require "rmmod" rdif_rmmod
 }

@@ -21,8 +21,6 @@ set -uo pipefail
 . "$(dirname "$0")/rdif_lib.sh"
 
 rdif_require_env
-PI=$RDIF_TESTS_DIR/rdif_pi
-DBG=/sys/kernel/debug/rdif
 
 LONG=$(printf 'x%.0s' $(seq 5000))
 # Values every number-taking input gets.

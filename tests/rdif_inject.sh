@@ -23,41 +23,31 @@ set -uo pipefail
 . "$(dirname "$0")/rdif_lib.sh"
 
 rdif_require_env
-PI=$RDIF_TESTS_DIR/rdif_pi
 DEV=/dev/rdif0
 SYS=/sys/block/rdif0
-DBG=/sys/kernel/debug/rdif/rdif0
+D=$DBG/rdif0
 EILSEQ=84
 EIO=5
 BS=512
-
-mount_debugfs() {
-	[ -d /sys/kernel/debug/rdif ] && return 0
-	mount -t debugfs none /sys/kernel/debug 2>/dev/null
-	[ -d /sys/kernel/debug/rdif ]
-}
 
 # start PARAMS...: fresh module with PARAMS, debugfs at hand
 start() {
 	require "clean start" rdif_clean_start
 	require "insmod $*" rdif_insmod size=64 "$@"
 	require "debugfs mounted" mount_debugfs
-	require "debugfs directory of rdif0" test -d "$DBG"
+	require "debugfs directory of rdif0" test -d "$D"
 }
 
-inj() { echo "$*" >"$DBG"/inject; }
 # inj_rc CMD: the errno of writing CMD to `inject` (0 if accepted)
 inj_rc() {
 	local out
-	out=$( (echo "$*" >"$DBG"/inject) 2>&1) && { echo 0; return; }
+	out=$( (echo "$*" >"$D"/inject) 2>&1) && { echo 0; return; }
 	case $out in
 	*"Invalid argument"*) echo 22 ;;
 	*"No space left"*) echo 28 ;;
 	*) echo "?$out" ;;
 	esac
 }
-cnt() { awk -v n="$1" '$1 == n { print $2 }' "$DBG"/stats; }
-pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
 knobs() {
 	echo "$1" >"$SYS"/integrity/write_generate
 	echo "$2" >"$SYS"/integrity/read_verify
@@ -71,7 +61,7 @@ same() {
 	dd if="$DEV" bs="$BS" skip="$1" count=1 iflag=direct status=none 2>/dev/null | cmp -s - "$2"
 }
 # pi_line I: the `pi` dump line of interval I
-pi_line() { echo "$1 1" >"$DBG"/pi && sed -n 2p "$DBG"/pi; }
+pi_line() { echo "$1 1" >"$D"/pi && sed -n 2p "$D"/pi; }
 # col LINE N: the Nth column of a dump line
 col() { echo "$1" | awk -v n="$2" '{ print $n }'; }
 # ne WHAT GOT NOTWANT: inequality, with a message when equal
@@ -86,9 +76,9 @@ interface() {
 	start csum=crc16 blocksize="$BS"
 	local f
 	for f in stats inject pi metadata; do
-		expect "debugfs file $f" test -e "$DBG"/"$f"
+		expect "debugfs file $f" test -e "$D"/"$f"
 	done
-	expect "nothing armed at first" eq armed "$(cat "$DBG"/inject)" ""
+	expect "nothing armed at first" eq armed "$(cat "$D"/inject)" ""
 	local mark nr
 	mark=$(dmesg | wc -l)
 	nr=$((64 * MIB / BS))
@@ -100,39 +90,39 @@ interface() {
 		"fail read 4294967296 ioerr" "clear now"; do
 		expect "'$c' refused with EINVAL" eq "'$c'" "$(inj_rc "$c")" 22
 	done
-	expect "nothing armed after bad commands" eq armed "$(cat "$DBG"/inject)" ""
-	expect "store unchanged after bad commands" eq inj_corrupt "$(cnt inj_corrupt)" 0
+	expect "nothing armed after bad commands" eq armed "$(cat "$D"/inject)" ""
+	expect "store unchanged after bad commands" eq inj_corrupt "$(cnt rdif0 inj_corrupt)" 0
 	expect "reason logged" grep -q "rdif0: inject: " <(dmesg | tail -n +$((mark + 1)))
 	# Rules are listed in command syntax and cleared.
-	inj "fail write 3 resource"
-	inj "misdirect 10 20 4"
-	inj "lost"
-	inj "corrupt app 7 2 persistent"
-	expect "armed rules listed" eq rules "$(tr '\n' ';' <"$DBG"/inject)" \
+	inj rdif0 "fail write 3 resource"
+	inj rdif0 "misdirect 10 20 4"
+	inj rdif0 "lost"
+	inj rdif0 "corrupt app 7 2 persistent"
+	expect "armed rules listed" eq rules "$(tr '\n' ';' <"$D"/inject)" \
 		"fail write 3 resource;misdirect 10 20 4;lost;corrupt app 7 2 persistent;"
-	inj clear
-	expect "clear disarms all" eq armed "$(cat "$DBG"/inject)" ""
+	inj rdif0 clear
+	expect "clear disarms all" eq armed "$(cat "$D"/inject)" ""
 	# At most 16 rules of a kind.
-	for f in $(seq 16); do inj "corrupt guard $f 1 persistent"; done
+	for f in $(seq 16); do inj rdif0 "corrupt guard $f 1 persistent"; done
 	expect "17th persistent rule: ENOSPC" eq rc "$(inj_rc "corrupt guard 17 1 persistent")" 28
-	expect "16 rules armed" eq rules "$(wc -l <"$DBG"/inject)" 16
-	inj clear
+	expect "16 rules armed" eq rules "$(wc -l <"$D"/inject)" 16
+	inj rdif0 clear
 	# The pi file: range validation.
-	expect "pi: bad range refused" not sh -c "echo '$nr 1' >$DBG/pi"
-	expect "pi: count 0 refused" not sh -c "echo '0 0' >$DBG/pi"
-	expect "pi: too many lines refused" not sh -c "echo '0 4097' >$DBG/pi"
-	expect "pi: junk refused" not sh -c "echo 'x' >$DBG/pi"
+	expect "pi: bad range refused" not sh -c "echo '$nr 1' >$D/pi"
+	expect "pi: count 0 refused" not sh -c "echo '0 0' >$D/pi"
+	expect "pi: too many lines refused" not sh -c "echo '0 4097' >$D/pi"
+	expect "pi: junk refused" not sh -c "echo 'x' >$D/pi"
 	# stats: reset only.
 	dd if="$DEV" of=/dev/null bs=4k count=4 iflag=direct status=none
-	expect "reads counted" test "$(cnt reads)" -gt 0
-	expect "stats: junk refused" not sh -c "echo 1 >$DBG/stats"
-	echo reset >"$DBG"/stats
-	expect "stats reset" eq reads "$(cnt reads)" 0
+	expect "reads counted" test "$(cnt rdif0 reads)" -gt 0
+	expect "stats: junk refused" not sh -c "echo 1 >$D/stats"
+	echo reset >"$D"/stats
+	expect "stats reset" eq reads "$(cnt rdif0 reads)" 0
 	# A device without a PI tuple refuses tuple corruption, takes data.
 	require "rmmod" rdif_rmmod
 	require "insmod csum=none" rdif_insmod size=64 csum=none
 	expect "no tuple: corrupt guard refused" eq rc "$(inj_rc "corrupt guard 0")" 22
-	expect "no metadata: no pi file" absent "$DBG"/pi
+	expect "no metadata: no pi file" absent "$D"/pi
 	mkblk /tmp/rdif_a
 	wblk 3 /tmp/rdif_a
 	expect "no tuple: corrupt data accepted" eq rc "$(inj_rc "corrupt data 3")" 0
@@ -151,9 +141,9 @@ corrupt_one() {
 	wblk $((i + 1)) /tmp/rdif_a
 	before=$(pi_line "$i")
 	echo "before: $before"
-	echo reset >"$DBG"/stats
-	require "inject corrupt $field $i" inj "corrupt $field $i"
-	expect "inj_corrupt counts it" eq inj_corrupt "$(cnt inj_corrupt)" 1
+	echo reset >"$D"/stats
+	require "inject corrupt $field $i" inj rdif0 "corrupt $field $i"
+	expect "inj_corrupt counts it" eq inj_corrupt "$(cnt rdif0 inj_corrupt)" 1
 	after=$(pi_line "$i")
 	echo "after:  $after"
 	case $field in
@@ -193,12 +183,12 @@ corrupt_one() {
 	expect "user PI read without checks succeeds" eq rc \
 		"$(pi_rc read "$DEV" $((i * BS)) "$BS" --pi-out /tmp/rdif_md)" 0
 	expect "metadata file = user PI read" cmp -s /tmp/rdif_md \
-		<(dd if="$DBG"/metadata bs="$(wc -c </tmp/rdif_md)" skip="$i" count=1 status=none)
-	expect "no device check so far (read_check=0)" eq checked_read "$(cnt checked_read)" 0
+		<(dd if="$D"/metadata bs="$(wc -c </tmp/rdif_md)" skip="$i" count=1 status=none)
+	expect "no device check so far (read_check=0)" eq checked_read "$(cnt rdif0 checked_read)" 0
 	if [ "$field" != data ]; then
 		expect "user PI read checking $field: EILSEQ" eq rc \
 			"$(pi_rc read "$DEV" $((i * BS)) "$BS" --chk "$field")" "$EILSEQ"
-		expect "the device did that check" eq checked_read "$(cnt checked_read)" 1
+		expect "the device did that check" eq checked_read "$(cnt rdif0 checked_read)" 1
 	fi
 	knobs 1 1
 	# A rewrite heals it.
@@ -225,18 +215,18 @@ device_check() {
 	mkblk /tmp/rdif_a
 	for f in guard ref data; do
 		wblk "$i" /tmp/rdif_a
-		echo reset >"$DBG"/stats
-		inj "corrupt $f $i"
+		echo reset >"$D"/stats
+		inj rdif0 "corrupt $f $i"
 		expect "$f: device read check fails the read" eq "rc" "$(rd_rc "$i")" "$EILSEQ"
 		case $f in
-		guard | data) expect "$f: guard_errors_read" eq n "$(cnt guard_errors_read)" 1 ;;
-		ref) expect "$f: ref_errors_read" eq n "$(cnt ref_errors_read)" 1 ;;
+		guard | data) expect "$f: guard_errors_read" eq n "$(cnt rdif0 guard_errors_read)" 1 ;;
+		ref) expect "$f: ref_errors_read" eq n "$(cnt rdif0 ref_errors_read)" 1 ;;
 		esac
-		expect "$f: checked_read counted" test "$(cnt checked_read)" -ge 1
+		expect "$f: checked_read counted" test "$(cnt rdif0 checked_read)" -ge 1
 	done
 	# app tags are not the device's business unless the submitter asks.
 	wblk "$i" /tmp/rdif_a
-	inj "corrupt app $i"
+	inj rdif0 "corrupt app $i"
 	expect "app: device check passes" eq rc "$(rd_rc "$i")" 0
 	require "rmmod" rdif_rmmod
 }
@@ -251,8 +241,8 @@ persistent() {
 	wblk $((i + 2)) /tmp/rdif_a
 	local before
 	before=$(pi_line "$i")
-	echo reset >"$DBG"/stats
-	inj "corrupt guard $i 2 persistent"
+	echo reset >"$D"/stats
+	inj rdif0 "corrupt guard $i 2 persistent"
 	expect "block $i fails" eq rc "$(rd_rc "$i")" "$EILSEQ"
 	expect "block $((i + 1)) fails" eq rc "$(rd_rc $((i + 1)))" "$EILSEQ"
 	expect "block $((i + 2)) outside the range reads fine" eq rc "$(rd_rc $((i + 2)))" 0
@@ -260,16 +250,16 @@ persistent() {
 	wblk "$i" /tmp/rdif_a
 	expect "a rewrite does not heal it" eq rc "$(rd_rc "$i")" "$EILSEQ"
 	expect "dump shows the corruption" ne pi "$(pi_line "$i")" "$before"
-	expect "each corrupted read counted" test "$(cnt inj_corrupt)" -ge 4
-	inj clear
+	expect "each corrupted read counted" test "$(cnt rdif0 inj_corrupt)" -ge 4
+	inj rdif0 clear
 	expect "after clear: reads fine" eq rc "$(rd_rc "$i")" 0
 	expect "the store was never changed" eq pi "$(pi_line "$i")" "$before"
 	# Persistent data corruption.
-	inj "corrupt data $i persistent"
+	inj rdif0 "corrupt data $i persistent"
 	expect "persistent data corruption: EILSEQ" eq rc "$(rd_rc "$i")" "$EILSEQ"
 	knobs 1 0
 	expect "read_verify=0: flipped data returned" not same "$i" /tmp/rdif_a
-	inj clear
+	inj rdif0 clear
 	expect "after clear: data intact" same "$i" /tmp/rdif_a
 	require "rmmod" rdif_rmmod
 }
@@ -283,14 +273,14 @@ misdirect() {
 	mkblk /tmp/rdif_t
 	wblk "$x" /tmp/rdif_a
 	wblk "$t" /tmp/rdif_t
-	echo reset >"$DBG"/stats
-	inj "misdirect $t $x 1"
+	echo reset >"$D"/stats
+	inj rdif0 "misdirect $t $x 1"
 	# Another write outside the range is not affected.
 	wblk $((x + 1)) /tmp/rdif_b
 	expect "write outside the range lands" same $((x + 1)) /tmp/rdif_b
 	expect "write to $x acknowledged" wblk "$x" /tmp/rdif_b
-	expect "inj_misdirected" eq n "$(cnt inj_misdirected)" 1
-	expect "rule fired once and is gone" eq armed "$(cat "$DBG"/inject)" ""
+	expect "inj_misdirected" eq n "$(cnt rdif0 inj_misdirected)" 1
+	expect "rule fired once and is gone" eq armed "$(cat "$D"/inject)" ""
 	expect "target $x is stale but consistent" eq rc "$(rd_rc "$x")" 0
 	expect "target $x holds the old data" same "$x" /tmp/rdif_a
 	expect "block $t fails its ref tag check (auto-verify)" eq rc "$(rd_rc "$t")" "$EILSEQ"
@@ -303,9 +293,9 @@ misdirect() {
 	expect "$t holds the misdirected data" same "$t" /tmp/rdif_b
 	knobs 1 1
 	# Without a range: the next write, whatever it is.
-	inj "misdirect $t"
+	inj rdif0 "misdirect $t"
 	wblk 3 /tmp/rdif_a
-	expect "unranged misdirect hits the next write" eq n "$(cnt inj_misdirected)" 2
+	expect "unranged misdirect hits the next write" eq n "$(cnt rdif0 inj_misdirected)" 2
 	expect "block 3 fails at $t" eq "ref" "$(($(col "$(pi_line "$t")" 4)))" 3
 	require "rmmod" rdif_rmmod
 }
@@ -317,10 +307,10 @@ lost() {
 	mkblk /tmp/rdif_a
 	mkblk /tmp/rdif_b
 	wblk "$x" /tmp/rdif_a
-	echo reset >"$DBG"/stats
-	inj "lost $x 1"
+	echo reset >"$D"/stats
+	inj rdif0 "lost $x 1"
 	expect "lost write acknowledged" wblk "$x" /tmp/rdif_b
-	expect "inj_lost" eq n "$(cnt inj_lost)" 1
+	expect "inj_lost" eq n "$(cnt rdif0 inj_lost)" 1
 	expect "old data still there" same "$x" /tmp/rdif_a
 	expect "old data reads with good PI" eq rc "$(rd_rc "$x")" 0
 	expect "next write is stored (one shot)" wblk "$x" /tmp/rdif_b
@@ -333,60 +323,60 @@ fail() {
 	knobs 1 1
 	mkblk /tmp/rdif_a
 	wblk 1 /tmp/rdif_a
-	echo reset >"$DBG"/stats
-	inj "fail read 2 ioerr"
+	echo reset >"$D"/stats
+	inj rdif0 "fail read 2 ioerr"
 	expect "1st read: EIO" eq rc "$(rd_rc 1)" "$EIO"
 	expect "writes unaffected" wblk 2 /tmp/rdif_a
 	expect "2nd read: EIO" eq rc "$(rd_rc 1)" "$EIO"
 	expect "3rd read: fine" eq rc "$(rd_rc 1)" 0
-	expect "inj_failed" eq n "$(cnt inj_failed)" 2
+	expect "inj_failed" eq n "$(cnt rdif0 inj_failed)" 2
 	mkblk /tmp/rdif_b
-	inj "fail write 1 protection"
+	inj rdif0 "fail write 1 protection"
 	expect "write fails with EILSEQ" not wblk 1 /tmp/rdif_b
 	expect "nothing stored" same 1 /tmp/rdif_a
 	# Each dispatch of a requeued request counts: a read requeued twice
 	# uses up `fail read 2`, then goes through.
-	inj "fail read 2 resource"
+	inj rdif0 "fail read 2 resource"
 	expect "requeued read still succeeds" eq rc "$(rd_rc 1)" 0
-	expect "inj_requeued after the read" eq n "$(cnt inj_requeued)" 2
-	expect "nothing left armed" eq armed "$(cat "$DBG"/inject)" ""
-	inj "fail write 2 resource"
+	expect "inj_requeued after the read" eq n "$(cnt rdif0 inj_requeued)" 2
+	expect "nothing left armed" eq armed "$(cat "$D"/inject)" ""
+	inj rdif0 "fail write 2 resource"
 	expect "requeued write still succeeds" wblk 1 /tmp/rdif_b
-	expect "inj_requeued after the write" eq n "$(cnt inj_requeued)" 4
+	expect "inj_requeued after the write" eq n "$(cnt rdif0 inj_requeued)" 4
 	expect "and is stored" same 1 /tmp/rdif_b
-	expect "nothing left armed" eq armed "$(cat "$DBG"/inject)" ""
+	expect "nothing left armed" eq armed "$(cat "$D"/inject)" ""
 	require "rmmod" rdif_rmmod
 }
 
 counters() {
 	start csum=crc16 blocksize="$BS"
-	echo reset >"$DBG"/stats
+	echo reset >"$D"/stats
 	knobs 1 1
 	dd if="$DEV" of=/dev/null bs=4k count=1 iflag=direct status=none
-	expect "reads" eq reads "$(cnt reads)" 1
-	expect "read_intervals" eq n "$(cnt read_intervals)" 8
-	expect "escape_read (fresh device)" eq n "$(cnt escape_read)" 8
+	expect "reads" eq reads "$(cnt rdif0 reads)" 1
+	expect "read_intervals" eq n "$(cnt rdif0 read_intervals)" 8
+	expect "escape_read (fresh device)" eq n "$(cnt rdif0 escape_read)" 8
 	mkblk /tmp/rdif_a
 	wblk 0 /tmp/rdif_a
-	expect "writes" eq writes "$(cnt writes)" 1
-	expect "write_intervals" eq n "$(cnt write_intervals)" 1
-	expect "auto-PI write checked" eq n "$(cnt checked_write)" 1
+	expect "writes" eq writes "$(cnt rdif0 writes)" 1
+	expect "write_intervals" eq n "$(cnt rdif0 write_intervals)" 1
+	expect "auto-PI write checked" eq n "$(cnt rdif0 checked_write)" 1
 	knobs 0 1
 	wblk 1 /tmp/rdif_a
-	expect "write_generate=0: PRACT generation" eq n "$(cnt pract_generated)" 1
+	expect "write_generate=0: PRACT generation" eq n "$(cnt rdif0 pract_generated)" 1
 	# A user PI write with a bad guard is rejected and counted.
 	expect "bad guard rejected" eq rc \
 		"$(pi_rc write "$DEV" 0 "$BS" --chk guard --corrupt guard)" "$EILSEQ"
-	expect "guard_errors_write" eq n "$(cnt guard_errors_write)" 1
+	expect "guard_errors_write" eq n "$(cnt rdif0 guard_errors_write)" 1
 	expect "bad ref rejected" eq rc "$(pi_rc write "$DEV" 0 "$BS" --chk ref --corrupt ref)" "$EILSEQ"
-	expect "ref_errors_write" eq n "$(cnt ref_errors_write)" 1
+	expect "ref_errors_write" eq n "$(cnt rdif0 ref_errors_write)" 1
 	expect "bad app rejected" eq rc \
 		"$(pi_rc write "$DEV" 0 "$BS" --chk app --app-tag 7 --corrupt app)" "$EILSEQ"
-	expect "app_errors_write" eq n "$(cnt app_errors_write)" 1
+	expect "app_errors_write" eq n "$(cnt rdif0 app_errors_write)" 1
 	expect "rejected writes stored nothing" same 0 /tmp/rdif_a
 	sync "$DEV"
 	blkdiscard -o 0 -l 4096 "$DEV" 2>/dev/null
-	expect "discards" eq n "$(cnt discards)" 1
+	expect "discards" eq n "$(cnt rdif0 discards)" 1
 	require "rmmod" rdif_rmmod
 }
 

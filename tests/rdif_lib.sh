@@ -9,6 +9,23 @@
 RDIF_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RDIF_KO=${RDIF_KO:-${RDIF_ROOT:-$RDIF_TESTS_DIR/..}/rdif.ko}
 MIB=$((1024 * 1024))
+PI=$RDIF_TESTS_DIR/rdif_pi
+DBG=/sys/kernel/debug/rdif
+
+# mount_debugfs: debugfs mounted (rdif's files are under $DBG)
+mount_debugfs() {
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	mountpoint -q /sys/kernel/debug
+}
+
+# pi_rc ARGS...: rdif_pi's exit status (0, or the errno of the I/O)
+pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
+
+# cnt DEV NAME: counter NAME of rdif device DEV (its debugfs stats file)
+cnt() { awk -v n="$2" '$1 == n { print $2 }' "$DBG/$1"/stats 2>/dev/null; }
+
+# inj DEV COMMAND...: write an injection command to rdif device DEV
+inj() { echo "${*:2}" >"$DBG/$1"/inject; }
 
 # Skip the whole script unless it can run; a missing module is a failure.
 rdif_require_env() {

@@ -26,10 +26,8 @@ set -uo pipefail
 . "$(dirname "$0")/rdif_lib.sh"
 
 rdif_require_env
-PI=$RDIF_TESTS_DIR/rdif_pi
 export DM_DISABLE_UDEV=1
 
-pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
 
 # A lockdep report, or lockdep being switched off.
 LOCKDEP_RE='possible circular locking|possible recursive locking|inconsistent lock state|'
@@ -64,8 +62,6 @@ sched() {
 	echo none >"$f"
 }
 
-DBG=/sys/kernel/debug/rdif
-cnt() { awk -v n="$2" '$1 == n { print $2 }' "$DBG/$1"/stats; }
 
 # traffic DEV: reads, writes, flushes, FUA and PREFLUSH writes through DEV
 traffic() {

@@ -15,7 +15,6 @@ set -uo pipefail
 . "$(dirname "$0")/rdif_lib.sh"
 
 rdif_require_env
-PI=$RDIF_TESTS_DIR/rdif_pi
 DEV=/dev/rdif0
 SYS=/sys/block/rdif0
 EILSEQ=84
@@ -41,7 +40,6 @@ field() { echo "$1" | cut -d'|' -f"$2"; }
 cap_field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 # pi_rc: run rdif_pi, return its exit status (never fails the shell)
-pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
 
 set_knobs() {
 	echo "$1" >"$SYS/integrity/write_generate"

@@ -26,14 +26,9 @@ set -uo pipefail
 . "$(dirname "$0")/rdif_lib.sh"
 
 rdif_require_env
-PI=$RDIF_TESTS_DIR/rdif_pi
 EILSEQ=84
 EIO=5
-DBG=/sys/kernel/debug/rdif
 
-pi_rc() { "$PI" "$@" >/dev/null 2>&1; echo $?; }
-cnt() { awk -v n="$2" '$1 == n { print $2 }' "$DBG/$1"/stats; }
-inj() { echo "${*:2}" >"$DBG/$1"/inject; }
 
 start() {
 	cfs_load
