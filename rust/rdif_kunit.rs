@@ -30,10 +30,12 @@ mod src {
     pub(crate) mod settings;
     pub(crate) mod store {
         mod access;
+        pub(crate) mod header;
         pub(crate) mod journal;
         pub(crate) mod mem;
         pub(crate) mod pages;
         pub(crate) use access::{Slot, StoreError};
+        pub(crate) use mem::CHUNK;
     }
 }
 pub(crate) use src::{ffi, pi, settings};
@@ -831,6 +833,149 @@ mod percpu_tests {
         c.zero();
         assert_eq!((c.sum(0), c.sum(1)), (0, 0));
         Ok(())
+    }
+}
+
+#[kunit_tests(rdif_header)]
+mod header_tests {
+    use super::src::pi::{Csum, Guard, Profile, ProfileConfig};
+    use super::src::store::header::*;
+
+    fn profile(csum: Csum, bs: u32, ms: u32) -> Profile {
+        match Profile::new(&ProfileConfig {
+            csum,
+            ref_tag: true,
+            block_size: bs,
+            metadata_size: ms,
+            pi_offset: 0,
+            interval: 0,
+        }) {
+            Ok(p) => p,
+            Err(_) => panic!("valid profile refused"),
+        }
+    }
+
+    const CAP: u64 = 64 << 20;
+
+    fn encoded(p: &Profile, part: Part, version: u32) -> [u8; HEADER_BYTES] {
+        let mut b = [0u8; HEADER_BYTES];
+        encode_header(p, &Layout::new(p, CAP), part, version, &mut b);
+        b
+    }
+
+    /// `b` with its checksum made right again after a crafted change.
+    fn resealed(mut b: [u8; HEADER_BYTES]) -> [u8; HEADER_BYTES] {
+        let mut crc = Guard::new(Csum::Crc64);
+        crc.update(&b[..64]);
+        b[64..72].copy_from_slice(&crc.finish().to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn round_trip_of_every_part() {
+        let p = profile(Csum::Crc16, 512, 8);
+        for part in [Part::Whole, Part::Meta(0x123456), Part::Data(1)] {
+            for version in [2, VERSION] {
+                let b = encoded(&p, part, version);
+                assert_eq!(&b[0..8], &MAGIC);
+                let r = check_header(&b, &p, CAP);
+                assert_eq!(r, Ok((Layout::new(&p, CAP), part, version)));
+            }
+        }
+        // The layout: data after the header block, metadata and journal
+        // each on a 4 KiB boundary after it.
+        let l = Layout::new(&p, CAP);
+        assert_eq!(l.data_offset, HEADER_SIZE);
+        assert_eq!(l.meta_offset, HEADER_SIZE + CAP);
+        assert_eq!(l.meta_size, (CAP / 512) * 8);
+        assert_eq!(l.journal_offset % 4096, 0);
+        assert!(l.total() > l.journal_offset);
+    }
+
+    #[test]
+    fn damaged_or_foreign_headers() {
+        let p = profile(Csum::Crc16, 512, 8);
+        let good = encoded(&p, Part::Whole, VERSION);
+        // All zeroes (a new file), another magic, an unknown version.
+        assert_eq!(
+            check_header(&[0; HEADER_BYTES], &p, CAP),
+            Err(HeaderError::NotAStore)
+        );
+        let mut b = good;
+        b[0] ^= 1;
+        assert_eq!(check_header(&b, &p, CAP), Err(HeaderError::NotAStore));
+        for v in [0u32, VERSION + 1, u32::MAX] {
+            let mut b = good;
+            b[8..12].copy_from_slice(&v.to_le_bytes());
+            assert_eq!(
+                check_header(&resealed(b), &p, CAP),
+                Err(HeaderError::NotAStore)
+            );
+        }
+        let mut b = good;
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(check_header(&b, &p, CAP), Err(HeaderError::Version1));
+        // A bit flipped in any field after the version, or in the
+        // checksum.
+        for i in (16..HEADER_BYTES).step_by(5) {
+            let mut b = good;
+            b[i] ^= 0x10;
+            assert_eq!(check_header(&b, &p, CAP), Err(HeaderError::Corrupt));
+        }
+    }
+
+    #[test]
+    fn crafted_headers_with_a_right_checksum() {
+        let p = profile(Csum::Crc16, 512, 8);
+        let good = encoded(&p, Part::Whole, VERSION);
+        let with = |at: usize, v: u8| {
+            let mut b = good;
+            b[at] = v;
+            check_header(&resealed(b), &p, CAP)
+        };
+        // Another format than the configured one.
+        assert!(matches!(with(16, 1), Err(HeaderError::Mismatch(_))));
+        assert!(matches!(with(17, 0), Err(HeaderError::Mismatch(_))));
+        assert!(matches!(with(18, 16), Err(HeaderError::Mismatch(_))));
+        // A checksum code or format rdif does not know (CRC64 needs 16
+        // bytes of metadata).
+        assert_eq!(with(16, 9), Err(HeaderError::Corrupt));
+        assert_eq!(with(16, 3), Err(HeaderError::Corrupt));
+        assert_eq!(with(18, 4), Err(HeaderError::Corrupt));
+        // Another size, and a layout that does not follow from the fields.
+        assert!(matches!(
+            check_header(&good, &p, CAP * 2),
+            Err(HeaderError::Mismatch(_))
+        ));
+        assert_eq!(with(41, 1), Err(HeaderError::Corrupt));
+        // Values rdif never writes: an interval spelt 0 ("the block
+        // size"), a ref_tag byte of 2, a role it does not know, a split
+        // store's part without identifier, a whole store's with one.
+        let mut b = good;
+        b[20..24].fill(0);
+        assert_eq!(
+            check_header(&resealed(b), &p, CAP),
+            Err(HeaderError::Unexpected)
+        );
+        assert_eq!(with(17, 2), Err(HeaderError::Unexpected));
+        assert_eq!(with(28, 3), Err(HeaderError::Unexpected));
+        assert_eq!(with(28, 1), Err(HeaderError::Unexpected));
+        assert_eq!(with(29, 5), Err(HeaderError::Unexpected));
+        // Another profile: the same header is refused by a CRC64 device.
+        let p64 = profile(Csum::Crc64, 4096, 16);
+        assert!(matches!(
+            check_header(&good, &p64, CAP),
+            Err(HeaderError::Mismatch(_))
+        ));
+        // Every reason reads as one line.
+        for e in [
+            HeaderError::NotAStore,
+            HeaderError::Version1,
+            HeaderError::Corrupt,
+            HeaderError::Unexpected,
+        ] {
+            assert!(!e.reason().is_empty() && !e.reason().contains('\n'));
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 mod access;
 pub(crate) mod file;
 mod files;
+pub(crate) mod header;
 pub(crate) mod journal;
 pub(crate) mod mem;
 mod pages;
