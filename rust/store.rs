@@ -32,6 +32,9 @@ pub(crate) enum Store {
     Mem(MemStore),
     /// A backing file or block device; every access may sleep.
     File(KBox<FileStore>),
+    /// Nothing: a pass-through device's requests go to its lower device.
+    /// Reading or changing it is an I/O error.
+    Forward,
 }
 
 impl Store {
@@ -43,7 +46,7 @@ impl Store {
     /// The backing file store, if this is one.
     pub(crate) fn file(&self) -> Option<&FileStore> {
         match self {
-            Store::Mem(_) => None,
+            Store::Mem(_) | Store::Forward => None,
             Store::File(s) => Some(s),
         }
     }
@@ -57,7 +60,7 @@ impl Store {
     /// file); else the device should not advertise it.
     pub(crate) fn can_discard(&self) -> bool {
         match self {
-            Store::Mem(_) => true,
+            Store::Mem(_) | Store::Forward => true,
             Store::File(s) => s.can_punch(),
         }
     }
@@ -68,7 +71,7 @@ impl Store {
     pub(crate) fn reserve(&self, first: u64, n: u64) -> Result<(), StoreError> {
         match self {
             Store::Mem(m) => m.reserve(first, n),
-            Store::File(_) => Ok(()),
+            Store::File(_) | Store::Forward => Ok(()),
         }
     }
 
@@ -78,7 +81,7 @@ impl Store {
     /// memory store.
     pub(crate) fn prepare_write(&self, first: u64, n: u64) -> Result<(), StoreError> {
         match self {
-            Store::Mem(_) => Ok(()),
+            Store::Mem(_) | Store::Forward => Ok(()),
             Store::File(s) => s.prepare_write(first, n),
         }
     }
@@ -97,6 +100,7 @@ impl Store {
         match self {
             Store::Mem(m) => m.read(first, n, with_meta, f),
             Store::File(s) => s.read(first, n, with_meta, f),
+            Store::Forward => Err(StoreError::Io.into()),
         }
     }
 
@@ -121,6 +125,7 @@ impl Store {
         match self {
             Store::Mem(m) => m.write(first, n, reserved, f),
             Store::File(s) => s.write(first, n, f),
+            Store::Forward => Err(StoreError::Io.into()),
         }
     }
 
@@ -134,6 +139,7 @@ impl Store {
         match self {
             Store::Mem(m) => m.modify(interval, f),
             Store::File(s) => s.modify(interval, f),
+            Store::Forward => Err(StoreError::Io),
         }
     }
 
@@ -146,6 +152,7 @@ impl Store {
                 Ok(())
             }
             Store::File(s) => s.reset(first, n),
+            Store::Forward => Err(StoreError::Io),
         }
     }
 
@@ -156,7 +163,7 @@ impl Store {
     /// a memory store, whose writes are done when they return.
     pub(crate) fn settle(&self) -> Result<(), StoreError> {
         match self {
-            Store::Mem(_) => Ok(()),
+            Store::Mem(_) | Store::Forward => Ok(()),
             Store::File(s) => s.settle(),
         }
     }
@@ -164,7 +171,7 @@ impl Store {
     /// Flush: makes every completed write durable.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         match self {
-            Store::Mem(_) => Ok(()),
+            Store::Mem(_) | Store::Forward => Ok(()),
             Store::File(s) => s.flush(),
         }
     }

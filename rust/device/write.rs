@@ -71,6 +71,19 @@ impl<'a> Source<'a> {
     }
 }
 
+/// Where a write's intervals go.
+#[derive(Clone, Copy)]
+struct Placement {
+    /// The first interval they go to.
+    dest: u64,
+    /// How many of them are stored (those beyond the device's end are not).
+    n: u64,
+    /// The store holds their blocks already ([`crate::store::Store::reserve`]).
+    reserved: bool,
+    /// The request may go to a backing file as a whole.
+    whole: bool,
+}
+
 /// A request's data and metadata, copied from its bios and checked,
 /// before anything of it is stored: intervals in pieces of at most
 /// [`CHUNK`] bytes.
@@ -410,7 +423,13 @@ impl Device {
         if reserved {
             self.store.reserve(dest, fit(dest))?;
         }
-        let done = self.store_write(rq, staged, first, dest, fit(dest), reserved, fault.is_none());
+        let at = Placement {
+            dest,
+            n: fit(dest),
+            reserved,
+            whole: fault.is_none(),
+        };
+        let done = self.store_write(rq, staged, first, at);
         if let (Ok(_), Some(c)) = (&done, claim) {
             if matches!(c.fault(), WriteFault::Misdirect(_)) {
                 self.stats.inc(Counter::InjMisdirected);
@@ -420,21 +439,21 @@ impl Device {
         done
     }
 
-    /// Stores the `nd` intervals of write `rq` (at `first`) at `dest`,
-    /// from `staged` if it was copied and checked first; `reserved` if
-    /// the store holds the blocks already; `whole` if the request may go
-    /// to a backing file as a whole.
-    #[allow(clippy::too_many_arguments)]
+    /// Stores write `rq` (at `first`) as `at` says, from `staged` if it
+    /// was copied and checked first.
     fn store_write(
         &self,
         rq: &Request<'_>,
         staged: Option<Staging>,
         first: u64,
-        dest: u64,
-        nd: u64,
-        reserved: bool,
-        whole: bool,
+        at: Placement,
     ) -> Result<Outcome, Status> {
+        let Placement {
+            dest,
+            n: nd,
+            reserved,
+            whole,
+        } = at;
         let p = &self.cfg.profile;
         // A backing file without journal, in a format without metadata,
         // takes each bio's pages as they are (as loop does).
