@@ -186,7 +186,7 @@ impl Device {
                 }
                 Some(how) => {
                     this.stats.inc(Counter::InjFailed);
-                    rq.end(Err(if how == Failure::Protection {
+                    this.finish(rq, Err(if how == Failure::Protection {
                         Status::PROTECTION
                     } else {
                         Status::IO_ERROR
@@ -202,11 +202,11 @@ impl Device {
             // set's dispatch while it holds that queue frozen).
             return match &this.wq {
                 Some(wq) => rq.defer(wq).or_else(|rq| {
-                    rq.end(Err(Status::IO_ERROR));
+                    this.finish(rq, Err(Status::IO_ERROR));
                     Ok(())
                 }),
                 None => {
-                    rq.end(Err(Status::IO_ERROR));
+                    this.finish(rq, Err(Status::IO_ERROR));
                     Ok(())
                 }
             };
@@ -219,16 +219,16 @@ impl Device {
                     Err(rq)
                 }
                 Ok(Outcome::Done) => {
-                    rq.end(Ok(()));
+                    this.finish(rq, Ok(()));
                     Ok(())
                 }
                 // Only a backing file takes whole requests.
                 Ok(Outcome::ToFile { .. }) => {
-                    rq.end(Err(Status::IO_ERROR));
+                    this.finish(rq, Err(Status::IO_ERROR));
                     Ok(())
                 }
                 Err(s) => {
-                    rq.end(Err(s));
+                    this.finish(rq, Err(s));
                     Ok(())
                 }
             };
@@ -242,11 +242,28 @@ impl Device {
         Ok(())
     }
 
+    /// Ends `rq` with `result` and counts it: each request is counted
+    /// once, when it ends (one handed back to blk-mq for a retry is counted
+    /// when the retry ends).
+    pub(crate) fn finish(&self, rq: Pending, result: Result<(), Status>) {
+        let c = match rq.request().op() {
+            Op::Read => Some(Counter::Reads),
+            Op::Write => Some(Counter::Writes),
+            Op::Flush => Some(Counter::Flushes),
+            Op::Discard | Op::SecureErase | Op::WriteZeroes => Some(Counter::Discards),
+            Op::Other(_) => None,
+        };
+        if let Some(c) = c {
+            self.stats.inc(c);
+        }
+        rq.end(result);
+    }
+
     /// Runs a request handed to a work item by [`Device::submit`]: a
     /// pass-through device forwards it to the lower device from here.
     pub(crate) fn work(&self, rq: Pending) {
         let Some(lower) = &self.lower else {
-            rq.end(Err(Status::IO_ERROR));
+            self.finish(rq, Err(Status::IO_ERROR));
             return;
         };
         if let Err(rq) = blk::with_backing_io(|| self.pass(lower, rq)) {
@@ -271,7 +288,6 @@ impl Device {
         };
         match op {
             Op::Read => {
-                self.stats.inc(Counter::Reads);
                 if let Some(first) = self.read_whole(rq) {
                     return Ok(Outcome::ToFile {
                         first,
@@ -283,18 +299,15 @@ impl Device {
                 }
             }
             Op::Write => {
-                self.stats.inc(Counter::Writes);
                 // FUA asks for nothing more: a backing store's completed
                 // write is durable in its journal (without the journal the
                 // device does not offer FUA), and memory has no cache.
                 return self.write(rq);
             }
             Op::Flush => {
-                self.stats.inc(Counter::Flushes);
                 self.store.flush()?;
             }
             Op::Discard | Op::SecureErase | Op::WriteZeroes => {
-                self.stats.inc(Counter::Discards);
                 self.store
                     .reset(self.interval_of(pos), self.intervals_in(len))?;
             }

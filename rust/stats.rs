@@ -33,13 +33,13 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Read requests.
+    /// Read requests ended (each once, however often it was retried).
     Reads => "reads",
-    /// Write requests.
+    /// Write requests ended (each once).
     Writes => "writes",
-    /// Flush requests.
+    /// Flush requests ended (each once).
     Flushes => "flushes",
-    /// Discard, secure-erase and write-zeroes requests.
+    /// Discard, secure-erase and write-zeroes requests ended (each once).
     Discards => "discards",
     /// Intervals returned by reads.
     ReadIntervals => "read_intervals",

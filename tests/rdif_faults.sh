@@ -230,6 +230,7 @@ rules_survive_retries() {
 	echo "requeued $n times"
 	expect "it was requeued" test "$n" -gt 0
 	expect "the rule fired on the retry" eq inj_misdirected "$(awk '$1 == "inj_misdirected" { print $2 }' $D/stats)" 1
+	expect "one write request, counted once" eq writes "$(cnt rdif0 writes)" 1
 	expect "nothing armed any more" eq armed "$(cat $D/inject)" ""
 	expect "its own place was not written" cmp -s -n 4096 /dev/zero \
 		<(dd if=/dev/rdif0 bs=512 skip=1000 count=8 iflag=direct status=none 2>/dev/null)
@@ -264,6 +265,7 @@ rules_survive_retries_pass_through() {
 	echo "requeued $n times"
 	expect "it was requeued" test "$n" -gt 0
 	expect "the lower device refused the spoilt write (EILSEQ)" eq rc "$rc" 84
+	expect "one write request, counted once" eq writes "$(cnt pt writes)" 1
 	expect "one interval spoilt, once" eq inj_corrupt \
 		"$(awk '$1 == "inj_corrupt" { print $2 }' $D/stats)" 1
 	expect "the lower device saw one bad guard" eq guard_errors_write \

@@ -35,7 +35,7 @@ impl Device {
     /// device's work item.
     pub(super) fn pass(&self, lower: &Lower, rq: Pending) -> Result<(), Pending> {
         let Some(wq) = &self.wq else {
-            rq.end(Err(Status::IO_ERROR));
+            self.finish(rq, Err(Status::IO_ERROR));
             return Ok(());
         };
         let r = rq.request();
@@ -47,7 +47,7 @@ impl Device {
             .and_then(|pos| pos.checked_add(len))
             .is_some_and(|end| end <= self.cfg.capacity);
         if op != Op::Flush && !in_range {
-            rq.end(Err(Status::IO_ERROR));
+            self.finish(rq, Err(Status::IO_ERROR));
             return Ok(());
         }
         let p = &self.cfg.profile;
@@ -55,22 +55,17 @@ impl Device {
         let n = self.intervals_in(len);
         let mut claim = None;
         match op {
-            Op::Read => {
-                self.stats.inc(Counter::Reads);
-                self.stats.add(Counter::ReadIntervals, n);
-            }
+            Op::Read => self.stats.add(Counter::ReadIntervals, n),
             Op::Write => {
-                self.stats.inc(Counter::Writes);
                 if let Err(s) = r.bios().try_for_each(|bio| self.check_down(&bio)) {
-                    rq.end(Err(s));
+                    self.finish(rq, Err(s));
                     return Ok(());
                 }
                 claim = self.inject.claim_write(first, n);
             }
-            Op::Flush => self.stats.inc(Counter::Flushes),
-            Op::Discard | Op::SecureErase | Op::WriteZeroes => self.stats.inc(Counter::Discards),
+            Op::Flush | Op::Discard | Op::SecureErase | Op::WriteZeroes => {}
             Op::Other(_) => {
-                rq.end(Err(Status::NOT_SUPPORTED));
+                self.finish(rq, Err(Status::NOT_SUPPORTED));
                 return Ok(());
             }
         }
@@ -84,7 +79,7 @@ impl Device {
                 if let Some(c) = claim {
                     c.spend();
                 }
-                rq.end(Ok(()));
+                self.finish(rq, Ok(()));
                 return Ok(());
             }
             Some(WriteFault::Misdirect(t)) => {
@@ -93,7 +88,7 @@ impl Device {
                     if let Some(c) = claim {
                         c.spend();
                     }
-                    rq.end(Err(Status::IO_ERROR));
+                    self.finish(rq, Err(Status::IO_ERROR));
                     return Ok(());
                 }
                 let sectors = (p.interval() >> 9) as i64;
@@ -141,7 +136,7 @@ impl Device {
                 Err(rq)
             }
             Err((rq, _)) => {
-                rq.end(Err(Status::IO_ERROR));
+                self.finish(rq, Err(Status::IO_ERROR));
                 Ok(())
             }
         }
@@ -306,7 +301,7 @@ impl Device {
             let mut own = own.as_mut().map(|o| o.as_mut_slice());
             r.bios().try_for_each(|bio| self.check_up(&bio, &mut own))
         });
-        rq.end(result);
+        self.finish(rq, result);
     }
 
     /// Spoils what a read bio brings up as the persistent corruptions

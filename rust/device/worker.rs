@@ -54,7 +54,7 @@ impl Device {
             for rq in self.pending.lock().drain_all() {
                 // `todo` has room for every tag.
                 if let Err(e) = todo.push_within_capacity(rq) {
-                    e.0.end(Err(Status::IO_ERROR));
+                    self.finish(e.0, Err(Status::IO_ERROR));
                 }
             }
             if todo.is_empty() {
@@ -70,7 +70,7 @@ impl Device {
                 if blocked {
                     // `held` has room for every tag.
                     if let Err(e) = held.push_within_capacity(rq) {
-                        e.0.end(Err(Status::IO_ERROR));
+                        self.finish(e.0, Err(Status::IO_ERROR));
                     }
                     continue;
                 }
@@ -82,22 +82,22 @@ impl Device {
                     }
                     Ok(Outcome::ToFile { first, write }) => match span {
                         Some(span) => self.start(rq, span, first, write),
-                        None => rq.end(Err(Status::IO_ERROR)),
+                        None => self.finish(rq, Err(Status::IO_ERROR)),
                     },
                     Ok(Outcome::Done) if op.changes_data() => {
                         // `settling` has room for every tag.
                         if let Err(e) = settling.push_within_capacity(rq) {
-                            e.0.end(self.settle());
+                            self.finish(e.0, self.settle());
                         }
                     }
-                    result => rq.end(result.map(|_| ())),
+                    result => self.finish(rq, result.map(|_| ())),
                 }
             }
             core::mem::swap(todo, held);
             if !settling.is_empty() {
                 let settled = self.settle();
                 for rq in settling.drain_all() {
-                    rq.end(settled);
+                    self.finish(rq, settled);
                 }
             }
             if blocked {
@@ -110,14 +110,14 @@ impl Device {
     /// under `span` until [`Device::file_done`].
     fn start(&self, rq: Pending, span: Span, first: u64, write: bool) {
         let Some(fs) = self.store.file() else {
-            rq.end(Err(Status::IO_ERROR));
+            self.finish(rq, Err(Status::IO_ERROR));
             return;
         };
         let key = rq.key();
         if !self.flight.lock().enter(key, span) {
             // More requests than tags: cannot happen; serve it here.
             let result = blk::with_backing_io(|| fs.transfer(&rq.request(), first, write));
-            rq.end(result.map_err(Status::from));
+            self.finish(rq, result.map_err(Status::from));
             return;
         }
         self.stats.inc(Counter::FileRequests);
@@ -128,7 +128,7 @@ impl Device {
                     self.stats.inc(Counter::Requeued);
                     rq.requeue();
                 }
-                StoreError::Io => rq.end(Err(Status::IO_ERROR)),
+                StoreError::Io => self.finish(rq, Err(Status::IO_ERROR)),
             }
         }
     }
@@ -144,14 +144,14 @@ impl Device {
             this.wake();
         }
         match result {
-            n if n == bytes => rq.end(Ok(())),
+            n if n == bytes => this.finish(rq, Ok(())),
             n if n == errno(ENOMEM) || n == errno(EAGAIN) => {
                 // A shortage: nothing the retry does not write again.
                 this.stats.inc(Counter::Requeued);
                 rq.requeue();
             }
             // A short transfer (an error part-way), or an error.
-            _ => rq.end(Err(Status::IO_ERROR)),
+            _ => this.finish(rq, Err(Status::IO_ERROR)),
         }
     }
 
