@@ -154,3 +154,28 @@ cfs_unload() {
 	done
 	require "rmmod" rdif_rmmod
 }
+
+# --- scsi_debug with PI ---------------------------------------------------------
+SD=
+# scsi_start: scsi_debug with PI (Type 1, CRC guard, DIX), 16 MiB, loaded
+# afresh; SD is its disk name
+scsi_start() {
+	modprobe -r scsi_debug 2>/dev/null
+	modprobe scsi_debug dif=1 dix=1 guard=0 dev_size_mb=16 sector_size=512 ||
+		skip_case "scsi_debug not available"
+	local b
+	for _ in $(seq 50); do
+		b=$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*:*/block/* \
+			2>/dev/null | head -n 1)
+		[ -n "$b" ] && break
+		sleep 0.2
+	done
+	require "scsi_debug disk" test -n "$b"
+	SD=${b##*/}
+	require "/dev/$SD" wait_for 10 is_blk "/dev/$SD"
+	settle
+}
+
+scsi_stop() {
+	modprobe -r scsi_debug 2>/dev/null
+}

@@ -138,25 +138,13 @@ over_backing() {
 
 over_scsi_debug() {
 	start
-	modprobe -r scsi_debug 2>/dev/null
-	modprobe scsi_debug dif=1 dix=1 guard=0 dev_size_mb=16 sector_size=512 ||
-		skip_case "scsi_debug not available"
-	local b sd
-	for _ in $(seq 50); do
-		b=$(ls -d /sys/bus/pseudo/drivers/scsi_debug/adapter*/host*/target*/*:*/block/* \
-			2>/dev/null | head -n 1)
-		[ -n "$b" ] && break
-		sleep 0.2
-	done
-	require "scsi_debug disk" test -n "$b"
-	sd=${b##*/}
-	require "/dev/$sd" wait_for 10 is_blk "/dev/$sd"
-	settle
+	scsi_start
+	local sd=$SD
 	expect "scsi_debug has a write cache (flushes reach it)" grep -q 'write back' \
 		"/sys/block/$sd/queue/write_cache"
 	stack "$sd"
 	cfs_unload
-	modprobe -r scsi_debug
+	scsi_stop
 	finish
 }
 
