@@ -35,8 +35,12 @@ mod write;
 
 use crate::{
     blk::{
-        self, bio::Integrity, bip, lower::Lower, wq::OwnedQueue, Bio, Cursor, Op, Pending, Request,
-        Status,
+        self,
+        bio::{Access, Integrity},
+        bip,
+        lower::Lower,
+        wq::OwnedQueue,
+        Bio, Cursor, Op, Pending, Request, Status,
     },
     inject::{Failure, Injector},
     pi::{Checks, PiError, Profile},
@@ -186,11 +190,14 @@ impl Device {
                 }
                 Some(how) => {
                     this.stats.inc(Counter::InjFailed);
-                    this.finish(rq, Err(if how == Failure::Protection {
-                        Status::PROTECTION
-                    } else {
-                        Status::IO_ERROR
-                    }));
+                    this.finish(
+                        rq,
+                        Err(if how == Failure::Protection {
+                            Status::PROTECTION
+                        } else {
+                            Status::IO_ERROR
+                        }),
+                    );
                     return Ok(());
                 }
             }
@@ -295,7 +302,9 @@ impl Device {
                     });
                 }
                 if !self.read_plain(rq)? {
-                    rq.bios().try_for_each(|bio| self.read_bio(bio))?;
+                    rq.read_bios()
+                        .ok_or(Status::IO_ERROR)?
+                        .try_for_each(|bio| self.read_bio(bio))?;
                 }
             }
             Op::Write => {
@@ -367,7 +376,7 @@ impl Device {
     }
 
     /// A bio's first interval and its number of intervals.
-    fn interval_span(&self, bio: &Bio<'_>) -> (u64, u64) {
+    fn interval_span<A: Access>(&self, bio: &Bio<'_, A>) -> (u64, u64) {
         let p = &self.cfg.profile;
         (
             p.sector_to_interval(bio.sector()),
@@ -377,7 +386,11 @@ impl Device {
 
     /// A cursor over the metadata of an integrity payload that must hold
     /// `n` intervals' worth; a shorter payload fails the request.
-    fn payload_cursor<'a>(&self, bip: &Integrity<'a>, n: u64) -> Result<Cursor<'a>, Status> {
+    fn payload_cursor<'a, A: Access>(
+        &self,
+        bip: &Integrity<'a, A>,
+        n: u64,
+    ) -> Result<Cursor<'a, A>, Status> {
         let need = n * self.cfg.profile.metadata_size() as u64;
         if u64::from(bip.segments().remaining()) < need {
             return Err(Status::IO_ERROR);

@@ -38,7 +38,26 @@ extern "C" {
     fn rdif_memcpy_to_page(page: *mut bindings::page, off: usize, from: *const c_void, len: usize);
 }
 
-/// A bio of a request that the driver owns.
+/// How the driver may access the pages of a bio and of its integrity
+/// payload: only read them ([`Source`]), or also write them ([`Sink`]).
+pub(crate) trait Access: Copy {}
+
+/// Pages the driver may only read: a write's data and PI, which the
+/// submitter may have pinned read-only (an `O_DIRECT` write from a
+/// read-only mapping) and may change while the device works.
+#[derive(Clone, Copy)]
+pub(crate) struct Source;
+
+/// Pages the driver may write: a read's, which the block layer pinned or
+/// allocated for it to fill, or a copy the driver made and owns.
+#[derive(Clone, Copy)]
+pub(crate) struct Sink;
+
+impl Access for Source {}
+impl Access for Sink {}
+
+/// A bio of a request that the driver owns; `A` says whether the driver
+/// may write its pages.
 ///
 /// # Invariants
 ///
@@ -46,20 +65,29 @@ extern "C" {
 /// is processing (or is a clone of one that the driver owns and has not
 /// submitted yet), and stays valid (with its pages and integrity payload)
 /// for `'a`. The driver only reads the bio's fields; it never changes them.
+/// With `A` = [`Sink`], its data pages and payload may be written for `'a`.
 #[derive(Clone, Copy)]
-pub(crate) struct Bio<'a> {
+pub(crate) struct Bio<'a, A: Access = Source> {
     ptr: NonNull<bindings::bio>,
-    _p: PhantomData<&'a bindings::bio>,
+    _p: PhantomData<(&'a bindings::bio, A)>,
 }
 
-impl<'a> Bio<'a> {
+impl<'a> Bio<'a, Sink> {
+    /// The bio's data, as bytes that go into its pages (a read's).
+    pub(crate) fn data_dest(&self) -> DataStream<'a, false> {
+        DataStream::new(Some(self.as_source()), false)
+    }
+}
+
+impl<'a, A: Access> Bio<'a, A> {
     /// Wraps a bio pointer.
     ///
     /// # Safety
     ///
     /// `ptr` must point to a valid bio of a started request that is not
     /// completed for `'a`, or to a clone of one that the caller owns and
-    /// does not submit for `'a`.
+    /// does not submit for `'a`; with `A` = [`Sink`], one whose pages the
+    /// driver may write (see [`Sink`]).
     pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::bio>) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self {
@@ -74,13 +102,22 @@ impl<'a> Bio<'a> {
     }
 
     /// The next bio of the same request, if any.
-    pub(crate) fn next(&self) -> Option<Bio<'a>> {
+    pub(crate) fn next(&self) -> Option<Bio<'a, A>> {
         // SAFETY: `self.ptr` is a valid bio by the type invariant; the chain
         // of a started request's bios does not change until it ends.
         let next = unsafe { (*self.ptr.as_ptr()).bi_next };
         // SAFETY: bios chained to a request's bio belong to the same request
-        // and live as long as it does.
+        // (of the same direction) and live as long as it does.
         NonNull::new(next).map(|p| unsafe { Bio::from_raw(p) })
+    }
+
+    /// The same bio, to be read only.
+    pub(crate) fn as_source(&self) -> Bio<'a, Source> {
+        // INVARIANT: reading is allowed whatever `A` is.
+        Bio {
+            ptr: self.ptr,
+            _p: PhantomData,
+        }
     }
 
     /// First 512-byte sector of the bio's data.
@@ -96,18 +133,13 @@ impl<'a> Bio<'a> {
         unsafe { (*self.ptr.as_ptr()).bi_iter.bi_size }
     }
 
-    /// The bio's data, as bytes that come from its pages (a write's).
+    /// The bio's data, as bytes that come from its pages.
     pub(crate) fn data_source(&self) -> DataStream<'a, true> {
-        DataStream::new(Some(*self), false)
-    }
-
-    /// The bio's data, as bytes that go into its pages (a read's).
-    pub(crate) fn data_dest(&self) -> DataStream<'a, false> {
-        DataStream::new(Some(*self), false)
+        DataStream::new(Some(self.as_source()), false)
     }
 
     /// The integrity payload attached to the bio, if any.
-    pub(crate) fn integrity(&self) -> Option<Integrity<'a>> {
+    pub(crate) fn integrity(&self) -> Option<Integrity<'a, A>> {
         // SAFETY: `self.ptr` is a valid bio by the type invariant.
         let bip = unsafe { rdif_bio_integrity(self.ptr.as_ptr()) };
         // INVARIANT: a non-NULL payload of a valid bio lives as long as it.
@@ -118,19 +150,20 @@ impl<'a> Bio<'a> {
     }
 }
 
-/// The integrity payload (`struct bio_integrity_payload`) of a bio.
+/// The integrity payload (`struct bio_integrity_payload`) of a bio; `A`
+/// as for its [`Bio`].
 ///
 /// # Invariants
 ///
 /// `bip` points to the valid integrity payload of a bio that is valid for
-/// `'a`.
+/// `'a`, whose buffer may be written if `A` is [`Sink`].
 #[derive(Clone, Copy)]
-pub(crate) struct Integrity<'a> {
+pub(crate) struct Integrity<'a, A: Access = Source> {
     bip: NonNull<RawBip>,
-    _p: PhantomData<&'a RawBip>,
+    _p: PhantomData<(&'a RawBip, A)>,
 }
 
-impl<'a> Integrity<'a> {
+impl<'a, A: Access> Integrity<'a, A> {
     /// The payload's `bip_flags` (see [`super::bip`]).
     pub(crate) fn flags(&self) -> u16 {
         // SAFETY: `self.bip` is valid by the type invariant.
@@ -153,7 +186,7 @@ impl<'a> Integrity<'a> {
     }
 
     /// Iterator over the metadata segments, each within one page.
-    pub(crate) fn segments(&self) -> Segments<'a> {
+    pub(crate) fn segments(&self) -> Segments<'a, A> {
         let mut iter = bindings::bvec_iter::default();
         // SAFETY: `self.bip` is valid; `iter` is a valid out pointer.
         unsafe { rdif_bip_iter(self.bip.as_ptr(), &mut iter) };
@@ -170,23 +203,23 @@ impl<'a> Integrity<'a> {
 /// # Invariants
 ///
 /// `bip` is valid for `'a` and `iter` is a position inside its buffer.
-pub(crate) struct Segments<'a> {
+pub(crate) struct Segments<'a, A: Access = Source> {
     bip: NonNull<RawBip>,
     iter: bindings::bvec_iter,
-    _p: PhantomData<&'a ()>,
+    _p: PhantomData<(&'a (), A)>,
 }
 
-impl<'a> Segments<'a> {
+impl<'a, A: Access> Segments<'a, A> {
     /// Bytes not yet iterated.
     pub(crate) fn remaining(&self) -> u32 {
         self.iter.bi_size
     }
 }
 
-impl<'a> Iterator for Segments<'a> {
-    type Item = Segment<'a>;
+impl<'a, A: Access> Iterator for Segments<'a, A> {
+    type Item = Segment<'a, A>;
 
-    fn next(&mut self) -> Option<Segment<'a>> {
+    fn next(&mut self) -> Option<Segment<'a, A>> {
         let mut page = core::ptr::null_mut();
         let (mut offset, mut len) = (0u32, 0u32);
         // SAFETY: the payload is valid for `'a` and `self.iter` is a
@@ -219,15 +252,16 @@ impl<'a> Iterator for Segments<'a> {
 ///
 /// # Invariants
 ///
-/// `offset + len <= PAGE_SIZE`, and `page` stays valid for `'a`.
-pub(crate) struct Segment<'a> {
+/// `offset + len <= PAGE_SIZE`, and `page` stays valid for `'a`, writable
+/// if `A` is [`Sink`].
+pub(crate) struct Segment<'a, A: Access = Source> {
     page: NonNull<bindings::page>,
     offset: usize,
     len: usize,
-    _p: PhantomData<&'a ()>,
+    _p: PhantomData<(&'a (), A)>,
 }
 
-impl Segment<'_> {
+impl<A: Access> Segment<'_, A> {
     /// Length in bytes.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -257,7 +291,9 @@ impl Segment<'_> {
         };
         Ok(())
     }
+}
 
+impl Segment<'_, Sink> {
     /// Copies `src` into the segment from its byte `off` on
     /// (`memcpy_to_page`, which also flushes the data cache where needed).
     fn copy_in(&mut self, off: usize, src: &[u8]) -> Result<(), ShortBuffer> {
@@ -265,7 +301,7 @@ impl Segment<'_> {
             return Err(ShortBuffer);
         }
         // SAFETY: as in `copy_out`; the bytes written lie in the segment,
-        // which is the buffer of a request the driver is serving.
+        // which the driver may write (`Sink`, type invariant).
         unsafe {
             rdif_memcpy_to_page(
                 self.page.as_ptr(),
@@ -280,9 +316,9 @@ impl Segment<'_> {
 
 /// A byte cursor over [`Segments`], for walking a buffer in units (such as
 /// protection intervals) that do not line up with its segments.
-pub(crate) struct Cursor<'a> {
-    segs: Segments<'a>,
-    cur: Option<Segment<'a>>,
+pub(crate) struct Cursor<'a, A: Access = Source> {
+    segs: Segments<'a, A>,
+    cur: Option<Segment<'a, A>>,
     off: usize,
 }
 
@@ -290,9 +326,9 @@ pub(crate) struct Cursor<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ShortBuffer;
 
-impl<'a> Cursor<'a> {
+impl<'a, A: Access> Cursor<'a, A> {
     /// A cursor at the start of `segs`.
-    pub(crate) fn new(segs: Segments<'a>) -> Self {
+    pub(crate) fn new(segs: Segments<'a, A>) -> Self {
         Self {
             segs,
             cur: None,
@@ -314,7 +350,7 @@ impl<'a> Cursor<'a> {
     fn walk(
         &mut self,
         mut n: usize,
-        mut f: impl FnMut(&mut Segment<'a>, usize, usize) -> Result<(), ShortBuffer>,
+        mut f: impl FnMut(&mut Segment<'a, A>, usize, usize) -> Result<(), ShortBuffer>,
     ) -> Result<(), ShortBuffer> {
         while n > 0 {
             self.advance()?;
@@ -338,6 +374,13 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// Moves over the next `n` bytes without touching them.
+    pub(crate) fn skip(&mut self, n: usize) -> Result<(), ShortBuffer> {
+        self.walk(n, |_, _, _| Ok(()))
+    }
+}
+
+impl Cursor<'_, Sink> {
     /// Copies `src` into the next `src.len()` bytes of the buffer.
     pub(crate) fn copy_from(&mut self, src: &[u8]) -> Result<(), ShortBuffer> {
         let mut done = 0;
@@ -346,11 +389,6 @@ impl<'a> Cursor<'a> {
             done += k;
             seg.copy_in(off, piece)
         })
-    }
-
-    /// Moves over the next `n` bytes without touching them.
-    pub(crate) fn skip(&mut self, n: usize) -> Result<(), ShortBuffer> {
-        self.walk(n, |_, _, _| Ok(()))
     }
 }
 /// The data of a bio, or of a bio and the bios chained after it (a
@@ -476,8 +514,9 @@ impl<'a> DataStream<'a, false> {
     pub(crate) fn copy_from(&mut self, src: &[u8]) -> Result<(), ShortBuffer> {
         self.transfer(src.len(), |iter, done| {
             // SAFETY: `iter` is the stream's valid ITER_DEST iov_iter over
-            // the pages of a request the driver serves, writable for `'a`;
-            // it has no other user while the reference lives (invariant).
+            // writable pages (a `DataStream<false>` is only made from
+            // `Sink` bios), for `'a`; it has no other user while the
+            // reference lives (type invariant).
             let dst = unsafe { IovIterDest::from_raw(iter) };
             src.get(done..).map_or(0, |rest| dst.copy_to_iter(rest))
         })

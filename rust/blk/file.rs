@@ -9,7 +9,10 @@
 //!
 //! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h)
 
-use super::{Bio, Pending};
+use super::{
+    bio::{Access, Sink},
+    Bio, Pending,
+};
 use core::ptr::NonNull;
 use kernel::{bindings, error::to_result, prelude::*};
 
@@ -281,7 +284,7 @@ impl BackingFile {
     /// the driver's own: the file's write path reads the submitter's
     /// pages, which may change meanwhile, like any write's). The pages are
     /// never turned into Rust references.
-    fn rw_bio(&self, bio: &Bio<'_>, bytes: u32, pos: u64, write: bool) -> Result {
+    fn rw_bio<A: Access>(&self, bio: &Bio<'_, A>, bytes: u32, pos: u64, write: bool) -> Result {
         let at = loff(pos)?;
         loff(pos.checked_add(bytes.into()).ok_or(EFBIG)?)?;
         // SAFETY: the file is valid (type invariant); the bio and its pages
@@ -297,7 +300,7 @@ impl BackingFile {
     }
 
     /// Reads `bytes` at `pos` into the first `bytes` of `bio`'s data.
-    pub(crate) fn read_bio(&self, bio: &Bio<'_>, bytes: u32, pos: u64) -> Result {
+    pub(crate) fn read_bio(&self, bio: &Bio<'_, Sink>, bytes: u32, pos: u64) -> Result {
         self.rw_bio(bio, bytes, pos, false)
     }
 

@@ -872,8 +872,8 @@ static int rdif_lower_clone_all(struct rdif_lower *l, struct request *rq,
  * of its bios (a copy of its own for each bio that writes data if
  * @bounce; for a read, with @own_md bytes of metadata per 1 << @interval_exp
  * bytes of data in a buffer of the driver's own for each bio that has no
- * integrity payload, if @own_md), shifted by @shift sectors, handed to
- * @fix(@ctx, clone, src) before anything is submitted; a flush becomes an
+ * integrity payload, if @own_md), shifted by @shift sectors, each copy
+ * handed to @fix(@ctx, copy, src) before anything is submitted; a flush becomes an
  * empty flush of the lower device. Must be called in process context,
  * outside any dispatch of the driver's own queue (a work item): submitting
  * to the lower queue may sleep. Returns 0 if started: the request's done
@@ -941,10 +941,13 @@ int rdif_rq_lower_start(struct rdif_lower *l, struct request *rq,
 			  !(rq->rq_flags & RQF_FLUSH_SEQ) &&
 			  !(rq->cmd_flags & (REQ_PREFLUSH | REQ_FUA));
 	atomic_set(&cmd->status, BLK_STS_OK);
-	/* Clones are in the order of their bios (a flush has no bio). */
+	/*
+	 * Clones are in the order of their bios (a flush has no bio). @fix
+	 * sees the copies, whose pages and payload are the driver's own.
+	 */
 	src = rq->bio;
 	for (clone = list.head; clone; clone = clone->bi_next, n++) {
-		if (fix && src)
+		if (fix && src && clone->bi_end_io == rdif_lower_bounce_endio)
 			fix(ctx, clone, src);
 		src = src ? src->bi_next : NULL;
 	}

@@ -9,7 +9,7 @@
 //!
 //! C header: [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h)
 
-use super::{disk::IntegrityLimits, wq::OwnedQueue, Bio, Limits, Pending};
+use super::{bio::Sink, disk::IntegrityLimits, wq::OwnedQueue, Bio, Limits, Pending};
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{bindings, error::to_result, prelude::*};
 
@@ -141,15 +141,15 @@ impl Drop for Lower {
     }
 }
 
-/// The trampoline that hands each clone to the closure of
+/// The trampoline that hands each copy to the closure of
 /// [`Lower::start`].
 ///
 /// # Safety
 ///
-/// `ctx` must point to an `F`, and `clone` and `src` to a clone (not yet
-/// submitted, only the caller's) and the bio of a started request that it
-/// was made from.
-unsafe extern "C" fn fix_one<F: FnMut(Bio<'_>, Bio<'_>)>(
+/// `ctx` must point to an `F`, and `clone` and `src` to a copy (its pages
+/// and payload the driver's own, not yet submitted) and the bio of a
+/// started request that it was made from.
+unsafe extern "C" fn fix_one<F: FnMut(Bio<'_, Sink>, Bio<'_>)>(
     ctx: *mut c_void,
     clone: *mut bindings::bio,
     src: *mut bindings::bio,
@@ -158,7 +158,8 @@ unsafe extern "C" fn fix_one<F: FnMut(Bio<'_>, Bio<'_>)>(
     // function's requirement) and nothing else uses it meanwhile.
     let f = unsafe { &mut *ctx.cast::<F>() };
     if let (Some(c), Some(s)) = (NonNull::new(clone), NonNull::new(src)) {
-        // SAFETY: valid bios for the call (the function's requirement).
+        // SAFETY: valid bios for the call; the copy's pages are the
+        // driver's to write (the function's requirement).
         let (c, s) = unsafe { (Bio::from_raw(c), Bio::from_raw(s)) };
         f(c, s);
     }
@@ -209,9 +210,9 @@ impl Lower {
         Ok(limits)
     }
 
-    /// Forwards `rq` to the lower device as `how` says; `fix(clone, src)`
-    /// sees each clone before anything is submitted (it may change a
-    /// copy's data and metadata, which are the device's own). Once every
+    /// Forwards `rq` to the lower device as `how` says; `fix(copy, src)`
+    /// sees each copy (`how.bounce`) before anything is submitted and may
+    /// change its data and metadata, which are the device's own. Once every
     /// clone has ended, a work item on `how.wq` passes the request to
     /// [`super::Operations::lower_done`] with the lower device's status
     /// (or, with `how.end_direct`, the last clone's completion does).
@@ -221,7 +222,7 @@ impl Lower {
     /// `ENOMEM` if memory for the clones cannot be had (nothing was
     /// submitted), or `EINVAL` if the tag set has no room for the
     /// forwarding state ([`super::TagSet::new`] with `file_io`).
-    pub(crate) fn start<F: FnMut(Bio<'_>, Bio<'_>)>(
+    pub(crate) fn start<F: FnMut(Bio<'_, Sink>, Bio<'_>)>(
         &self,
         rq: Pending,
         how: &Forward<'_>,

@@ -4,7 +4,11 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::{bio::DataStream, wq::OwnedQueue, Bio};
+use super::{
+    bio::{Access, DataStream, Sink, Source},
+    wq::OwnedQueue,
+    Bio,
+};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::bindings;
 
@@ -118,34 +122,55 @@ impl<'a> Request<'a> {
         DataStream::new(self.bios().next(), true)
     }
 
-    /// The data of all of the request's bios, as bytes that go into their
-    /// pages (a read's data).
-    pub(crate) fn data_dest(&self) -> DataStream<'a, false> {
-        DataStream::new(self.bios().next(), true)
+    /// The data of all of the bios of a read, as bytes that go into their
+    /// pages; `None` if this is not a read.
+    pub(crate) fn data_dest(&self) -> Option<DataStream<'a, false>> {
+        Some(DataStream::new(
+            self.read_bios()?.next().map(|b| b.as_source()),
+            true,
+        ))
     }
 
-    /// Iterator over the request's bios.
-    pub(crate) fn bios(&self) -> Bios<'a> {
+    /// Iterator over the request's bios, to read their pages.
+    pub(crate) fn bios(&self) -> Bios<'a, Source> {
+        // SAFETY: reading the pages of a started request's bios is allowed
+        // whatever its direction.
+        unsafe { self.bios_as() }
+    }
+
+    /// Iterator over the bios of a read, whose pages the driver fills;
+    /// `None` if this is not a read.
+    pub(crate) fn read_bios(&self) -> Option<Bios<'a, Sink>> {
+        // SAFETY: the block layer hands a read's pages to the driver to
+        // write (pinned for writing, or page cache pages being filled).
+        (self.op() == Op::Read).then(|| unsafe { self.bios_as() })
+    }
+
+    /// # Safety
+    ///
+    /// The driver must be allowed the access `A` to the bios' pages.
+    unsafe fn bios_as<A: Access>(&self) -> Bios<'a, A> {
         // SAFETY: as in `sector`: the bios of a started request stay as they
         // are until it ends.
         let first = unsafe { (*self.raw()).bio };
         Bios {
             // SAFETY: the bios of a started request live until it is ended,
-            // which is after `'a` (type invariant).
+            // which is after `'a` (type invariant); access `A` is allowed
+            // (the function's requirement).
             next: NonNull::new(first).map(|p| unsafe { Bio::from_raw(p) }),
         }
     }
 }
 
 /// Iterator over the bios of a request.
-pub(crate) struct Bios<'a> {
-    next: Option<Bio<'a>>,
+pub(crate) struct Bios<'a, A: Access = Source> {
+    next: Option<Bio<'a, A>>,
 }
 
-impl<'a> Iterator for Bios<'a> {
-    type Item = Bio<'a>;
+impl<'a, A: Access> Iterator for Bios<'a, A> {
+    type Item = Bio<'a, A>;
 
-    fn next(&mut self) -> Option<Bio<'a>> {
+    fn next(&mut self) -> Option<Bio<'a, A>> {
         let bio = self.next?;
         self.next = bio.next();
         Some(bio)

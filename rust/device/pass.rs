@@ -16,7 +16,7 @@
 use super::{short, Device};
 use crate::{
     blk::{
-        bio::Integrity,
+        bio::{Access, Integrity, Sink},
         lower::{Forward, Lower, OwnPi},
         Bio, Op, Pending, Status,
     },
@@ -190,9 +190,9 @@ impl Device {
     /// Checks the intervals of `bio` against their metadata, which
     /// `next_md` fills in, one interval after the other: interval `k` of
     /// the bio has reference `base + k`.
-    fn verify_bio(
+    fn verify_bio<A: Access>(
         &self,
-        bio: &Bio<'_>,
+        bio: &Bio<'_, A>,
         mut next_md: impl FnMut(&mut [u8]) -> Result<(), Status>,
         checks: Checks,
         base: u64,
@@ -233,8 +233,8 @@ impl Device {
     /// (data, and metadata in payload `b`) for which `what(i, f)`.
     fn spoil_bio(
         &self,
-        bio: &Bio<'_>,
-        b: Option<Integrity<'_>>,
+        bio: &Bio<'_, Sink>,
+        b: Option<Integrity<'_, Sink>>,
         what: impl Fn(u64, Field) -> bool,
     ) -> Result<(), Status> {
         let p = &self.cfg.profile;
@@ -299,7 +299,9 @@ impl Device {
                 return Ok(());
             }
             let mut own = own.as_mut().map(|o| o.as_mut_slice());
-            r.bios().try_for_each(|bio| self.check_up(&bio, &mut own))
+            r.read_bios()
+                .ok_or(Status::IO_ERROR)?
+                .try_for_each(|bio| self.check_up(&bio, &mut own))
         });
         self.finish(rq, result);
     }
@@ -308,7 +310,7 @@ impl Device {
     /// say, then checks it if `read_check` or its payload ask. A bio
     /// without payload is checked against the front of `own`, the
     /// device's own metadata, if the device asked for it.
-    fn check_up(&self, bio: &Bio<'_>, own: &mut Option<&mut [u8]>) -> Result<(), Status> {
+    fn check_up(&self, bio: &Bio<'_, Sink>, own: &mut Option<&mut [u8]>) -> Result<(), Status> {
         let p = &self.cfg.profile;
         let (first, n) = self.interval_span(bio);
         let bip = bio.integrity().filter(|_| p.has_metadata());

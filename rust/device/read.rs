@@ -6,7 +6,7 @@
 
 use super::{short, Device};
 use crate::{
-    blk::{bip, Bio, Request, Status},
+    blk::{bio::Sink, bip, Bio, Request, Status},
     inject::Field,
     pi::{Checks, Csum, MAX_METADATA},
     stats::Counter,
@@ -28,14 +28,14 @@ impl Device {
             return Ok(false);
         }
         self.stats.add(Counter::ReadIntervals, n);
-        let mut data = rq.data_dest();
+        let mut data = rq.data_dest().ok_or(Status::IO_ERROR)?;
         self.store
             .read(first, n, false, |_, d, _| data.copy_from(d).map_err(short))?;
         Ok(true)
     }
 
     /// Handles one bio of a read request.
-    pub(super) fn read_bio(&self, bio: Bio<'_>) -> Result<(), Status> {
+    pub(super) fn read_bio(&self, bio: Bio<'_, Sink>) -> Result<(), Status> {
         let p = &self.cfg.profile;
         let (first, n) = self.interval_span(&bio);
         let mut data = bio.data_dest();

@@ -29,6 +29,7 @@ use super::{
     Slot, StoreError,
 };
 use crate::blk::{
+    bio::Sink,
     file::{BackingFile, WRITE_VEC_MAX},
     Bio, Pending, Request,
 };
@@ -334,14 +335,19 @@ impl FileStore {
         first: u64,
         write: bool,
     ) -> Result<(), StoreError> {
+        let shift = self.profile.interval_shift();
         let mut at = first;
-        for bio in rq.bios() {
-            if write {
+        if write {
+            for bio in rq.bios() {
                 self.write_bio(at, &bio, bio.size())?;
-            } else {
-                self.read_bio(at, &bio)?;
+                at += u64::from(bio.size()) >> shift;
             }
-            at += u64::from(bio.size()) >> self.profile.interval_shift();
+        } else {
+            // Only a read's pages may be filled.
+            for bio in rq.read_bios().ok_or(StoreError::Io)? {
+                self.read_bio(at, &bio)?;
+                at += u64::from(bio.size()) >> shift;
+            }
         }
         Ok(())
     }
@@ -355,7 +361,7 @@ impl FileStore {
 
     /// Reads the data of `bio` (intervals from `first`) straight into its
     /// pages, through one iov_iter.
-    pub(crate) fn read_bio(&self, first: u64, bio: &Bio<'_>) -> Result<(), StoreError> {
+    pub(crate) fn read_bio(&self, first: u64, bio: &Bio<'_, Sink>) -> Result<(), StoreError> {
         self.files
             .read_bio(bio, bio.size(), self.data_pos(first))
             .map_err(io_error)

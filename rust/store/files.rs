@@ -18,6 +18,7 @@
 //! metadata file) declares done is durable in both.
 
 use crate::blk::{
+    bio::Sink,
     file::{BackingFile, DirectIoAlign},
     Bio, Pending,
 };
@@ -253,7 +254,7 @@ impl Files {
     }
 
     /// Reads `bytes` of `bio`'s data at position `pos` of the data region.
-    pub(crate) fn read_bio(&self, bio: &Bio<'_>, bytes: u32, pos: u64) -> Result {
+    pub(crate) fn read_bio(&self, bio: &Bio<'_, Sink>, bytes: u32, pos: u64) -> Result {
         self.data.read_bio(bio, bytes, pos)
     }
 
