@@ -30,6 +30,7 @@ mod faults;
 mod inflight;
 mod pass;
 mod read;
+mod staging;
 mod worker;
 mod write;
 
@@ -90,7 +91,7 @@ pub(crate) struct Device {
     flight: SpinLockIrq<InFlight>,
     /// A staging buffer kept from the last checked write, for the next.
     #[pin]
-    spare: SpinLock<Option<write::Staging>>,
+    spare: SpinLock<Option<staging::Staging>>,
 }
 
 /// What became of a request the device dispatched.
