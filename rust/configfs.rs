@@ -191,14 +191,14 @@ impl DeviceGroup {
                     EINVAL
                 })?;
                 let meta = inner.meta_device.as_deref();
-                let under = match (inner.backing.as_deref(), inner.lower.as_deref()) {
+                let backend = match (inner.backing.as_deref(), inner.lower.as_deref()) {
                     (None, None) if meta.is_some() => {
                         pr_err!("configfs {}: meta_device needs backing\n", self.name());
                         return Err(EINVAL);
                     }
-                    (None, None) => crate::Under::Memory,
-                    (Some(b), None) => crate::Under::Backing(b, meta),
-                    (None, Some(l)) if meta.is_none() => crate::Under::Lower(l),
+                    (None, None) => crate::Backend::Memory,
+                    (Some(b), None) => crate::Backend::Backing(b, meta),
+                    (None, Some(l)) if meta.is_none() => crate::Backend::Lower(l),
                     _ => {
                         pr_err!(
                             "configfs {}: lower excludes backing and meta_device: clear one\n",
@@ -207,7 +207,7 @@ impl DeviceGroup {
                         return Err(EINVAL);
                     }
                 };
-                let disk = crate::create_disk(&self.name, &v, under, &self.registry)?;
+                let disk = crate::create_disk(&self.name, &v, backend, &self.registry)?;
                 inner.disk = Some(disk);
             }
             (false, true) => drop(inner.disk.take()),

@@ -68,7 +68,7 @@ fn integrity_limits(p: &Profile) -> IntegrityLimits {
 }
 
 /// What a device keeps its data in, or forwards it to.
-pub(crate) enum Under<'a> {
+pub(crate) enum Backend<'a> {
     /// Memory.
     Memory,
     /// The backing store (file or block device) at the first path, its
@@ -282,14 +282,14 @@ fn disk_limits(name: &CStr, dev: &Device, t: Traits) -> Result<Limits> {
 pub(crate) fn create_disk(
     name: &CStr,
     v: &Validated,
-    under: Under<'_>,
+    backend: Backend<'_>,
     registry: &Arc<Registry>,
 ) -> Result<RdifDisk> {
     let claim = registry.claim(name)?;
-    let parts = match under {
-        Under::Memory => memory_parts(name, v)?,
-        Under::Lower(path) => lower_parts(name, v, path)?,
-        Under::Backing(path, meta) => backing_parts(name, v, path, meta, registry)?,
+    let parts = match backend {
+        Backend::Memory => memory_parts(name, v)?,
+        Backend::Lower(path) => lower_parts(name, v, path)?,
+        Backend::Backing(path, meta) => backing_parts(name, v, path, meta, registry)?,
     };
     let blocking = parts.store.may_sleep();
     let passing = parts.lower.is_some();

@@ -24,7 +24,7 @@ use kernel::{
 /// Most rules armed at once (each kind of rule has its own budget).
 pub(crate) const MAX_RULES: usize = 16;
 
-/// What a `corrupt` command spoils in each interval.
+/// What a `corrupt` command corrupts in each interval.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Field {
     /// A field of the PI tuple.
@@ -145,7 +145,7 @@ pub(crate) enum WriteFault {
     /// Acknowledged, not stored.
     Lost,
     /// Sent down to a lower device with this field of each interval in
-    /// the range spoilt (pass-through only).
+    /// the range corrupted (pass-through only).
     Corrupt(Field, Range),
 }
 
@@ -304,7 +304,7 @@ struct Fail {
 pub(crate) struct ReadFault {
     /// Which intervals.
     pub(crate) range: Range,
-    /// What is spoilt in them.
+    /// What is corrupted in them.
     pub(crate) field: Field,
 }
 
@@ -337,7 +337,7 @@ impl ReadFaults {
         self.rules.as_ref().is_none_or(|r| r[0].is_none())
     }
 
-    /// The fields to spoil in interval `i`.
+    /// The fields to corrupt in interval `i`.
     pub(crate) fn at(&self, i: u64) -> impl Iterator<Item = Field> + '_ {
         self.rules
             .iter()

@@ -34,7 +34,7 @@ use kernel::{
 use pi::Csum;
 use settings::Settings;
 
-pub(crate) use disk::{create_disk, RdifDisk, Under};
+pub(crate) use disk::{create_disk, Backend, RdifDisk};
 pub(crate) use registry::Registry;
 
 module! {
@@ -113,7 +113,7 @@ impl Operations for RdifOps {
         dev: ArcBorrow<'_, Device>,
         rq: Pending,
         status: Result<(), blk::Status>,
-        own: Option<blk::lower::OwnPi>,
+        own: Option<blk::lower::DeviceMd>,
     ) {
         dev.lower_done(rq, status, own)
     }
@@ -196,7 +196,10 @@ fn default_disks(registry: &Arc<Registry>) -> Result<KVec<RdifDisk>> {
     let mut disks = KVec::with_capacity(n as usize, GFP_KERNEL)?;
     for i in 0..n {
         let name = CString::try_from_fmt(fmt!("rdif{}", i))?;
-        disks.push(create_disk(&name, &v, Under::Memory, registry)?, GFP_KERNEL)?;
+        disks.push(
+            create_disk(&name, &v, Backend::Memory, registry)?,
+            GFP_KERNEL,
+        )?;
     }
     if n == 0 {
         return Ok(disks);

@@ -38,7 +38,7 @@ extern "C" {
         end_direct: bool,
         bounce: bool,
         shift: i64,
-        own_md: u32,
+        device_md: u32,
         interval_exp: u32,
         fix: Option<FixFn>,
         ctx: *mut c_void,
@@ -54,15 +54,15 @@ extern "C" {
 ///
 /// `ptr` is a `kmalloc` allocation of at least `len` bytes that this object
 /// owns (it is freed on drop) and nothing else uses.
-pub(crate) struct OwnPi {
+pub(crate) struct DeviceMd {
     ptr: NonNull<u8>,
     len: usize,
 }
 
 // SAFETY: plain memory owned by this object.
-unsafe impl Send for OwnPi {}
+unsafe impl Send for DeviceMd {}
 
-impl OwnPi {
+impl DeviceMd {
     /// Takes the metadata a completed forwarded read `rq` brought up, if
     /// it asked for some.
     ///
@@ -77,7 +77,7 @@ impl OwnPi {
         let ptr = unsafe { rdif_rq_lower_take_pi(rq, &mut len) };
         // INVARIANT: the helper hands over the buffer it allocated, of
         // `len` bytes, and forgets it.
-        NonNull::new(ptr.cast::<u8>()).map(|ptr| OwnPi { ptr, len })
+        NonNull::new(ptr.cast::<u8>()).map(|ptr| DeviceMd { ptr, len })
     }
 
     /// The bytes.
@@ -88,7 +88,7 @@ impl OwnPi {
     }
 }
 
-impl Drop for OwnPi {
+impl Drop for DeviceMd {
     fn drop(&mut self) {
         // SAFETY: a `kmalloc` allocation this object owns (type invariant).
         unsafe { bindings::kfree(self.ptr.as_ptr().cast()) };
@@ -112,8 +112,8 @@ pub(crate) struct Forward<'a> {
     pub(crate) shift: i64,
     /// For a read, metadata of the driver's own for each bio that has no
     /// integrity payload (bytes per interval, log2 of the interval),
-    /// handed to [`super::Operations::lower_done`] as [`OwnPi`].
-    pub(crate) own_md: Option<(u32, u32)>,
+    /// handed to [`super::Operations::lower_done`] as [`DeviceMd`].
+    pub(crate) device_md: Option<(u32, u32)>,
 }
 
 /// An open lower block device.
@@ -233,9 +233,9 @@ impl Lower {
             end_direct,
             bounce,
             shift,
-            own_md,
+            device_md,
         } = *how;
-        let (md, exp) = own_md.unwrap_or((0, 9));
+        let (md, exp) = device_md.unwrap_or((0, 9));
         let raw = rq.into_raw();
         // `fix` lives across the call, its only user, and `fix_one::<F>` is
         // the trampoline for its type.

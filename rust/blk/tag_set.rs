@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::{lower::OwnPi, Pending, Status};
+use super::{lower::DeviceMd, Pending, Status};
 use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
 use kernel::{bindings, error, prelude::*, types::ForeignOwnable, types::Opaque};
 
@@ -51,7 +51,7 @@ pub(crate) trait Operations: Sized + 'static {
         data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
         rq: Pending,
         status: Result<(), Status>,
-        own: Option<OwnPi>,
+        own: Option<DeviceMd>,
     );
 }
 
@@ -193,7 +193,7 @@ impl<T: Operations> OperationsVTable<T> {
         };
         // SAFETY: a forwarded request whose clones have all ended, not yet
         // ended.
-        let own = unsafe { OwnPi::take(rq) };
+        let own = unsafe { DeviceMd::take(rq) };
         // SAFETY: a started request that nothing else ends: the `Pending`
         // given up when it was forwarded.
         let pending = unsafe { Pending::from_raw(ptr) };

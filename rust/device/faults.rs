@@ -21,14 +21,19 @@ const MAX_ONE_SHOT: u64 = 65536;
 impl Device {
     /// Applies the persistent corruptions of `faults` to the metadata `md`
     /// of `interval`; returns whether any did.
-    pub(super) fn spoil(&self, interval: u64, md: &mut [u8], faults: &ReadFaults) -> bool {
-        let mut spoilt = false;
+    pub(super) fn corrupt_metadata(
+        &self,
+        interval: u64,
+        md: &mut [u8],
+        faults: &ReadFaults,
+    ) -> bool {
+        let mut corrupted = false;
         for f in faults.at(interval) {
             if let Field::Tuple(t) = f {
-                spoilt |= self.cfg.profile.corrupt(md, t);
+                corrupted |= self.cfg.profile.corrupt(md, t);
             }
         }
-        spoilt
+        corrupted
     }
 
     /// Copies the metadata of `interval` into `md` as a read would return
@@ -45,7 +50,7 @@ impl Device {
             md.copy_from_slice(m);
             Ok::<(), Status>(())
         })?;
-        self.spoil(interval, md, &self.inject.read_faults(interval, 1));
+        self.corrupt_metadata(interval, md, &self.inject.read_faults(interval, 1));
         Ok(())
     }
 

@@ -9,15 +9,15 @@
 //! the submitter's seed: the lower device's completion has mapped them
 //! back). The lower device's errors are returned unchanged. Injections act
 //! in flight: `fail` before anything goes down, `lost` and `misdirect` on
-//! the way down, `corrupt ... write` spoils a copy of the write on its way
+//! the way down, `corrupt ... write` corrupts a copy of the write on its way
 //! down (never the submitter's buffers), and `corrupt ... persistent`
-//! spoils what a read brings up.
+//! corrupts what a read brings up.
 
 use super::{short, Device};
 use crate::{
     blk::{
         bio::{Access, Integrity, Sink},
-        lower::{Forward, Lower, OwnPi},
+        lower::{DeviceMd, Forward, Lower},
         Bio, Op, Pending, Status,
     },
     inject::{Field, ReadFaults, WriteFault},
@@ -72,7 +72,7 @@ impl Device {
         // A fault met is used up once the write went down with it (see
         // `WriteClaim`); a write retried for a shortage meets it again.
         let fault = claim.as_ref().map(|c| c.fault());
-        let (bounce, shift, spoil) = match fault {
+        let (bounce, shift, corrupt) = match fault {
             None => (false, 0, None),
             Some(WriteFault::Lost) => {
                 self.stats.inc(Counter::InjLost);
@@ -98,7 +98,7 @@ impl Device {
         };
         // The device checks reads that bring no payload up with metadata
         // of its own.
-        let own_md = (op == Op::Read && self.cfg.read_check && p.csum() != Csum::None)
+        let device_md = (op == Op::Read && self.cfg.read_check && p.csum() != Csum::None)
             .then(|| (p.metadata_size() as u32, p.interval_shift()));
         // What needs no work on the way up ends in the lower device's
         // completion, without a second trip through the workqueue.
@@ -108,14 +108,14 @@ impl Device {
             end_direct,
             bounce,
             shift,
-            own_md,
+            device_md,
         };
         let started = lower.start(rq, &how, |clone, _src| {
-            if let Some((field, range)) = spoil {
-                // A copy of the device's own: spoiling it cannot fail but
+            if let Some((field, range)) = corrupt {
+                // A copy of the device's own: corrupting it cannot fail but
                 // for a payload shorter than its data, which the lower
                 // device then rejects anyway.
-                let _ = self.spoil_bio(&clone, clone.integrity(), |i, f| {
+                let _ = self.corrupt_bio(&clone, clone.integrity(), |i, f| {
                     f == field && range.contains(i)
                 });
             }
@@ -231,7 +231,7 @@ impl Device {
 
     /// Spoils, in place, each field `f` of each interval `i` of `bio`
     /// (data, and metadata in payload `b`) for which `what(i, f)`.
-    fn spoil_bio(
+    fn corrupt_bio(
         &self,
         bio: &Bio<'_, Sink>,
         b: Option<Integrity<'_, Sink>>,
@@ -246,8 +246,8 @@ impl Device {
         let mut md_buf = [0u8; MAX_METADATA];
         let md = &mut md_buf[..p.metadata_size()];
         for i in first..first + n {
-            let mut spoilt = what(i, Field::Data);
-            if spoilt {
+            let mut corrupted = what(i, Field::Data);
+            if corrupted {
                 let mut b0 = [0u8];
                 src.copy_to(&mut b0).map_err(short)?;
                 b0[0] ^= 0xff;
@@ -260,10 +260,10 @@ impl Device {
             }
             if let (Some(mi), Some(mo)) = (md_in.as_mut(), md_out.as_mut()) {
                 mi.copy_to(md).map_err(short)?;
-                spoilt |= self.spoil_tuple(md, i, &what);
+                corrupted |= self.corrupt_tuple(md, i, &what);
                 mo.copy_from(md).map_err(short)?;
             }
-            if spoilt {
+            if corrupted {
                 self.stats.inc(Counter::InjCorrupt);
             }
         }
@@ -272,14 +272,14 @@ impl Device {
 
     /// Spoils the fields `f` of the PI tuple in `md`, interval `i`'s
     /// metadata, for which `what(i, f)`; returns whether any changed.
-    fn spoil_tuple(&self, md: &mut [u8], i: u64, what: impl Fn(u64, Field) -> bool) -> bool {
-        let mut spoilt = false;
+    fn corrupt_tuple(&self, md: &mut [u8], i: u64, what: impl Fn(u64, Field) -> bool) -> bool {
+        let mut corrupted = false;
         for t in [TupleField::Guard, TupleField::Ref, TupleField::App] {
             if what(i, Field::Tuple(t)) {
-                spoilt |= self.cfg.profile.corrupt(md, t);
+                corrupted |= self.cfg.profile.corrupt(md, t);
             }
         }
-        spoilt
+        corrupted
     }
 
     /// A forwarded request came back with `status` from the lower device;
@@ -291,7 +291,7 @@ impl Device {
         &self,
         rq: Pending,
         status: Result<(), Status>,
-        mut own: Option<OwnPi>,
+        mut own: Option<DeviceMd>,
     ) {
         let result = status.and_then(|()| {
             let r = rq.request();
@@ -315,9 +315,9 @@ impl Device {
         let (first, n) = self.interval_span(bio);
         let bip = bio.integrity().filter(|_| p.has_metadata());
         let faults: ReadFaults = self.inject.read_faults(first, n);
-        let spoils = |i, f| faults.at(i).any(|g| g == f);
+        let corrupts = |i, f| faults.at(i).any(|g| g == f);
         if !faults.is_empty() {
-            self.spoil_bio(bio, bip, spoils)?;
+            self.corrupt_bio(bio, bip, corrupts)?;
         }
         if bip.is_none() {
             let ms = p.metadata_size();
@@ -332,7 +332,7 @@ impl Device {
             *own = Some(rest);
             // The persistent tuple corruptions, in the device's copy.
             for (i, md) in (first..).zip(mine.chunks_exact_mut(ms)) {
-                if self.spoil_tuple(md, i, spoils) {
+                if self.corrupt_tuple(md, i, corrupts) {
                     self.stats.inc(Counter::InjCorrupt);
                 }
             }

@@ -76,7 +76,7 @@ impl Device {
         self.store.read(first, n, with_meta, |i, d, m| {
             let tuple = if with_meta {
                 md.copy_from_slice(m);
-                if self.spoil(i, md, &faults) {
+                if self.corrupt_metadata(i, md, &faults) {
                     self.stats.inc(Counter::InjCorrupt);
                 }
                 p.read_tuple(md)
@@ -89,9 +89,9 @@ impl Device {
             let verify = check && tuple.is_some() && !escape;
             let sum = verify && checks.guard;
             let mut guard = p.guard();
-            let spoilt = faults.at(i).any(|f| f == Field::Data);
+            let corrupted = faults.at(i).any(|f| f == Field::Data);
             match d.split_first() {
-                Some((b0, rest)) if spoilt => {
+                Some((b0, rest)) if corrupted => {
                     // An injected data corruption: the first byte's bits
                     // flipped on the way out.
                     let b0 = [b0 ^ 0xff];
