@@ -75,7 +75,7 @@ pub(crate) struct Bio<'a, A: Access = Source> {
 impl<'a> Bio<'a, Sink> {
     /// The bio's data, as bytes that go into its pages (a read's).
     pub(crate) fn data_dest(&self) -> DataStream<'a, false> {
-        DataStream::new(Some(self.as_source()), false)
+        DataStream::dest(Some(*self), false)
     }
 }
 
@@ -135,7 +135,7 @@ impl<'a, A: Access> Bio<'a, A> {
 
     /// The bio's data, as bytes that come from its pages.
     pub(crate) fn data_source(&self) -> DataStream<'a, true> {
-        DataStream::new(Some(self.as_source()), false)
+        DataStream::source(Some(*self), false)
     }
 
     /// The integrity payload attached to the bio, if any.
@@ -403,15 +403,17 @@ impl Cursor<'_, Sink> {
 /// `ITER_DEST`, over what is left of the data of a bio of a started
 /// request; `next` is the bio to go on with after that one, if any (the
 /// next of the chain). The request's bios,
-/// their chain and their pages stay valid and unchanged for `'a`.
+/// their chain and their pages stay valid and unchanged for `'a`. If not
+/// `SOURCE`, the bios are [`Sink`] ones: the driver may write their pages.
 pub(crate) struct DataStream<'a, const SOURCE: bool> {
     iter: bindings::iov_iter,
     next: Option<Bio<'a>>,
 }
 
 impl<'a, const SOURCE: bool> DataStream<'a, SOURCE> {
-    /// The data of `bio`, and with `chain` of the bios chained after it.
-    pub(super) fn new(bio: Option<Bio<'a>>, chain: bool) -> Self {
+    /// The data of `bio`, and with `chain` of the bios chained after it;
+    /// without `SOURCE`, `bio` must be a [`Sink`] one (see [`Self::dest`]).
+    fn new(bio: Option<Bio<'a>>, chain: bool) -> Self {
         let mut s = Self {
             // An empty iov_iter of the right direction until `bio` is set.
             iter: bindings::iov_iter {
@@ -491,6 +493,12 @@ impl<'a, const SOURCE: bool> DataStream<'a, SOURCE> {
 }
 
 impl<'a> DataStream<'a, true> {
+    /// The data of `bio` (with `chain`, and of the bios chained after it),
+    /// to be read.
+    pub(super) fn source<A: Access>(bio: Option<Bio<'a, A>>, chain: bool) -> Self {
+        Self::new(bio.map(|b| b.as_source()), chain)
+    }
+
     /// Copies the next `out.len()` bytes of the bios into `out`.
     ///
     /// The pages may belong to a user who changes them while the device
@@ -510,13 +518,20 @@ impl<'a> DataStream<'a, true> {
 }
 
 impl<'a> DataStream<'a, false> {
+    /// The data of `bio` (with `chain`, and of the bios chained after it),
+    /// to be filled.
+    pub(super) fn dest(bio: Option<Bio<'a, Sink>>, chain: bool) -> Self {
+        // INVARIANT: `Sink` bios, whose pages the driver may write.
+        Self::new(bio.map(|b| b.as_source()), chain)
+    }
+
     /// Copies `src` into the next `src.len()` bytes of the bios.
     pub(crate) fn copy_from(&mut self, src: &[u8]) -> Result<(), ShortBuffer> {
         self.transfer(src.len(), |iter, done| {
             // SAFETY: `iter` is the stream's valid ITER_DEST iov_iter over
-            // writable pages (a `DataStream<false>` is only made from
-            // `Sink` bios), for `'a`; it has no other user while the
-            // reference lives (type invariant).
+            // pages the driver may write, for `'a` (type invariant: made
+            // from `Sink` bios); it has no other user while the reference
+            // lives.
             let dst = unsafe { IovIterDest::from_raw(iter) };
             src.get(done..).map_or(0, |rest| dst.copy_to_iter(rest))
         })

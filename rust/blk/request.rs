@@ -119,16 +119,13 @@ impl<'a> Request<'a> {
     /// The data of all of the request's bios, as bytes that come from
     /// their pages (a write's data).
     pub(crate) fn data_source(&self) -> DataStream<'a, true> {
-        DataStream::new(self.bios().next(), true)
+        DataStream::source(self.bios().next(), true)
     }
 
     /// The data of all of the bios of a read, as bytes that go into their
     /// pages; `None` if this is not a read.
     pub(crate) fn data_dest(&self) -> Option<DataStream<'a, false>> {
-        Some(DataStream::new(
-            self.read_bios()?.next().map(|b| b.as_source()),
-            true,
-        ))
+        Some(DataStream::dest(self.read_bios()?.next(), true))
     }
 
     /// Iterator over the request's bios, to read their pages.
