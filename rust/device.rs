@@ -385,6 +385,21 @@ impl Device {
         )
     }
 
+    /// The checks the device makes of a read bio with payload `bip`: what
+    /// `read_check` asks for, plus what a submitter's own payload asks for
+    /// (the block layer verifies its own auto-PI buffers after completion).
+    fn read_checks<A: Access>(&self, bip: Option<&Integrity<'_, A>>) -> Checks {
+        let device = if self.cfg.read_check {
+            Checks::DEVICE
+        } else {
+            Checks::NONE
+        };
+        match bip.filter(|b| b.flags() & bip::BLOCK_INTEGRITY == 0) {
+            Some(b) => device.union(Checks::from_bip(b.flags(), b.app_tag())),
+            None => device,
+        }
+    }
+
     /// A cursor over the metadata of an integrity payload that must hold
     /// `n` intervals' worth; a shorter payload fails the request.
     fn payload_cursor<'a, A: Access>(

@@ -7,7 +7,7 @@
 use super::Device;
 use crate::{
     blk::{self, Status},
-    inject::{Command, Field, ReadFault, ReadFaults, WriteFault},
+    inject::{Command, Field, ReadFault, ReadFaults, WriteClaim, WriteFault},
     pi::Csum,
     stats::Counter,
     store::StoreError,
@@ -19,6 +19,18 @@ use kernel::prelude::*;
 const MAX_ONE_SHOT: u64 = 65536;
 
 impl Device {
+    /// The one-shot write fault of `claim` took effect: counts it (a
+    /// corruption counts its intervals as it spoils them) and uses the rule
+    /// up.
+    pub(super) fn fault_took_effect(&self, claim: WriteClaim<'_>) {
+        match claim.fault() {
+            WriteFault::Lost => self.stats.inc(Counter::InjLost),
+            WriteFault::Misdirect(_) => self.stats.inc(Counter::InjMisdirected),
+            WriteFault::Corrupt(..) => {}
+        }
+        claim.spend();
+    }
+
     /// Applies the persistent corruptions of `faults` to the metadata `md`
     /// of `interval`; returns whether any did.
     pub(super) fn corrupt_metadata(

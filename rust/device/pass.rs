@@ -75,9 +75,8 @@ impl Device {
         let (bounce, shift, corrupt) = match fault {
             None => (false, 0, None),
             Some(WriteFault::Lost) => {
-                self.stats.inc(Counter::InjLost);
                 if let Some(c) = claim {
-                    c.spend();
+                    self.fault_took_effect(c);
                 }
                 self.finish(rq, Ok(()));
                 return Ok(());
@@ -123,10 +122,7 @@ impl Device {
         match started {
             Ok(()) => {
                 if let Some(c) = claim {
-                    if matches!(c.fault(), WriteFault::Misdirect(_)) {
-                        self.stats.inc(Counter::InjMisdirected);
-                    }
-                    c.spend();
+                    self.fault_took_effect(c);
                 }
                 Ok(())
             }
@@ -149,14 +145,11 @@ impl Device {
         if p.csum() == Csum::None || !p.has_metadata() {
             return self.inject.read_faults(first, n).is_empty();
         }
-        !self.cfg.read_check
-            && self.inject.read_faults(first, n).is_empty()
-            && r.bios().all(|bio| {
-                bio.integrity().is_none_or(|b| {
-                    b.flags() & crate::blk::bip::BLOCK_INTEGRITY != 0
-                        || Checks::from_bip(b.flags(), b.app_tag()) == Checks::NONE
-                })
-            })
+        // Without a payload, `read_check` alone decides (the device then
+        // reads metadata of its own).
+        self.inject.read_faults(first, n).is_empty()
+            && r.bios()
+                .all(|bio| self.read_checks(bio.integrity().as_ref()) == Checks::NONE)
     }
 
     /// Checks the PI of a bio on its way down, as its payload's flags ask.
@@ -348,14 +341,7 @@ impl Device {
         let Some(b) = bip.filter(|_| p.csum() != Csum::None) else {
             return Ok(());
         };
-        let mut checks = if self.cfg.read_check {
-            Checks::DEVICE
-        } else {
-            Checks::NONE
-        };
-        if b.flags() & crate::blk::bip::BLOCK_INTEGRITY == 0 {
-            checks = checks.union(Checks::from_bip(b.flags(), b.app_tag()));
-        }
+        let checks = self.read_checks(Some(&b));
         if checks == Checks::NONE {
             return Ok(());
         }

@@ -6,7 +6,7 @@
 
 use super::{short, Device};
 use crate::{
-    blk::{bio::Sink, bip, Bio, Request, Status},
+    blk::{bio::Sink, Bio, Request, Status},
     inject::Field,
     pi::{Checks, Csum, MAX_METADATA},
     stats::Counter,
@@ -43,17 +43,7 @@ impl Device {
         self.stats.add(Counter::ReadIntervals, n);
         let bip = bio.integrity().filter(|_| p.has_metadata());
         let mut md_cur = bip.map(|b| self.payload_cursor(&b, n)).transpose()?;
-        // The device checks what `read_check` asks for, plus what a
-        // submitter's own payload asks for (the block layer verifies its
-        // auto-PI buffers itself after completion).
-        let mut checks = if self.cfg.read_check {
-            Checks::DEVICE
-        } else {
-            Checks::NONE
-        };
-        if let Some(b) = bip.filter(|b| b.flags() & bip::BLOCK_INTEGRITY == 0) {
-            checks = checks.union(Checks::from_bip(b.flags(), b.app_tag()));
-        }
+        let checks = self.read_checks(bip.as_ref());
         let check = checks != Checks::NONE && p.csum() != Csum::None && p.has_metadata();
         if check {
             self.stats.add(Counter::CheckedRead, n);

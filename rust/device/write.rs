@@ -259,9 +259,8 @@ impl Device {
         let dest = match fault {
             None => first,
             Some(WriteFault::Lost) => {
-                self.stats.inc(Counter::InjLost);
                 if let Some(c) = claim {
-                    c.spend();
+                    self.fault_took_effect(c);
                 }
                 return Ok(Outcome::Done);
             }
@@ -281,10 +280,7 @@ impl Device {
         };
         let done = self.store_write(rq, staged, first, at);
         if let (Ok(_), Some(c)) = (&done, claim) {
-            if matches!(c.fault(), WriteFault::Misdirect(_)) {
-                self.stats.inc(Counter::InjMisdirected);
-            }
-            c.spend();
+            self.fault_took_effect(c);
         }
         done
     }
