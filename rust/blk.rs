@@ -18,6 +18,7 @@ pub(crate) mod bio;
 pub(crate) mod disk;
 pub(crate) mod file;
 pub(crate) mod lower;
+mod pdu;
 pub(crate) mod request;
 pub(crate) mod tag_set;
 mod task;

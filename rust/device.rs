@@ -209,10 +209,10 @@ impl Device {
             // (an elevator switch of the lower queue waits for every tag
             // set's dispatch while it holds that queue frozen).
             return match &this.wq {
-                Some(wq) => rq.defer(wq).or_else(|rq| {
-                    this.finish(rq, Err(Status::IO_ERROR));
+                Some(wq) => {
+                    rq.defer(wq);
                     Ok(())
-                }),
+                }
                 None => {
                     this.finish(rq, Err(Status::IO_ERROR));
                     Ok(())

@@ -319,7 +319,7 @@ pub(crate) fn create_disk(
     )?;
     let tag_set = Arc::pin_init(
         // `queue_rq` never sleeps: what may sleep runs in work items.
-        TagSet::new(v.hw_queues, v.queue_depth, false, blocking || passing),
+        TagSet::new(v.hw_queues, v.queue_depth, false),
         GFP_KERNEL,
     )?;
     let limits = disk_limits(name, &dev, traits)?;

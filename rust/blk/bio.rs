@@ -111,6 +111,20 @@ impl<'a, A: Access> Bio<'a, A> {
         NonNull::new(next).map(|p| unsafe { Bio::from_raw(p) })
     }
 
+    /// An iov_iter of direction `dir` (`ITER_SOURCE` or `ITER_DEST`) over
+    /// the bio's data from its current position, into `iter`.
+    ///
+    /// # Safety
+    ///
+    /// `dir` must be an access the driver is allowed (`ITER_DEST` only
+    /// for a [`Sink`] bio or a request's pages the I/O fills), and the
+    /// iterator must not be used after `'a`.
+    pub(super) unsafe fn iov_iter(&self, dir: u32, iter: &mut bindings::iov_iter) {
+        // SAFETY: `self.ptr` is a valid bio whose pages stay valid for
+        // `'a` (type invariant); `iter` is valid for writes.
+        unsafe { rdif_bio_iov_iter(self.ptr.as_ptr(), dir, iter) };
+    }
+
     /// The same bio, to be read only.
     pub(crate) fn as_source(&self) -> Bio<'a, Source> {
         // INVARIANT: reading is allowed whatever `A` is.
@@ -125,6 +139,12 @@ impl<'a, A: Access> Bio<'a, A> {
         // SAFETY: `self.ptr` is a valid bio by the type invariant, and the
         // driver does not change `bi_iter`.
         unsafe { (*self.ptr.as_ptr()).bi_iter.bi_sector }
+    }
+
+    /// The I/O priority.
+    pub(crate) fn ioprio(&self) -> u16 {
+        // SAFETY: as in `sector`.
+        unsafe { (*self.ptr.as_ptr()).bi_ioprio }
     }
 
     /// Number of data bytes.
@@ -440,11 +460,11 @@ impl<'a, const SOURCE: bool> DataStream<'a, SOURCE> {
         } else {
             bindings::ITER_DEST
         };
-        // INVARIANT: the helper makes `iter` an iov_iter of direction `dir`
-        // over the bio's data from its current position.
-        // SAFETY: `bio` is a valid bio of a started request whose pages stay
-        // valid for `'a` (type invariant); `self.iter` is a valid out pointer.
-        unsafe { rdif_bio_iov_iter(bio.as_ptr(), dir, &mut self.iter) };
+        // INVARIANT: `iter` becomes an iov_iter of direction `dir` over the
+        // bio's data from its current position.
+        // SAFETY: a stream that fills pages is only made of `Sink` bios
+        // (`DataStream::dest`); the iterator is used for `'a` at most.
+        unsafe { bio.iov_iter(dir, &mut self.iter) };
         true
     }
 

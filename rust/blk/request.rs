@@ -6,23 +6,19 @@
 
 use super::{
     bio::{Access, DataStream, Sink, Source},
+    pdu::Pdu,
     wq::OwnedQueue,
     Bio,
 };
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::bindings;
 
-// The bindings' structs end in zero-length arrays, which this lint flags;
-// they are only passed by pointer here.
-#[allow(improper_ctypes)]
-extern "C" {
-    fn rdif_rq_requeue(rq: *mut bindings::request);
-    fn rdif_rq_defer(rq: *mut bindings::request, wq: *mut bindings::workqueue_struct) -> i32;
-}
-
 /// `REQ_OP_MASK`: the operation's bits of `cmd_flags` (checked in
 /// `helpers.c`).
 const REQ_OP_MASK: u32 = (1 << 8) - 1;
+
+/// How long a requeued request waits before blk-mq dispatches it again.
+const REQUEUE_DELAY_MS: kernel::ffi::c_ulong = 3;
 
 /// The operation of a request (`enum req_op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +104,19 @@ impl<'a> Request<'a> {
         // SAFETY: `self.raw()` is a valid request by the type invariant; only
         // the driver advances a started request, and this one does not.
         unsafe { (*self.raw()).__sector }
+    }
+
+    /// The I/O priority (`req_get_ioprio`).
+    pub(crate) fn ioprio(&self) -> u16 {
+        self.bios().next().map_or(0, |b| b.ioprio())
+    }
+
+    /// Whether the request is part of a flush sequence (`RQF_FLUSH_SEQ`)
+    /// or has any of `flags` (`REQ_*` bits) set.
+    pub(crate) fn in_flush_sequence(&self, flags: u32) -> bool {
+        // SAFETY: as in `sector`.
+        let (rq_flags, cmd_flags) = unsafe { ((*self.raw()).rq_flags, (*self.raw()).cmd_flags) };
+        rq_flags & (1 << bindings::rqf_flags___RQF_FLUSH_SEQ) != 0 || cmd_flags & flags != 0
     }
 
     /// Length in bytes (`blk_rq_bytes`).
@@ -234,22 +243,28 @@ impl Pending {
         core::mem::forget(self);
         // SAFETY: the request is started and not yet ended (type
         // invariant); `forget` above makes blk-mq its only owner again.
-        unsafe { rdif_rq_requeue(ptr.as_ptr()) };
+        // Its queue lives as long as any of its requests.
+        unsafe {
+            let q = (*ptr.as_ptr()).q;
+            bindings::blk_mq_requeue_request(ptr.as_ptr(), false);
+            bindings::blk_mq_delay_kick_requeue_list(q, REQUEUE_DELAY_MS);
+        }
     }
 
     /// Hands the request to a work item on `wq`, which passes it to
-    /// [`super::Operations::work`] in process context. Hands it back if
-    /// its tag set has no room for the work item (see
-    /// [`super::TagSet::new`] with `file_io`).
-    pub(crate) fn defer(self, wq: &OwnedQueue) -> Result<(), Self> {
-        // SAFETY: the request is started and not yet ended (type
-        // invariant); `wq` is a valid workqueue. On success the work item
-        // owns the request from here on, so `self` is forgotten below.
-        if unsafe { rdif_rq_defer(self.ptr.as_ptr(), wq.as_raw()) } != 0 {
-            return Err(self);
-        }
-        core::mem::forget(self);
-        Ok(())
+    /// [`super::Operations::work`] in process context.
+    pub(crate) fn defer(self, wq: &OwnedQueue) {
+        let ptr = self.into_raw();
+        // SAFETY: a started request of a tag set made by `TagSet::new`
+        // (every request handed to the driver is), not ended, whose
+        // ownership goes to the work item; `wq` is a valid workqueue that
+        // its owner flushes before it goes.
+        unsafe { Pdu::queue_start(ptr.as_ptr(), wq.as_raw()) };
+    }
+
+    /// The request, for the abstractions that hand it to C.
+    pub(super) fn as_raw(&self) -> *mut bindings::request {
+        self.ptr.as_ptr()
     }
 
     /// Gives the request back to blk-mq without ending it, for

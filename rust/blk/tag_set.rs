@@ -4,8 +4,8 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::{lower::DeviceMd, Pending, Status};
-use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
+use super::{lower::DeviceMd, pdu::Pdu, Pending, Status};
+use core::{marker::PhantomData, pin::Pin, ptr::NonNull, sync::atomic::Ordering};
 use kernel::{bindings, error, prelude::*, types::ForeignOwnable, types::Opaque};
 
 /// The operations of a blk-mq driver.
@@ -55,23 +55,6 @@ pub(crate) trait Operations: Sized + 'static {
     );
 }
 
-// The bindings' structs end in zero-length arrays, which this lint flags;
-// they are only passed by pointer here.
-#[allow(improper_ctypes)]
-extern "C" {
-    fn rdif_rq_file_pdu_size() -> u32;
-    fn rdif_rq_file_result(rq: *mut bindings::request) -> core::ffi::c_long;
-    fn rdif_rq_lower_status(rq: *mut bindings::request, status: *mut u8) -> bool;
-    fn rdif_rq_init_work(
-        set: *mut bindings::blk_mq_tag_set,
-        rq: *mut bindings::request,
-        start: Option<unsafe extern "C" fn(*mut bindings::work_struct)>,
-        done: Option<unsafe extern "C" fn(*mut bindings::work_struct)>,
-    );
-    fn rdif_rq_from_start_work(work: *mut bindings::work_struct) -> *mut bindings::request;
-    fn rdif_rq_from_done_work(work: *mut bindings::work_struct) -> *mut bindings::request;
-}
-
 struct OperationsVTable<T: Operations>(PhantomData<T>);
 
 impl<T: Operations> OperationsVTable<T> {
@@ -112,7 +95,7 @@ impl<T: Operations> OperationsVTable<T> {
     /// # Safety
     ///
     /// Called by blk-mq for a request the driver passed to
-    /// `blk_mq_complete_request`, which only `rdif_rq_file_start` does,
+    /// `blk_mq_complete_request`, which only a backing file's I/O does,
     /// for a started request it took over from a `Pending` (see
     /// [`super::file::BackingFile::start_request`]), of a queue as for
     /// `queue_rq`.
@@ -123,9 +106,10 @@ impl<T: Operations> OperationsVTable<T> {
         // SAFETY: the request and its queue are valid; `queuedata` came from
         // `into_foreign` and outlives every request (as in `queue_rq`).
         let data = unsafe { T::QueueData::borrow((*(*rq).q).queuedata) };
-        // SAFETY: the request is valid and its PDU holds the state of the
-        // I/O that completed it (the function's safety requirement).
-        let result = unsafe { rdif_rq_file_result(rq) } as isize;
+        // SAFETY: the request is valid and its PDU holds the result of the
+        // I/O that completed it (the function's safety requirement), which
+        // nothing changes any more.
+        let result = unsafe { (*Pdu::of(rq)).ret };
         // SAFETY: a started request that nothing else ends: the `Pending`
         // given up when its I/O started.
         let pending = unsafe { Pending::from_raw(ptr) };
@@ -137,15 +121,14 @@ impl<T: Operations> OperationsVTable<T> {
     /// Called by blk-mq for each request of a tag set of `T`, once, when
     /// it allocates it.
     unsafe extern "C" fn init_request(
-        set: *mut bindings::blk_mq_tag_set,
+        _set: *mut bindings::blk_mq_tag_set,
         rq: *mut bindings::request,
         _hctx_idx: u32,
         _numa_node: i32,
     ) -> i32 {
-        // SAFETY: a request of tag set `set` being set up; the helper does
-        // nothing for a tag set without room for the work items. The
-        // functions are this type's work functions.
-        unsafe { rdif_rq_init_work(set, rq, Some(Self::start_work), Some(Self::done_work)) };
+        // SAFETY: a request of a tag set of `T`, whose PDU is a `Pdu`
+        // (`TagSet::new`), being set up.
+        unsafe { Pdu::init(rq, Self::start_work, Self::done_work) };
         0
     }
 
@@ -156,9 +139,7 @@ impl<T: Operations> OperationsVTable<T> {
     unsafe extern "C" fn start_work(work: *mut bindings::work_struct) {
         // SAFETY: the start work item of a request (the function's
         // requirement).
-        let Some(ptr) = NonNull::new(unsafe { rdif_rq_from_start_work(work) }) else {
-            return;
-        };
+        let ptr = unsafe { Pdu::from_start_work(work) };
         // SAFETY: the request and its queue are valid; `queuedata` came from
         // `into_foreign` and outlives every request (as in `queue_rq`).
         let data = unsafe { T::QueueData::borrow((*(*ptr.as_ptr()).q).queuedata) };
@@ -176,24 +157,20 @@ impl<T: Operations> OperationsVTable<T> {
     unsafe extern "C" fn done_work(work: *mut bindings::work_struct) {
         // SAFETY: the done work item of a request (the function's
         // requirement).
-        let rq = unsafe { rdif_rq_from_done_work(work) };
-        let Some(ptr) = NonNull::new(rq) else {
-            return;
-        };
+        let pdu = unsafe { Pdu::from_done_work(work) };
+        // SAFETY: the PDU of a valid request.
+        let ptr = unsafe { Pdu::request(pdu) };
         // SAFETY: the request and its queue are valid; `queuedata` came from
         // `into_foreign` and outlives every request (as in `queue_rq`).
-        let data = unsafe { T::QueueData::borrow((*(*rq).q).queuedata) };
-        let mut status = 0u8;
-        // SAFETY: the request is valid and its PDU holds the state of the
-        // forwarding that ended; `status` is a valid out pointer.
-        unsafe { rdif_rq_lower_status(rq, &mut status) };
-        let status = match status {
+        let data = unsafe { T::QueueData::borrow((*(*ptr.as_ptr()).q).queuedata) };
+        // SAFETY: every clone has ended: the status is final.
+        let status = match unsafe { (*pdu).status.load(Ordering::Acquire) } {
             0 => Ok(()),
             s => Err(Status::from_raw(s)),
         };
         // SAFETY: a forwarded request whose clones have all ended, not yet
         // ended.
-        let own = unsafe { DeviceMd::take(rq) };
+        let own = unsafe { DeviceMd::take(pdu) };
         // SAFETY: a started request that nothing else ends: the `Pending`
         // given up when it was forwarded.
         let pending = unsafe { Pending::from_raw(ptr) };
@@ -230,14 +207,13 @@ pub(crate) struct TagSet<T: Operations> {
 impl<T: Operations> TagSet<T> {
     /// Creates a tag set with `nr_hw_queues` hardware queues of
     /// `queue_depth` tags each. With `blocking`, `queue_rq` may sleep
-    /// (`BLK_MQ_F_BLOCKING`). With `file_io`, each request has room for
-    /// the I/O of [`super::file::BackingFile::start_request`], for
-    /// [`super::lower::Lower::start`] and for [`Pending::defer`].
+    /// (`BLK_MQ_F_BLOCKING`). Each request has room for
+    /// [`Pending::defer`], [`super::file::BackingFile::start_request`]
+    /// and [`super::lower::Lower::start`].
     pub(crate) fn new(
         nr_hw_queues: u32,
         queue_depth: u32,
         blocking: bool,
-        file_io: bool,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(TagSet {
             inner <- Opaque::try_ffi_init(move |set: *mut bindings::blk_mq_tag_set| {
@@ -250,12 +226,7 @@ impl<T: Operations> TagSet<T> {
                 s.nr_hw_queues = nr_hw_queues;
                 s.queue_depth = queue_depth;
                 s.numa_node = bindings::NUMA_NO_NODE;
-                s.cmd_size = if file_io {
-                    // SAFETY: no preconditions.
-                    unsafe { rdif_rq_file_pdu_size() }
-                } else {
-                    0
-                };
+                s.cmd_size = Pdu::SIZE;
                 s.nr_maps = 1;
                 s.flags = if blocking { bindings::BLK_MQ_F_BLOCKING } else { 0 };
                 // SAFETY: `set` is an initialized, pinned tag set description.

@@ -30,11 +30,11 @@ use super::{
 };
 use crate::blk::{
     bio::Sink,
-    file::{BackingFile, WRITE_VEC_MAX},
+    file::{BackingFile, PathInfo, WRITE_VEC_MAX},
     Bio, Pending, Request,
 };
 use crate::pi::{Profile, MAX_METADATA};
-use kernel::{new_mutex, prelude::*, sync::Mutex};
+use kernel::{bindings, new_mutex, prelude::*, sync::Mutex};
 
 /// Largest piece of data moved by one access of a backing file.
 pub(crate) const FILE_IO: usize = 64 * 1024;
@@ -1176,10 +1176,37 @@ fn new_part(files: &Files) -> Part {
     Part::Meta((r & 0xff_ffff).max(1))
 }
 
+/// File systems that hold no place for a store: pseudo file systems, whose
+/// files are interfaces (writing to configfs from inside a configfs write,
+/// such as `power` or `format`, would also recurse into its locks).
+const PSEUDO_FS: [u32; 15] = [
+    bindings::PROC_SUPER_MAGIC,
+    bindings::SYSFS_MAGIC,
+    bindings::CONFIGFS_MAGIC,
+    bindings::DEBUGFS_MAGIC,
+    bindings::TRACEFS_MAGIC,
+    bindings::SECURITYFS_MAGIC,
+    bindings::CGROUP_SUPER_MAGIC,
+    bindings::CGROUP2_SUPER_MAGIC,
+    bindings::BPF_FS_MAGIC,
+    bindings::PSTOREFS_MAGIC,
+    bindings::EFIVARFS_MAGIC,
+    bindings::BINFMTFS_MAGIC,
+    bindings::SELINUX_MAGIC,
+    bindings::SMACK_MAGIC,
+    bindings::NSFS_MAGIC,
+];
+
+/// Whether a store may live at a path that leads to `info`: a block
+/// device anywhere, a regular file anywhere but on a pseudo file system.
+fn store_place(info: &PathInfo) -> bool {
+    info.block_device || !PSEUDO_FS.iter().any(|&m| u64::from(m) == info.fs_magic)
+}
+
 /// Opens a backing file or device (the metadata device if `meta`), saying
 /// why it cannot.
 fn open_file(path: &CStr, meta: bool) -> Result<BackingFile, (Error, &'static str)> {
-    BackingFile::open(path, true).map_err(|e| {
+    BackingFile::open(path, true, store_place).map_err(|e| {
         let why = match (e, meta) {
             (e, false) if e == EBUSY => {
                 "the backing device is in use (mounted, or claimed by another device)"
