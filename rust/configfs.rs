@@ -17,7 +17,7 @@
 
 use crate::{
     settings::{parse_bool, parse_u32, parse_u64, Settings},
-    store::file::FileStore,
+    store::Store,
     RdifDisk, Registry,
 };
 use kernel::{
@@ -231,7 +231,7 @@ impl DeviceGroup {
         })?;
         let claim = |id| self.registry.claim_store(id);
         let meta = inner.meta_device.as_deref();
-        FileStore::format(path, meta, v.dev.profile, v.dev.capacity, claim).map_err(
+        Store::format(path, meta, v.dev.profile, v.dev.capacity, claim).map_err(
             |(e, msg)| {
                 pr_err!("configfs {}: format: {}\n", self.name(), msg);
                 e

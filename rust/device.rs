@@ -14,7 +14,7 @@
 //!   checks stored PI against stored data and fails with a protection error.
 //! - Discard and write-zeroes zero the data and reset PI to escape.
 //! - With a backing file, a write is acknowledged only once it is durable
-//!   in the store's journal and done in place (see [`crate::store::file`]);
+//!   in the store's journal and done in place (see [`crate::store`]);
 //!   a flush makes the in-place copies durable.
 //!
 //! Each byte of a write is read from the submitter's buffer once: copied
@@ -348,10 +348,8 @@ impl Device {
 
     /// The first interval of a read that the backing file can serve as a
     /// whole, straight into the request's pages, as direct I/O (only for a
-    /// format without metadata, see [`FileStore::direct`]): one that meets
-    /// no injected fault.
-    ///
-    /// [`FileStore::direct`]: crate::store::file::FileStore::direct
+    /// format without metadata over a file that takes direct I/O): one
+    /// that meets no injected fault.
     fn read_whole(&self, rq: &Request<'_>) -> Option<u64> {
         if !self.store.file()?.direct() {
             return None;

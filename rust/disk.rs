@@ -17,7 +17,7 @@ use crate::{
     pi::{Csum, Profile},
     registry::{NameClaim, Registry, StoreClaim},
     settings::{DeviceConfig, Validated},
-    store::{file::FileStore, Store},
+    store::Store,
     RdifOps,
 };
 use kernel::{prelude::*, sync::Arc};
@@ -199,30 +199,25 @@ fn backing_parts(
             msg
         );
     };
-    let mut fs = FileStore::open(path, meta, cfg.profile, cfg.capacity).map_err(|(e, msg)| {
-        why(msg);
-        e
-    })?;
-    let claims = fs.claim(|id| registry.claim_store(id)).inspect_err(|_| {
-        why("the store is in use by another rdif device");
-    })?;
-    // Only the device that holds the store may replay its journal.
-    fs.replay().map_err(|(e, msg)| {
-        why(msg);
-        e
-    })?;
-    fs.set_journaled(v.journal);
-    if fs.replayed() > 0 {
+    let claim = |id| registry.claim_store(id);
+    let (store, claims, replayed) =
+        Store::open_backing(path, meta, cfg.profile, cfg.capacity, v.journal, claim).map_err(
+            |(e, msg)| {
+                why(msg);
+                e
+            },
+        )?;
+    if replayed > 0 {
         pr_info!(
             "{}: backing {}: replayed {} journal entries\n",
             name.to_str().unwrap_or("?"),
             path.to_str().unwrap_or("?"),
-            fs.replayed()
+            replayed
         );
     }
     Ok(Parts {
         cfg,
-        store: Store::File(KBox::new(fs, GFP_KERNEL)?),
+        store,
         lower: None,
         claims: Some(claims),
     })

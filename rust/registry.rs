@@ -17,8 +17,8 @@ use kernel::{
 pub(crate) struct Registry {
     #[pin]
     names: Mutex<KVec<CString>>,
-    /// Identities ([`crate::store::file::FileStore::identity`]) of the
-    /// backing stores in use.
+    /// Identities of the backing files and devices of the stores in use
+    /// (what [`crate::store::Store::open_backing`] claims).
     #[pin]
     stores: Mutex<KVec<usize>>,
     pub(crate) debugfs: kernel::debugfs::Dir,

@@ -43,6 +43,46 @@ impl Store {
         Ok(Store::Mem(MemStore::new(profile)?))
     }
 
+    /// The store at `path` (its metadata at `meta` if given), of format
+    /// `profile` and `capacity` bytes: opened, each of its files taken
+    /// with `claim` (see [`Self::format`]), its journal replayed, then
+    /// kept on or off as `journal` says. Returns the claims, to be held
+    /// as long as the store is used, and the journal entries replayed; or
+    /// the error and why, in words.
+    pub(crate) fn open_backing<G>(
+        path: &CStr,
+        meta: Option<&CStr>,
+        profile: Profile,
+        capacity: u64,
+        journal: bool,
+        claim: impl FnMut(usize) -> Result<G>,
+    ) -> Result<(Self, KVec<G>, u64), (Error, &'static str)> {
+        let mut fs = FileStore::open(path, meta, profile, capacity)?;
+        let claims = fs
+            .claim(claim)
+            .map_err(|e| (e, "the store is in use by another rdif device"))?;
+        // Only the device that holds the store may replay its journal.
+        fs.replay()?;
+        fs.set_journaled(journal);
+        let replayed = fs.replayed();
+        let fs = KBox::new(fs, GFP_KERNEL).map_err(|_| (ENOMEM, "out of memory"))?;
+        Ok((Store::File(fs), claims, replayed))
+    }
+
+    /// Creates a fresh store at `path` (see [`Self::open_backing`]), all
+    /// zeroes with escape PI, replacing whatever was there; `claim` takes
+    /// each of its files for the time of formatting, so that no device
+    /// uses it meanwhile.
+    pub(crate) fn format<G>(
+        path: &CStr,
+        meta: Option<&CStr>,
+        profile: Profile,
+        capacity: u64,
+        claim: impl FnMut(usize) -> Result<G>,
+    ) -> Result<(), (Error, &'static str)> {
+        FileStore::format(path, meta, profile, capacity, claim)
+    }
+
     /// The backing file store, if this is one.
     pub(crate) fn file(&self) -> Option<&FileStore> {
         match self {

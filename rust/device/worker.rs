@@ -6,7 +6,7 @@
 //!
 //! The work item takes the requests queued so far as one batch, handles
 //! them in order, then settles the store once for the whole batch (one
-//! journal sync, see [`crate::store::file`]) and only then completes the
+//! journal sync, see [`crate::store`]) and only then completes the
 //! writes and resets of the batch. Requests that go to the backing file
 //! whole as direct I/O ([`Outcome::ToFile`]) complete on their own, in
 //! [`Device::file_done`]; until then, a request that overlaps one of them
@@ -121,14 +121,17 @@ impl Device {
             return;
         }
         self.stats.inc(Counter::FileRequests);
-        if let Err((rq, e)) = blk::with_backing_io(|| fs.start(rq, first, write)) {
+        let started = match fs.direct_target(first) {
+            Ok((file, pos)) => blk::with_backing_io(|| file.start_request(rq, pos, write)),
+            Err(_) => Err((rq, EIO)),
+        };
+        if let Err((rq, e)) = started {
             self.flight.lock().leave(key);
-            match e {
-                StoreError::NoMemory => {
-                    self.stats.inc(Counter::Requeued);
-                    rq.requeue();
-                }
-                StoreError::Io => self.finish(rq, Err(Status::IO_ERROR)),
+            if e == ENOMEM {
+                self.stats.inc(Counter::Requeued);
+                rq.requeue();
+            } else {
+                self.finish(rq, Err(Status::IO_ERROR));
             }
         }
     }

@@ -31,7 +31,7 @@ use super::{
 use crate::blk::{
     bio::Sink,
     file::{BackingFile, PathInfo, WRITE_VEC_MAX},
-    Bio, Pending, Request,
+    Bio, Request,
 };
 use crate::pi::{Profile, MAX_METADATA};
 use kernel::{bindings, new_mutex, prelude::*, sync::Mutex};
@@ -307,23 +307,14 @@ impl FileStore {
         self.direct
     }
 
-    /// Starts the transfer of the whole of `rq` (data only) at intervals
-    /// from `first` as direct I/O (only if [`Self::direct`]); it completes
-    /// through [`crate::blk::Operations::file_done`]. Hands the request
-    /// back if it cannot start (a shortage, or a position beyond the
-    /// file's reach).
-    pub(crate) fn start(
-        &self,
-        rq: Pending,
-        first: u64,
-        write: bool,
-    ) -> Result<(), (Pending, StoreError)> {
+    /// Where a whole request's data at intervals from `first` goes by
+    /// direct I/O (only if [`Self::direct`]): the data file and the
+    /// position in it.
+    pub(crate) fn direct_target(&self, first: u64) -> Result<(&BackingFile, u64), StoreError> {
         if !self.direct() {
-            return Err((rq, StoreError::Io));
+            return Err(StoreError::Io);
         }
-        self.files
-            .start_request(rq, self.data_pos(first), write)
-            .map_err(|(rq, e)| (rq, io_error(e)))
+        Ok((self.files.data(), self.data_pos(first)))
     }
 
     /// Moves the whole of `rq`'s data at intervals from `first` through

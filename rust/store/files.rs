@@ -20,7 +20,7 @@
 use crate::blk::{
     bio::Sink,
     file::{BackingFile, DirectIoAlign},
-    Bio, Pending,
+    Bio,
 };
 use kernel::prelude::*;
 
@@ -240,17 +240,6 @@ impl Files {
     /// [`BackingFile::direct_io_align`]).
     pub(crate) fn direct_io_align(&self) -> Option<DirectIoAlign> {
         self.data.direct_io_align()
-    }
-
-    /// Starts the transfer of `rq`'s data at position `pos` of the data
-    /// region (see [`BackingFile::start_request`]).
-    pub(crate) fn start_request(
-        &self,
-        rq: Pending,
-        pos: u64,
-        write: bool,
-    ) -> Result<(), (Pending, Error)> {
-        self.data.start_request(rq, pos, write)
     }
 
     /// Reads `bytes` of `bio`'s data at position `pos` of the data region.
