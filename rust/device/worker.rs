@@ -25,6 +25,9 @@ use kernel::{
     workqueue::WorkItem,
 };
 
+/// How many times [`Device::settle`] tries before it gives a shortage back.
+const SETTLE_TRIES: u32 = 20;
+
 impl WorkItem for Device {
     type Pointer = Arc<Device>;
 
@@ -87,7 +90,7 @@ impl Device {
                     Ok(Outcome::Done) if op.changes_data() => {
                         // `settling` has room for every tag.
                         if let Err(e) = settling.push_within_capacity(rq) {
-                            self.finish(e.0, self.settle());
+                            self.end_settled(e.0, self.settle());
                         }
                     }
                     result => self.finish(rq, result.map(|_| ())),
@@ -97,7 +100,7 @@ impl Device {
             if !settling.is_empty() {
                 let settled = self.settle();
                 for rq in settling.drain_all() {
-                    self.finish(rq, settled);
+                    self.end_settled(rq, settled);
                 }
             }
             if blocked {
@@ -167,14 +170,30 @@ impl Device {
         }
     }
 
-    /// Settles the store, retrying after a shortage (nothing is lost
-    /// then): the requests waiting for it complete with the result.
-    fn settle(&self) -> Result<(), Status> {
-        loop {
+    /// Settles the store, retrying a few times after a shortage (nothing
+    /// is lost then); a shortage that outlasts them is returned, for the
+    /// requests waiting for the settle to go back to blk-mq (see
+    /// [`Self::end_settled`]), so that the work item never waits for memory
+    /// without end.
+    fn settle(&self) -> Result<(), StoreError> {
+        for _ in 1..SETTLE_TRIES {
             match blk::with_backing_io(|| self.store.settle()) {
                 Err(StoreError::NoMemory) => fsleep(Delta::from_millis(1)),
-                result => return Ok(result?),
+                result => return result,
             }
+        }
+        blk::with_backing_io(|| self.store.settle())
+    }
+
+    /// Ends a request that waited for the settle that returned `settled`;
+    /// after a shortage, it goes back to blk-mq to be retried: its write
+    /// is done again, and settled with the next batch.
+    fn end_settled(&self, rq: Pending, settled: Result<(), StoreError>) {
+        if settled == Err(StoreError::NoMemory) {
+            self.stats.inc(Counter::Requeued);
+            rq.requeue();
+        } else {
+            self.finish(rq, settled.map_err(Status::from));
         }
     }
 }
