@@ -231,12 +231,10 @@ impl DeviceGroup {
         })?;
         let claim = |id| self.registry.claim_store(id);
         let meta = inner.meta_device.as_deref();
-        Store::format(path, meta, v.dev.profile, v.dev.capacity, claim).map_err(
-            |(e, msg)| {
-                pr_err!("configfs {}: format: {}\n", self.name(), msg);
-                e
-            },
-        )?;
+        Store::format(path, meta, v.dev.profile, v.dev.capacity, claim).map_err(|(e, msg)| {
+            pr_err!("configfs {}: format: {}\n", self.name(), msg);
+            e
+        })?;
         pr_info!(
             "configfs {}: formatted {}\n",
             self.name(),

@@ -46,7 +46,7 @@ use crate::{
     inject::{Failure, Injector},
     pi::{Checks, PiError, Profile},
     settings::DeviceConfig,
-    stats::{Counter, Stats},
+    stats::{Counter, Stats, Tally},
     store::{Store, StoreError},
 };
 use inflight::{InFlight, Span};
@@ -113,7 +113,7 @@ struct Batch {
     held: KVVec<Pending>,
     /// Writes and resets done, waiting for the store to settle before they
     /// complete. Has room for every tag.
-    settling: KVVec<Pending>,
+    settling: KVVec<(Pending, Tally)>,
 }
 
 impl_has_work! {
@@ -220,14 +220,16 @@ impl Device {
             };
         }
         let Some(wq) = &this.wq else {
-            return match this.dispatch(&rq.request()) {
-                // Nothing was changed: blk-mq retries the request later.
+            let t = Tally::new();
+            return match this.dispatch(&rq.request(), &t) {
+                // Nothing was changed: blk-mq retries the request later,
+                // and counts it then.
                 Err(Status::RESOURCE) => {
                     this.stats.inc(Counter::Requeued);
                     Err(rq)
                 }
                 Ok(Outcome::Done) => {
-                    this.finish(rq, Ok(()));
+                    this.finish_counted(rq, Ok(()), &t);
                     Ok(())
                 }
                 // Only a backing file takes whole requests.
@@ -236,7 +238,7 @@ impl Device {
                     Ok(())
                 }
                 Err(s) => {
-                    this.finish(rq, Err(s));
+                    this.finish_counted(rq, Err(s), &t);
                     Ok(())
                 }
             };
@@ -248,6 +250,13 @@ impl Device {
         // Fails only if the work item is queued already, which is as good.
         let _ = wq.enqueue(Arc::from(this));
         Ok(())
+    }
+
+    /// Ends `rq` with `result`, and counts it with what `t` counted for
+    /// it.
+    pub(crate) fn finish_counted(&self, rq: Pending, result: Result<(), Status>, t: &Tally) {
+        self.stats.commit(t);
+        self.finish(rq, result);
     }
 
     /// Ends `rq` with `result` and counts it: each request is counted
@@ -279,7 +288,7 @@ impl Device {
         }
     }
 
-    fn dispatch(&self, rq: &Request<'_>) -> Result<Outcome, Status> {
+    fn dispatch(&self, rq: &Request<'_>, t: &Tally) -> Result<Outcome, Status> {
         let len = u64::from(rq.bytes());
         let op = rq.op();
         // A flush has no position (blk-mq leaves it at -1).
@@ -296,23 +305,23 @@ impl Device {
         };
         match op {
             Op::Read => {
-                if let Some(first) = self.read_whole(rq) {
+                if let Some(first) = self.read_whole(rq, t) {
                     return Ok(Outcome::ToFile {
                         first,
                         write: false,
                     });
                 }
-                if !self.read_plain(rq)? {
+                if !self.read_plain(rq, t)? {
                     rq.read_bios()
                         .ok_or(Status::IO_ERROR)?
-                        .try_for_each(|bio| self.read_bio(bio))?;
+                        .try_for_each(|bio| self.read_bio(bio, t))?;
                 }
             }
             Op::Write => {
                 // FUA asks for nothing more: a backing store's completed
                 // write is durable in its journal (without the journal the
                 // device does not offer FUA), and memory has no cache.
-                return self.write(rq);
+                return self.write(rq, t);
             }
             Op::Flush => {
                 self.store.flush()?;
@@ -350,7 +359,7 @@ impl Device {
     /// whole, straight into the request's pages, as direct I/O (only for a
     /// format without metadata over a file that takes direct I/O): one
     /// that meets no injected fault.
-    fn read_whole(&self, rq: &Request<'_>) -> Option<u64> {
+    fn read_whole(&self, rq: &Request<'_>, t: &Tally) -> Option<u64> {
         if !self.store.file()?.direct() {
             return None;
         }
@@ -360,7 +369,7 @@ impl Device {
         if !self.inject.read_faults(first, n).is_empty() {
             return None;
         }
-        self.stats.add(Counter::ReadIntervals, n);
+        t.add(Counter::ReadIntervals, n);
         Some(first)
     }
 

@@ -28,6 +28,7 @@ mod src {
     pub(crate) mod inject;
     pub(crate) mod pi;
     pub(crate) mod settings;
+    pub(crate) mod stats;
     pub(crate) mod store {
         mod access;
         pub(crate) mod header;
@@ -38,7 +39,7 @@ mod src {
         pub(crate) use mem::CHUNK;
     }
 }
-pub(crate) use src::{ffi, pi, settings};
+pub(crate) use src::{ffi, pi, settings, stats};
 
 use kernel::prelude::*;
 
@@ -1176,7 +1177,8 @@ mod inject_tests {
 #[kunit_tests(rdif_inflight)]
 mod inflight_tests {
     use super::src::device::inflight::{InFlight, Span};
-    use kernel::{alloc::AllocError, prelude::*};
+    use super::stats::{Counter, Stats, Tally};
+    use kernel::prelude::*;
 
     fn span(start: u64, end: u64, write: bool) -> Span {
         Span { start, end, write }
@@ -1199,27 +1201,43 @@ mod inflight_tests {
     }
 
     #[test]
-    fn admit_enter_leave_wake() -> Result<(), AllocError> {
+    fn admit_enter_leave_wake() -> Result {
         let mut f = InFlight::new(2)?;
+        let counted = |n| {
+            let t = Tally::new();
+            t.add(Counter::FileRequests, n);
+            t
+        };
         let a = span(0, 4096, true);
         assert!(f.admit(&a));
-        assert!(f.enter(1, a));
+        assert!(f.enter(1, a, counted(1)).is_ok());
         // A read of the same block waits; one elsewhere does not.
         assert!(!f.admit(&span(0, 512, false)));
         assert!(f.admit(&span(4096, 8192, false)));
-        assert!(f.enter(2, span(4096, 8192, false)));
-        // No room for a third (the capacity is never exceeded).
-        assert!(!f.enter(3, span(1 << 20, (1 << 20) + 4096, false)));
+        assert!(f.enter(2, span(4096, 8192, false), counted(2)).is_ok());
+        // No room for a third (the capacity is never exceeded): its
+        // counts come back.
+        assert!(f
+            .enter(3, span(1 << 20, (1 << 20) + 4096, false), counted(3))
+            .is_err());
         assert_eq!(f.peak(), 2);
-        // Leaving tells that a request waited, once.
-        assert!(f.leave(1));
-        assert!(!f.leave(2));
+        // Leaving hands back the request's counts, and tells that a
+        // request waited, once.
+        let stats = Stats::new()?;
+        let (t, woke) = f.leave(1);
+        assert!(woke);
+        stats.commit(&t.ok_or(EINVAL)?);
+        assert_eq!(stats.get(Counter::FileRequests), 1);
+        let (t, woke) = f.leave(2);
+        assert!(!woke);
+        stats.commit(&t.ok_or(EINVAL)?);
+        assert_eq!(stats.get(Counter::FileRequests), 3);
         assert!(f.admit(&span(0, 512, false)));
         // An unknown key changes nothing.
-        assert!(!f.leave(7));
-        assert!(f.enter(3, a));
+        assert!(matches!(f.leave(7), (None, false)));
+        assert!(f.enter(3, a, Tally::new()).is_ok());
         assert!(!f.admit(&span(0, 4096, true)));
-        assert!(f.leave(3));
+        assert!(f.leave(3).1);
         assert!(f.admit(&span(0, 4096, true)));
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! copies up.
 
 use crate::ffi::percpu::PerCpuCounters;
+use core::cell::Cell;
 use kernel::{fmt, prelude::*};
 
 macro_rules! counters {
@@ -89,6 +90,33 @@ counters! {
 
 const NR_COUNTERS: usize = Counter::ALL.len();
 
+/// The counts of one request, added to the device's counters when it
+/// ends ([`Stats::commit`]): a request handed back to blk-mq after a
+/// shortage is counted by the try that ends it, once.
+pub(crate) struct Tally {
+    counts: [Cell<u32>; NR_COUNTERS],
+}
+
+impl Tally {
+    /// Nothing counted.
+    pub(crate) fn new() -> Self {
+        Tally {
+            counts: [const { Cell::new(0) }; NR_COUNTERS],
+        }
+    }
+
+    /// Adds `n` to counter `c`.
+    pub(crate) fn add(&self, c: Counter, n: u64) {
+        let x = &self.counts[c as usize];
+        x.set(x.get().saturating_add(u32::try_from(n).unwrap_or(u32::MAX)));
+    }
+
+    /// Adds one to counter `c`.
+    pub(crate) fn inc(&self, c: Counter) {
+        self.add(c, 1);
+    }
+}
+
 /// A device's counters.
 pub(crate) struct Stats {
     counters: PerCpuCounters<NR_COUNTERS>,
@@ -112,6 +140,15 @@ impl Stats {
     #[inline]
     pub(crate) fn inc(&self, c: Counter) {
         self.add(c, 1);
+    }
+
+    /// Adds what `t` counted.
+    pub(crate) fn commit(&self, t: &Tally) {
+        for (i, n) in t.counts.iter().enumerate() {
+            if n.get() != 0 {
+                self.counters.add(i, n.get().into());
+            }
+        }
     }
 
     /// The current value of counter `c`.

@@ -102,8 +102,11 @@ alloc_failures() {
 	require "clean start" rdif_clean_start
 	require "insmod" rdif_insmod size=64 read_check=1 "$@"
 	mountpoint -q $FI || mount -t debugfs none $FI
-	local D=$FI/rdif/rdif0
-	before=$(awk '$1 == "requeued" { print $2 }' $D/stats)
+	local D=$FI/rdif/rdif0 c iv want
+	declare -A c0
+	for c in requeued write_intervals checked_write read_intervals checked_read; do
+		c0[$c]=$(cnt rdif0 $c)
+	done
 	require "arm failslab and fail_page_alloc for rdif" arm_alloc_failures 30
 	fio_job alloc /dev/rdif0 --do_verify=1
 	local rc=$?
@@ -111,9 +114,18 @@ alloc_failures() {
 	tail -n 5 /tmp/rdif_fi_alloc.log
 	expect "fio under allocation failures: no error" test $rc = 0
 	expect "no verify mismatch" not mismatch /tmp/rdif_fi_alloc.log
-	after=$(awk '$1 == "requeued" { print $2 }' $D/stats)
+	before=${c0[requeued]}
+	after=$(cnt rdif0 requeued)
 	echo "requeued: $before -> $after"
 	expect "allocation failures were met and retried" test "$after" -gt "$before"
+	# fio wrote and read back 16 MiB, once each: a request retried after
+	# a shortage is counted when it ends, once.
+	iv=$(cat /sys/block/rdif0/integrity/protection_interval_bytes)
+	want=$((16 * 1024 * 1024 / iv))
+	for c in write_intervals checked_write read_intervals checked_read; do
+		expect "$c counts each interval once" eq "$c" \
+			"$(($(cnt rdif0 $c) - ${c0[$c]}))" "$want"
+	done
 	fio_job alloc /dev/rdif0 --verify_only=1
 	rc=$?
 	expect "every acknowledged write is there afterwards" test $rc = 0

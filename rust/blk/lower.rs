@@ -629,7 +629,9 @@ impl Lower {
 
     /// Forwards `rq` to the lower device as `how` says; `fix(copy, src)`
     /// sees each copy (`how.bounce`) before anything is submitted and may
-    /// change its data and metadata, which are the device's own. Once every
+    /// change its data and metadata, which are the device's own; `go()`
+    /// runs once everything is allocated, just before the clones are
+    /// submitted (from then on, the request is on its way). Once every
     /// clone has ended, a work item on `how.wq` passes the request to
     /// [`super::Operations::lower_done`] with the lower device's status
     /// (or, with `how.end_direct`, the last clone's completion does).
@@ -646,11 +648,12 @@ impl Lower {
     /// time, so that no two requests each hold part of the bio set's
     /// reserve while waiting for the rest: the reserve then guarantees
     /// progress.
-    pub(crate) fn start<F: FnMut(Bio<'_, Sink>, Bio<'_>)>(
+    pub(crate) fn start<F: FnMut(Bio<'_, Sink>, Bio<'_>), G: FnOnce()>(
         &self,
         rq: Pending,
         how: &Forward<'_>,
         mut fix: F,
+        go: G,
     ) -> Result<(), (Pending, Error)> {
         let r = rq.request();
         let md_len = Self::md_len(&r, how);
@@ -688,6 +691,7 @@ impl Lower {
         }
         let end_direct =
             how.end_direct && r.op() != Op::Flush && !r.in_flush_sequence(REQ_PREFLUSH | REQ_FUA);
+        go();
         self.submit(rq, chain, md, how.wq, end_direct);
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! overlapping commands): readers never see a block of a write in
 //! progress, and overlapping writes land in the order they came.
 
+use crate::stats::Tally;
 use kernel::{alloc::AllocError, prelude::*};
 
 /// The bytes a request touches, and whether it changes them.
@@ -26,14 +27,15 @@ impl Span {
     }
 }
 
-/// The spans of the requests in flight, each under its request's key.
+/// The spans of the requests in flight, each under its request's key, with
+/// what was counted for it (see [`Tally`]).
 ///
 /// # Invariants
 ///
 /// `spans` never grows beyond the capacity it was created with (no
 /// allocation after creation).
 pub(crate) struct InFlight {
-    spans: KVVec<(usize, Span)>,
+    spans: KVVec<(usize, Span, Tally)>,
     /// A request waits for one of `spans` to leave.
     waiting: bool,
     /// Most spans in flight at once.
@@ -53,30 +55,33 @@ impl InFlight {
     /// Whether a request of `span` may start now; if not, remembers that
     /// one waits (see [`Self::leave`]).
     pub(crate) fn admit(&mut self, span: &Span) -> bool {
-        let clear = !self.spans.iter().any(|(_, s)| s.conflicts(span));
+        let clear = !self.spans.iter().any(|(_, s, _)| s.conflicts(span));
         self.waiting |= !clear;
         clear
     }
 
-    /// Records the request `key` of `span` as in flight. Fails if there is
-    /// no room (more requests than it was made for).
-    pub(crate) fn enter(&mut self, key: usize, span: Span) -> bool {
-        if self.spans.push_within_capacity((key, span)).is_err() {
-            return false;
+    /// Records the request `key` of `span` as in flight, with its counts
+    /// `t`. Hands `t` back if there is no room (more requests than it was
+    /// made for).
+    pub(crate) fn enter(&mut self, key: usize, span: Span, t: Tally) -> Result<(), Tally> {
+        if let Err(e) = self.spans.push_within_capacity((key, span, t)) {
+            return Err(e.0 .2);
         }
         self.peak = self.peak.max(self.spans.len());
-        true
+        Ok(())
     }
 
-    /// The request `key` is done. Returns whether a request was waiting
-    /// (it may start now: wake whoever starts requests).
-    pub(crate) fn leave(&mut self, key: usize) -> bool {
-        if let Some(i) = self.spans.iter().position(|(k, _)| *k == key) {
+    /// The request `key` is done. Returns its counts, and whether a
+    /// request was waiting (it may start now: wake whoever starts
+    /// requests).
+    pub(crate) fn leave(&mut self, key: usize) -> (Option<Tally>, bool) {
+        let mut t = None;
+        if let Some(i) = self.spans.iter().position(|(k, _, _)| *k == key) {
             let last = self.spans.len() - 1;
             self.spans.swap(i, last);
-            self.spans.pop();
+            t = self.spans.pop().map(|(_, _, t)| t);
         }
-        core::mem::take(&mut self.waiting)
+        (t, core::mem::take(&mut self.waiting))
     }
 
     /// Most requests that were in flight at once.

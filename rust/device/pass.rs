@@ -22,7 +22,7 @@ use crate::{
     },
     inject::{Field, ReadFaults, WriteFault},
     pi::{Checks, Csum, TupleField, MAX_METADATA},
-    stats::Counter,
+    stats::{Counter, Tally},
 };
 use kernel::prelude::*;
 
@@ -54,11 +54,12 @@ impl Device {
         let first = p.sector_to_interval(r.sector());
         let n = self.intervals_in(len);
         let mut claim = None;
+        let t = Tally::new();
         match op {
-            Op::Read => self.stats.add(Counter::ReadIntervals, n),
+            Op::Read => t.add(Counter::ReadIntervals, n),
             Op::Write => {
-                if let Err(s) = r.bios().try_for_each(|bio| self.check_down(&bio)) {
-                    self.finish(rq, Err(s));
+                if let Err(s) = r.bios().try_for_each(|bio| self.check_down(&bio, &t)) {
+                    self.finish_counted(rq, Err(s), &t);
                     return Ok(());
                 }
                 claim = self.inject.claim_write(first, n);
@@ -78,20 +79,23 @@ impl Device {
                 if let Some(c) = claim {
                     self.fault_took_effect(c);
                 }
-                self.finish(rq, Ok(()));
+                self.finish_counted(rq, Ok(()), &t);
                 return Ok(());
             }
-            Some(WriteFault::Misdirect(t)) => {
-                if t.checked_add(n).is_none_or(|end| end > self.nr_intervals()) {
+            Some(WriteFault::Misdirect(target)) => {
+                if target
+                    .checked_add(n)
+                    .is_none_or(|end| end > self.nr_intervals())
+                {
                     // It would land beyond the end of the device.
                     if let Some(c) = claim {
                         c.spend();
                     }
-                    self.finish(rq, Err(Status::IO_ERROR));
+                    self.finish_counted(rq, Err(Status::IO_ERROR), &t);
                     return Ok(());
                 }
                 let sectors = (p.interval() >> 9) as i64;
-                (false, (t as i64 - first as i64) * sectors, None)
+                (false, (target as i64 - first as i64) * sectors, None)
             }
             Some(WriteFault::Corrupt(field, range)) => (true, 0, Some((field, range))),
         };
@@ -109,30 +113,34 @@ impl Device {
             shift,
             device_md,
         };
-        let started = lower.start(rq, &how, |clone, _src| {
+        let fix = |clone: Bio<'_, Sink>, _src: Bio<'_>| {
             if let Some((field, range)) = corrupt {
                 // A copy of the device's own: corrupting it cannot fail but
                 // for a payload shorter than its data, which the lower
                 // device then rejects anyway.
-                let _ = self.corrupt_bio(&clone, clone.integrity(), |i, f| {
+                let _ = self.corrupt_bio(&clone, clone.integrity(), &t, |i, f| {
                     f == field && range.contains(i)
                 });
             }
-        });
-        match started {
-            Ok(()) => {
-                if let Some(c) = claim {
-                    self.fault_took_effect(c);
-                }
-                Ok(())
+        };
+        // On its way down: counted, and the fault met took effect, before
+        // the request can end.
+        let go = || {
+            self.stats.commit(&t);
+            if let Some(c) = claim {
+                self.fault_took_effect(c);
             }
-            // Nothing was sent: the claim goes back with the request.
+        };
+        match lower.start(rq, &how, fix, go) {
+            Ok(()) => Ok(()),
+            // Nothing was sent: the claim goes back with the request, and
+            // the retry counts it.
             Err((rq, e)) if e == ENOMEM => {
                 self.stats.inc(Counter::Requeued);
                 Err(rq)
             }
             Err((rq, _)) => {
-                self.finish(rq, Err(Status::IO_ERROR));
+                self.finish_counted(rq, Err(Status::IO_ERROR), &t);
                 Ok(())
             }
         }
@@ -153,7 +161,7 @@ impl Device {
     }
 
     /// Checks the PI of a bio on its way down, as its payload's flags ask.
-    fn check_down(&self, bio: &Bio<'_>) -> Result<(), Status> {
+    fn check_down(&self, bio: &Bio<'_>, t: &Tally) -> Result<(), Status> {
         let p = &self.cfg.profile;
         let Some(b) = bio
             .integrity()
@@ -166,7 +174,7 @@ impl Device {
         }
         let checks = Checks::from_bip(b.flags(), b.app_tag());
         let (first, n) = self.interval_span(bio);
-        self.stats.add(Counter::CheckedWrite, n);
+        t.add(Counter::CheckedWrite, n);
         // The tuples carry the device's own reference tags by now (the
         // block layer mapped them when the request started).
         let mut cur = self.payload_cursor(&b, n)?;
@@ -228,6 +236,7 @@ impl Device {
         &self,
         bio: &Bio<'_, Sink>,
         b: Option<Integrity<'_, Sink>>,
+        t: &Tally,
         what: impl Fn(u64, Field) -> bool,
     ) -> Result<(), Status> {
         let p = &self.cfg.profile;
@@ -257,7 +266,7 @@ impl Device {
                 mo.copy_from(md).map_err(short)?;
             }
             if corrupted {
-                self.stats.inc(Counter::InjCorrupt);
+                t.inc(Counter::InjCorrupt);
             }
         }
         Ok(())
@@ -286,6 +295,7 @@ impl Device {
         status: Result<(), Status>,
         mut own: Option<DeviceMd>,
     ) {
+        let t = Tally::new();
         let result = status.and_then(|()| {
             let r = rq.request();
             if r.op() != Op::Read {
@@ -294,23 +304,28 @@ impl Device {
             let mut own = own.as_mut().map(|o| o.as_mut_slice());
             r.read_bios()
                 .ok_or(Status::IO_ERROR)?
-                .try_for_each(|bio| self.check_up(&bio, &mut own))
+                .try_for_each(|bio| self.check_up(&bio, &mut own, &t))
         });
-        self.finish(rq, result);
+        self.finish_counted(rq, result, &t);
     }
 
     /// Spoils what a read bio brings up as the persistent corruptions
     /// say, then checks it if `read_check` or its payload ask. A bio
     /// without payload is checked against the front of `own`, the
     /// device's own metadata, if the device asked for it.
-    fn check_up(&self, bio: &Bio<'_, Sink>, own: &mut Option<&mut [u8]>) -> Result<(), Status> {
+    fn check_up(
+        &self,
+        bio: &Bio<'_, Sink>,
+        own: &mut Option<&mut [u8]>,
+        t: &Tally,
+    ) -> Result<(), Status> {
         let p = &self.cfg.profile;
         let (first, n) = self.interval_span(bio);
         let bip = bio.integrity().filter(|_| p.has_metadata());
         let faults: ReadFaults = self.inject.read_faults(first, n);
         let corrupts = |i, f| faults.at(i).any(|g| g == f);
         if !faults.is_empty() {
-            self.corrupt_bio(bio, bip, corrupts)?;
+            self.corrupt_bio(bio, bip, t, corrupts)?;
         }
         if bip.is_none() {
             let ms = p.metadata_size();
@@ -326,10 +341,10 @@ impl Device {
             // The persistent tuple corruptions, in the device's copy.
             for (i, md) in (first..).zip(mine.chunks_exact_mut(ms)) {
                 if self.corrupt_tuple(md, i, corrupts) {
-                    self.stats.inc(Counter::InjCorrupt);
+                    t.inc(Counter::InjCorrupt);
                 }
             }
-            self.stats.add(Counter::CheckedRead, n);
+            t.add(Counter::CheckedRead, n);
             let mut mds = mine.chunks_exact(ms);
             let next = |md: &mut [u8]| {
                 md.copy_from_slice(mds.next().ok_or(Status::IO_ERROR)?);
@@ -345,7 +360,7 @@ impl Device {
         if checks == Checks::NONE {
             return Ok(());
         }
-        self.stats.add(Counter::CheckedRead, n);
+        t.add(Counter::CheckedRead, n);
         // The lower device's completion mapped the reference tags back to
         // the payload's seed.
         let mut cur = self.payload_cursor(&b, n)?;

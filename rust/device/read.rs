@@ -9,7 +9,7 @@ use crate::{
     blk::{bio::Sink, Bio, Request, Status},
     inject::Field,
     pi::{Checks, Csum, MAX_METADATA},
-    stats::Counter,
+    stats::{Counter, Tally},
 };
 
 impl Device {
@@ -17,7 +17,7 @@ impl Device {
     /// without metadata, when no injected fault applies: its data only,
     /// with nothing to look at per bio. Returns `false` (having done
     /// nothing) for any other read.
-    pub(super) fn read_plain(&self, rq: &Request<'_>) -> Result<bool, Status> {
+    pub(super) fn read_plain(&self, rq: &Request<'_>, t: &Tally) -> Result<bool, Status> {
         let p = &self.cfg.profile;
         if p.has_metadata() || self.store.file().is_some() {
             return Ok(false);
@@ -27,7 +27,7 @@ impl Device {
         if !self.inject.read_faults(first, n).is_empty() {
             return Ok(false);
         }
-        self.stats.add(Counter::ReadIntervals, n);
+        t.add(Counter::ReadIntervals, n);
         let mut data = rq.data_dest().ok_or(Status::IO_ERROR)?;
         self.store
             .read(first, n, false, |_, d, _| data.copy_from(d).map_err(short))?;
@@ -35,18 +35,18 @@ impl Device {
     }
 
     /// Handles one bio of a read request.
-    pub(super) fn read_bio(&self, bio: Bio<'_, Sink>) -> Result<(), Status> {
+    pub(super) fn read_bio(&self, bio: Bio<'_, Sink>, t: &Tally) -> Result<(), Status> {
         let p = &self.cfg.profile;
         let (first, n) = self.interval_span(&bio);
         let mut data = bio.data_dest();
         let faults = self.inject.read_faults(first, n);
-        self.stats.add(Counter::ReadIntervals, n);
+        t.add(Counter::ReadIntervals, n);
         let bip = bio.integrity().filter(|_| p.has_metadata());
         let mut md_cur = bip.map(|b| self.payload_cursor(&b, n)).transpose()?;
         let checks = self.read_checks(bip.as_ref());
         let check = checks != Checks::NONE && p.csum() != Csum::None && p.has_metadata();
         if check {
-            self.stats.add(Counter::CheckedRead, n);
+            t.add(Counter::CheckedRead, n);
         }
         // Without a payload, checks or injected faults, the metadata is
         // not even looked at.
@@ -67,7 +67,7 @@ impl Device {
             let tuple = if with_meta {
                 md.copy_from_slice(m);
                 if self.corrupt_metadata(i, md, &faults) {
-                    self.stats.inc(Counter::InjCorrupt);
+                    t.inc(Counter::InjCorrupt);
                 }
                 p.read_tuple(md)
             } else {
@@ -91,7 +91,7 @@ impl Device {
                         guard.update(&b0);
                         guard.update(rest);
                     }
-                    self.stats.inc(Counter::InjCorrupt);
+                    t.inc(Counter::InjCorrupt);
                 }
                 _ => {
                     data.copy_from(d).map_err(short)?;
@@ -109,7 +109,7 @@ impl Device {
             }
             Ok::<(), Status>(())
         })?;
-        self.stats.add(Counter::EscapeRead, escapes);
+        t.add(Counter::EscapeRead, escapes);
         Ok(())
     }
 }

@@ -15,7 +15,7 @@
 use super::{inflight::Span, Batch, Device, Outcome};
 use crate::{
     blk::{self, Pending, Status},
-    stats::Counter,
+    stats::{Counter, Tally},
     store::StoreError,
 };
 use kernel::{
@@ -77,30 +77,13 @@ impl Device {
                     }
                     continue;
                 }
-                let op = rq.request().op();
-                match blk::with_backing_io(|| self.dispatch(&rq.request())) {
-                    Err(Status::RESOURCE) => {
-                        self.stats.inc(Counter::Requeued);
-                        rq.requeue();
-                    }
-                    Ok(Outcome::ToFile { first, write }) => match span {
-                        Some(span) => self.start(rq, span, first, write),
-                        None => self.finish(rq, Err(Status::IO_ERROR)),
-                    },
-                    Ok(Outcome::Done) if op.changes_data() => {
-                        // `settling` has room for every tag.
-                        if let Err(e) = settling.push_within_capacity(rq) {
-                            self.end_settled(e.0, self.settle());
-                        }
-                    }
-                    result => self.finish(rq, result.map(|_| ())),
-                }
+                self.run(rq, span, settling);
             }
             core::mem::swap(todo, held);
             if !settling.is_empty() {
                 let settled = self.settle();
-                for rq in settling.drain_all() {
-                    self.end_settled(rq, settled);
+                for (rq, t) in settling.drain_all() {
+                    self.end_settled(rq, settled, t);
                 }
             }
             if blocked {
@@ -109,27 +92,56 @@ impl Device {
         }
     }
 
+    /// Runs one request (of `span` if it may go to the backing file
+    /// whole): a write or reset joins `settling`, to end once the store is
+    /// settled.
+    fn run(&self, rq: Pending, span: Option<Span>, settling: &mut KVVec<(Pending, Tally)>) {
+        let t = Tally::new();
+        let op = rq.request().op();
+        match blk::with_backing_io(|| self.dispatch(&rq.request(), &t)) {
+            // Not counted: the retry is.
+            Err(Status::RESOURCE) => {
+                self.stats.inc(Counter::Requeued);
+                rq.requeue();
+            }
+            Ok(Outcome::ToFile { first, write }) => match span {
+                Some(span) => self.start(rq, span, first, write, t),
+                None => self.finish(rq, Err(Status::IO_ERROR)),
+            },
+            Ok(Outcome::Done) if op.changes_data() => {
+                // `settling` has room for every tag.
+                if let Err(e) = settling.push_within_capacity((rq, t)) {
+                    let (rq, t) = e.0;
+                    self.end_settled(rq, self.settle(), t);
+                }
+            }
+            result => self.finish_counted(rq, result.map(|_| ()), &t),
+        }
+    }
+
     /// Starts a request's transfer to or from the backing file, in flight
-    /// under `span` until [`Device::file_done`].
-    fn start(&self, rq: Pending, span: Span, first: u64, write: bool) {
+    /// under `span` until [`Device::file_done`]; `t` is what was counted
+    /// for it so far.
+    fn start(&self, rq: Pending, span: Span, first: u64, write: bool, t: Tally) {
         let Some(fs) = self.store.file() else {
             self.finish(rq, Err(Status::IO_ERROR));
             return;
         };
         let key = rq.key();
-        if !self.flight.lock().enter(key, span) {
+        t.inc(Counter::FileRequests);
+        if let Err(t) = self.flight.lock().enter(key, span, t) {
             // More requests than tags: cannot happen; serve it here.
             let result = blk::with_backing_io(|| fs.transfer(&rq.request(), first, write));
-            self.finish(rq, result.map_err(Status::from));
+            self.finish_counted(rq, result.map_err(Status::from), &t);
             return;
         }
-        self.stats.inc(Counter::FileRequests);
         let started = match fs.direct_target(first) {
             Ok((file, pos)) => blk::with_backing_io(|| file.start_request(rq, pos, write)),
             Err(_) => Err((rq, EIO)),
         };
         if let Err((rq, e)) = started {
-            self.flight.lock().leave(key);
+            // Not counted: the retry, or the failure below, is.
+            let _ = self.flight.lock().leave(key);
             if e == ENOMEM {
                 self.stats.inc(Counter::Requeued);
                 rq.requeue();
@@ -144,20 +156,21 @@ impl Device {
     pub(crate) fn file_done(this: ArcBorrow<'_, Self>, rq: Pending, result: isize) {
         let bytes = rq.request().bytes() as isize;
         let errno = |e: Error| -(e.to_errno() as isize);
-        let wake = this.flight.lock().leave(rq.key());
+        let (t, wake) = this.flight.lock().leave(rq.key());
+        let t = t.unwrap_or_else(Tally::new);
         // Before the request ends: once it has, the device may go away.
         if wake {
             this.wake();
         }
         match result {
-            n if n == bytes => this.finish(rq, Ok(())),
+            n if n == bytes => this.finish_counted(rq, Ok(()), &t),
             n if n == errno(ENOMEM) || n == errno(EAGAIN) => {
                 // A shortage: nothing the retry does not write again.
                 this.stats.inc(Counter::Requeued);
                 rq.requeue();
             }
             // A short transfer (an error part-way), or an error.
-            _ => this.finish(rq, Err(Status::IO_ERROR)),
+            _ => this.finish_counted(rq, Err(Status::IO_ERROR), &t),
         }
     }
 
@@ -188,12 +201,12 @@ impl Device {
     /// Ends a request that waited for the settle that returned `settled`;
     /// after a shortage, it goes back to blk-mq to be retried: its write
     /// is done again, and settled with the next batch.
-    fn end_settled(&self, rq: Pending, settled: Result<(), StoreError>) {
+    fn end_settled(&self, rq: Pending, settled: Result<(), StoreError>, t: Tally) {
         if settled == Err(StoreError::NoMemory) {
             self.stats.inc(Counter::Requeued);
             rq.requeue();
         } else {
-            self.finish(rq, settled.map_err(Status::from));
+            self.finish_counted(rq, settled.map_err(Status::from), &t);
         }
     }
 }

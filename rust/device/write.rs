@@ -19,7 +19,7 @@ use crate::{
     blk::{bio::DataStream, bip, request::Bios, Bio, Cursor, Request, Status},
     inject::WriteFault,
     pi::{Checks, Csum},
-    stats::Counter,
+    stats::{Counter, Tally},
 };
 use kernel::prelude::*;
 
@@ -48,11 +48,14 @@ struct Source<'a> {
     policy: Policy,
     /// Intervals left in the current bio.
     left: u64,
+    /// The request's counts.
+    tally: &'a Tally,
 }
 
 impl<'a> Source<'a> {
-    fn new(rq: &Request<'a>) -> Self {
+    fn new(rq: &Request<'a>, tally: &'a Tally) -> Self {
         Source {
+            tally,
             bios: rq.bios(),
             data: None,
             md: None,
@@ -118,7 +121,7 @@ impl Device {
                 Policy::NoMetadata | Policy::Keep => None,
             };
             if let Some(c) = counter {
-                self.stats.add(c, n);
+                src.tally.add(c, n);
             }
         }
         Ok(())
@@ -192,7 +195,7 @@ impl Device {
     /// Copies and checks a whole request of `n` intervals from `first`,
     /// into the device's spare staging buffer if it is large enough (no
     /// allocation, and no zeroing of memory that is overwritten at once).
-    fn stage(&self, rq: &Request<'_>, first: u64, n: u64) -> Result<Staging, Status> {
+    fn stage(&self, rq: &Request<'_>, first: u64, n: u64, t: &Tally) -> Result<Staging, Status> {
         let p = &self.cfg.profile;
         let n = usize::try_from(n).map_err(|_| Status::IO_ERROR)?;
         let spare = self.spare.lock().take();
@@ -200,7 +203,7 @@ impl Device {
             Some(st) if st.holds(n) => st,
             _ => Staging::new(p.interval(), p.metadata_size(), n).map_err(|_| Status::RESOURCE)?,
         };
-        let mut src = Source::new(rq);
+        let mut src = Source::new(rq, t);
         let filled = (0..n).try_for_each(|k| {
             let (d, m) = st.slot(k).ok_or(Status::IO_ERROR)?;
             self.fill(&mut src, first + k as u64, d, m)
@@ -225,7 +228,7 @@ impl Device {
     }
 
     /// Handles a write request, or says where it goes as a whole.
-    pub(super) fn write(&self, rq: &Request<'_>) -> Result<Outcome, Status> {
+    pub(super) fn write(&self, rq: &Request<'_>, t: &Tally) -> Result<Outcome, Status> {
         let p = &self.cfg.profile;
         let first = p.sector_to_interval(rq.sector());
         let n = self.intervals_in(u64::from(rq.bytes()));
@@ -242,7 +245,7 @@ impl Device {
             }
         }
         let staged = if verify {
-            Some(self.stage(rq, first, n)?)
+            Some(self.stage(rq, first, n, t)?)
         } else {
             None
         };
@@ -278,7 +281,7 @@ impl Device {
             reserved,
             whole: fault.is_none(),
         };
-        let done = self.store_write(rq, staged, first, at);
+        let done = self.store_write(rq, staged, first, at, t);
         if let (Ok(_), Some(c)) = (&done, claim) {
             self.fault_took_effect(c);
         }
@@ -293,6 +296,7 @@ impl Device {
         staged: Option<Staging>,
         first: u64,
         at: Placement,
+        t: &Tally,
     ) -> Result<Outcome, Status> {
         let Placement {
             dest,
@@ -304,7 +308,7 @@ impl Device {
         // A backing file without journal, in a format without metadata,
         // takes each bio's pages as they are (as loop does).
         if let Some(fs) = self.store.file().filter(|fs| fs.takes_bios()) {
-            self.stats.add(Counter::WriteIntervals, nd);
+            t.add(Counter::WriteIntervals, nd);
             // Whole, with one kiocb, unless misdirected (which goes
             // where no span was admitted).
             if whole && fs.direct() {
@@ -339,7 +343,7 @@ impl Device {
         //    can: the request is then retried whole, rewriting what it
         //    stored before it is acknowledged, as a disk retrying a write
         //    does; a one-shot fault it met is met again by the retry.
-        self.stats.add(Counter::WriteIntervals, nd);
+        t.add(Counter::WriteIntervals, nd);
         let stored = match staged {
             Some(mut st) => {
                 let stored = match self.store.file().filter(|fs| fs.in_place()) {
@@ -368,7 +372,7 @@ impl Device {
                     })
             }
             None => {
-                let mut src = Source::new(rq);
+                let mut src = Source::new(rq, t);
                 self.store
                     .write(dest, nd, reserved, |i, slot| match slot.bytes() {
                         Some((data, meta)) => self.fill(&mut src, first + (i - dest), data, meta),
