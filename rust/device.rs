@@ -360,7 +360,7 @@ impl Device {
     /// format without metadata over a file that takes direct I/O): one
     /// that meets no injected fault.
     fn read_whole(&self, rq: &Request<'_>, t: &Tally) -> Option<u64> {
-        if !self.store.file()?.direct() {
+        if self.store.direct() != Some(true) {
             return None;
         }
         let p = &self.cfg.profile;
@@ -444,14 +444,14 @@ impl Device {
     /// The memory alignment mask of requests that direct I/O to the
     /// backing file needs, if the device uses it.
     pub(crate) fn store_direct_mem_align(&self) -> Option<u32> {
-        self.store.file()?.direct_mem_align()
+        self.store.direct_mem_align()
     }
 
     /// For a backing store: whether requests go to the file whole as
     /// direct I/O, and the most that were in flight at once since power-on
     /// (lines of the `stats` file).
     pub(crate) fn show_file_io(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
-        let Some(direct) = self.store.file().map(|fs| fs.direct()) else {
+        let Some(direct) = self.store.direct() else {
             return Ok(());
         };
         let peak = self.flight.lock().peak();

@@ -19,7 +19,10 @@ mod pages;
 
 pub(crate) use access::{Slot, StoreError};
 
-use crate::pi::Profile;
+use crate::{
+    blk::{bio::Sink, file::BackingFile, Bio, Request},
+    pi::Profile,
+};
 use file::FileStore;
 use kernel::prelude::*;
 use mem::MemStore;
@@ -83,11 +86,125 @@ impl Store {
         FileStore::format(path, meta, profile, capacity, claim)
     }
 
-    /// The backing file store, if this is one.
-    pub(crate) fn file(&self) -> Option<&FileStore> {
+    /// Whether this is a memory store.
+    pub(crate) fn is_memory(&self) -> bool {
+        matches!(self, Store::Mem(_))
+    }
+
+    /// For a backing store, whether whole requests go to its data file as
+    /// direct I/O (see [`Self::direct_target`]); `None` for any other.
+    pub(crate) fn direct(&self) -> Option<bool> {
         match self {
+            Store::File(s) => Some(s.direct()),
             Store::Mem(_) | Store::Forward => None,
-            Store::File(s) => Some(s),
+        }
+    }
+
+    /// The memory alignment mask of requests that go to the data file as
+    /// direct I/O, if they do.
+    pub(crate) fn direct_mem_align(&self) -> Option<u32> {
+        match self {
+            Store::File(s) => s.direct_mem_align(),
+            Store::Mem(_) | Store::Forward => None,
+        }
+    }
+
+    /// Where a whole request's data at intervals from `first` goes as
+    /// direct I/O (only if [`Self::direct`]): the data file and the
+    /// position in it.
+    pub(crate) fn direct_target(&self, first: u64) -> Result<(&BackingFile, u64), StoreError> {
+        match self {
+            Store::File(s) => s.direct_target(first),
+            Store::Mem(_) | Store::Forward => Err(StoreError::Io),
+        }
+    }
+
+    /// Moves the whole of `rq`'s data at intervals from `first`, bio by
+    /// bio, before returning (a backing store only).
+    pub(crate) fn transfer(
+        &self,
+        rq: &Request<'_>,
+        first: u64,
+        write: bool,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::File(s) => s.transfer(rq, first, write),
+            Store::Mem(_) | Store::Forward => Err(StoreError::Io),
+        }
+    }
+
+    /// Reads the data of the read `bio`, intervals from `first`, into its
+    /// pages (without metadata): a backing file straight through one
+    /// iov_iter, memory interval by interval.
+    pub(crate) fn read_bio(&self, first: u64, bio: &Bio<'_, Sink>) -> Result<(), StoreError> {
+        match self {
+            Store::File(s) => s.read_bio(first, bio),
+            Store::Mem(m) => {
+                let mut data = bio.data_dest();
+                let n = u64::from(bio.size())
+                    .checked_div(m.interval() as u64)
+                    .unwrap_or(0);
+                m.read(first, n, false, |_, d, _| {
+                    data.copy_from(d).map_err(|_| StoreError::Io)
+                })
+            }
+            Store::Forward => Err(StoreError::Io),
+        }
+    }
+
+    /// Whether writes go from their bios' pages straight to the data file
+    /// ([`Self::write_bio`]): a backing store without journal, in a
+    /// format without metadata.
+    pub(crate) fn takes_bios(&self) -> bool {
+        match self {
+            Store::File(s) => s.takes_bios(),
+            Store::Mem(_) | Store::Forward => false,
+        }
+    }
+
+    /// Writes the first `bytes` of `bio`'s data at intervals from `first`
+    /// straight from its pages (only if [`Self::takes_bios`]).
+    pub(crate) fn write_bio(
+        &self,
+        first: u64,
+        bio: &Bio<'_>,
+        bytes: u32,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::File(s) => s.write_bio(first, bio, bytes),
+            Store::Mem(_) | Store::Forward => Err(StoreError::Io),
+        }
+    }
+
+    /// Whether checked writes are written in place from the caller's
+    /// buffers ([`Self::write_runs`]): a backing store without journal.
+    pub(crate) fn in_place(&self) -> bool {
+        match self {
+            Store::File(s) => s.in_place(),
+            Store::Mem(_) | Store::Forward => false,
+        }
+    }
+
+    /// Turns metadata as read into its stored form, for
+    /// [`Self::write_runs`].
+    pub(crate) fn stored_form(&self, meta: &mut [u8]) {
+        if let Store::File(s) = self {
+            s.stored_form(meta);
+        }
+    }
+
+    /// Writes intervals `first..first + n` in place from the caller's
+    /// buffers (only if [`Self::in_place`]; see
+    /// [`FileStore::write_runs`]).
+    pub(crate) fn write_runs<'a>(
+        &self,
+        first: u64,
+        n: u64,
+        run: impl Fn(usize, bool) -> Option<&'a [u8]>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::File(s) => s.write_runs(first, n, run),
+            Store::Mem(_) | Store::Forward => Err(StoreError::Io),
         }
     }
 

@@ -19,7 +19,7 @@ impl Device {
     /// nothing) for any other read.
     pub(super) fn read_plain(&self, rq: &Request<'_>, t: &Tally) -> Result<bool, Status> {
         let p = &self.cfg.profile;
-        if p.has_metadata() || self.store.file().is_some() {
+        if p.has_metadata() || !self.store.is_memory() {
             return Ok(false);
         }
         let first = p.sector_to_interval(rq.sector());
@@ -53,12 +53,7 @@ impl Device {
         let with_meta = p.has_metadata() && (md_cur.is_some() || check || !faults.is_empty());
         if !with_meta && faults.is_empty() {
             // A backing file reads straight into the bio's pages.
-            if let Some(fs) = self.store.file() {
-                return Ok(fs.read_bio(first, &bio)?);
-            }
-            return self
-                .store
-                .read(first, n, false, |_, d, _| data.copy_from(d).map_err(short));
+            return Ok(self.store.read_bio(first, &bio)?);
         }
         let mut escapes = 0;
         let mut md_buf = [0u8; MAX_METADATA];

@@ -52,7 +52,7 @@ impl Device {
             settling,
         } = &mut *guard;
         // Only direct I/O leaves requests in flight to wait for.
-        let direct = self.store.file().is_some_and(|fs| fs.direct());
+        let direct = self.store.direct() == Some(true);
         loop {
             for rq in self.pending.lock().drain_all() {
                 // `todo` has room for every tag.
@@ -123,10 +123,7 @@ impl Device {
     /// under `span` until [`Device::file_done`]; `t` is what was counted
     /// for it so far.
     fn start(&self, rq: Pending, span: Span, first: u64, write: bool, t: Tally) {
-        let Some(fs) = self.store.file() else {
-            self.finish(rq, Err(Status::IO_ERROR));
-            return;
-        };
+        let fs = &self.store;
         let key = rq.key();
         t.inc(Counter::FileRequests);
         if let Err(t) = self.flight.lock().enter(key, span, t) {

@@ -288,6 +288,25 @@ impl Device {
         done
     }
 
+    /// Writes the first `n` intervals of `rq`'s data at `dest` straight
+    /// from its bios' pages (a store that takes bios).
+    fn write_bios(&self, rq: &Request<'_>, dest: u64, n: u64) -> Result<(), Status> {
+        let shift = self.cfg.profile.interval_shift();
+        let mut left = n << shift;
+        let mut at = dest;
+        for bio in rq.bios() {
+            let bytes = u64::from(bio.size()).min(left);
+            if bytes == 0 {
+                break;
+            }
+            // `bytes` is at most the bio's size, a `u32`.
+            self.store.write_bio(at, &bio, bytes as u32)?;
+            left -= bytes;
+            at += bytes >> shift;
+        }
+        Ok(())
+    }
+
     /// Stores write `rq` (at `first`) as `at` says, from `staged` if it
     /// was copied and checked first.
     fn store_write(
@@ -307,29 +326,17 @@ impl Device {
         let p = &self.cfg.profile;
         // A backing file without journal, in a format without metadata,
         // takes each bio's pages as they are (as loop does).
-        if let Some(fs) = self.store.file().filter(|fs| fs.takes_bios()) {
+        if self.store.takes_bios() {
             t.add(Counter::WriteIntervals, nd);
             // Whole, with one kiocb, unless misdirected (which goes
             // where no span was admitted).
-            if whole && fs.direct() {
+            if whole && self.store.direct() == Some(true) {
                 return Ok(Outcome::ToFile {
                     first: dest,
                     write: true,
                 });
             }
-            let shift = p.interval_shift();
-            let mut left = nd << shift;
-            let mut at = dest;
-            for bio in rq.bios() {
-                let bytes = u64::from(bio.size()).min(left);
-                if bytes == 0 {
-                    break;
-                }
-                // `bytes` is at most the bio's size, a `u32`.
-                fs.write_bio(at, &bio, bytes as u32)?;
-                left -= bytes;
-                at += bytes >> shift;
-            }
+            self.write_bios(rq, dest, nd)?;
             return Ok(Outcome::Done);
         }
         // A backing store reads in what the write changes only in part, so
@@ -346,15 +353,16 @@ impl Device {
         t.add(Counter::WriteIntervals, nd);
         let stored = match staged {
             Some(mut st) => {
-                let stored = match self.store.file().filter(|fs| fs.in_place()) {
+                let stored = match self.store.in_place() {
                     // A file store without journal writes the checked copy
                     // itself.
-                    Some(fs) => {
-                        st.each_meta(|m| fs.stored_form(m));
-                        fs.write_runs(dest, nd, |k, meta| st.run(k, meta))
+                    true => {
+                        st.each_meta(|m| self.store.stored_form(m));
+                        self.store
+                            .write_runs(dest, nd, |k, meta| st.run(k, meta))
                             .map_err(Status::from)
                     }
-                    None => self.store.write(dest, nd, reserved, |i, slot| {
+                    false => self.store.write(dest, nd, reserved, |i, slot| {
                         let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
                         st.store_into(k, slot).ok_or(Status::IO_ERROR)
                     }),

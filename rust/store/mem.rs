@@ -112,6 +112,11 @@ pub(crate) struct MemStore {
 }
 
 impl MemStore {
+    /// Bytes of data per interval.
+    pub(crate) fn interval(&self) -> usize {
+        self.interval
+    }
+
     /// An empty store: every interval reads as zeroes with escape PI.
     pub(crate) fn new(profile: Profile) -> Result<Self> {
         let mut shards = KVec::with_capacity(NR_SHARDS, GFP_KERNEL)?;
