@@ -554,47 +554,8 @@ impl Lower {
                 md = rest;
                 self.bounce(src, gfp, mine)?
             } else {
-                // SAFETY: the device is open and its bio set valid; `src`
-                // is a valid bio of a started request.
-                let clone = unsafe {
-                    bindings::bio_alloc_clone(self.bdev(), src.as_ptr(), gfp, self.bio_set())
-                };
-                let clone = NonNull::new(clone)?.as_ptr();
-                if let (Some((per, exp)), None) =
-                    (how.device_md.filter(|_| !write), src.integrity())
-                {
-                    // Metadata of the device's own, seeded with the
-                    // interval number, so that the lower device's
-                    // completion leaves the reference tags as they are.
-                    let len = (src.size().checked_shr(exp).unwrap_or(0) as usize)
-                        .saturating_mul(per as usize);
-                    let attached =
-                        core::mem::take(&mut md)
-                            .split_at_mut_checked(len)
-                            .map(|(mine, rest)| {
-                                md = rest;
-                                // SAFETY: `mine` lives until the request ends,
-                                // after the clone; the clone is owned here.
-                                unsafe {
-                                    rdif_bio_integrity_attach(
-                                        clone,
-                                        mine.as_mut_ptr().cast(),
-                                        len as u32,
-                                        src.sector()
-                                            .checked_shr(exp.saturating_sub(9))
-                                            .unwrap_or(0),
-                                        0,
-                                        0,
-                                        gfp,
-                                    )
-                                }
-                            });
-                    if attached != Some(0) {
-                        // SAFETY: unsubmitted, owned here.
-                        unsafe { free_clone(clone) };
-                        return None;
-                    }
-                }
+                let (clone, used) = self.clone_one(src, how, write, md, gfp)?;
+                md = core::mem::take(&mut md).get_mut(used..)?;
                 clone
             };
             // SAFETY: a new clone, owned here.
@@ -605,6 +566,54 @@ impl Lower {
             }
         }
         Some(chain)
+    }
+
+    /// A clone of `src`, sharing its pages and payload; for a read without
+    /// payload, with the device's own metadata (`how.device_md`) in the
+    /// front of `md`, and how many bytes of it that takes. `None` if
+    /// memory is short.
+    fn clone_one(
+        &self,
+        src: Bio<'_>,
+        how: &Forward<'_>,
+        write: bool,
+        md: &mut [u8],
+        gfp: bindings::gfp_t,
+    ) -> Option<(*mut bindings::bio, usize)> {
+        // SAFETY: the device is open and its bio set valid; `src` is a
+        // valid bio of a started request.
+        let clone =
+            unsafe { bindings::bio_alloc_clone(self.bdev(), src.as_ptr(), gfp, self.bio_set()) };
+        let clone = NonNull::new(clone)?.as_ptr();
+        let (Some((per, exp)), None) = (how.device_md.filter(|_| !write), src.integrity()) else {
+            return Some((clone, 0));
+        };
+        // Metadata of the device's own, seeded with the interval number, so
+        // that the lower device's completion leaves the reference tags as
+        // they are.
+        let len = (src.size().checked_shr(exp).unwrap_or(0) as usize).saturating_mul(per as usize);
+        let seed = src.sector().checked_shr(exp.saturating_sub(9)).unwrap_or(0);
+        let attached = md.get_mut(..len).map(|mine| {
+            // SAFETY: `mine` lives until the request ends, after the
+            // clone; the clone is owned here.
+            unsafe {
+                rdif_bio_integrity_attach(
+                    clone,
+                    mine.as_mut_ptr().cast(),
+                    len as u32,
+                    seed,
+                    0,
+                    0,
+                    gfp,
+                )
+            }
+        });
+        if attached != Some(0) {
+            // SAFETY: unsubmitted, owned here.
+            unsafe { free_clone(clone) };
+            return None;
+        }
+        Some((clone, len))
     }
 
     /// The bytes of metadata buffers the clones of `rq` need.

@@ -18,9 +18,9 @@ use crate::{
     blk::{
         bio::{Access, Integrity, Sink},
         lower::{DeviceMd, Forward, Lower},
-        Bio, Op, Pending, Status,
+        Bio, Op, Pending, Request, Status,
     },
-    inject::{Field, ReadFaults, WriteFault},
+    inject::{Field, Range, ReadFaults, WriteClaim, WriteFault},
     pi::{Checks, Csum, TupleField, MAX_METADATA},
     stats::{Counter, Tally},
 };
@@ -28,6 +28,20 @@ use kernel::prelude::*;
 
 /// Bytes of data checksummed at a time.
 const PIECE: usize = 512;
+
+/// How a request goes down to the lower device (see [`Device::plan_down`]).
+struct Plan<'a> {
+    /// The one-shot fault the write met, used up once it went down.
+    claim: Option<WriteClaim<'a>>,
+    /// Sectors the clones are moved by (a misdirected write).
+    shift: i64,
+    /// The field and intervals corrupted in a copy of the write.
+    corrupt: Option<(Field, Range)>,
+    /// Metadata of the device's own for a read (see [`Forward`]).
+    device_md: Option<(u32, u32)>,
+    /// End it in the lower device's completion (see [`Forward`]).
+    end_direct: bool,
+}
 
 impl Device {
     /// Sends `rq` down to `lower`. Hands it back if it must be retried
@@ -38,83 +52,28 @@ impl Device {
             self.finish(rq, Err(Status::IO_ERROR));
             return Ok(());
         };
-        let r = rq.request();
-        let op = r.op();
-        let len = u64::from(r.bytes());
-        let in_range = r
-            .sector()
-            .checked_mul(512)
-            .and_then(|pos| pos.checked_add(len))
-            .is_some_and(|end| end <= self.cfg.capacity);
-        if op != Op::Flush && !in_range {
-            self.finish(rq, Err(Status::IO_ERROR));
-            return Ok(());
-        }
-        let p = &self.cfg.profile;
-        let first = p.sector_to_interval(r.sector());
-        let n = self.intervals_in(len);
-        let mut claim = None;
         let t = Tally::new();
-        match op {
-            Op::Read => t.add(Counter::ReadIntervals, n),
-            Op::Write => {
-                if let Err(s) = r.bios().try_for_each(|bio| self.check_down(&bio, &t)) {
-                    self.finish_counted(rq, Err(s), &t);
-                    return Ok(());
-                }
-                claim = self.inject.claim_write(first, n);
-            }
-            Op::Flush | Op::Discard | Op::SecureErase | Op::WriteZeroes => {}
-            Op::Other(_) => {
-                self.finish(rq, Err(Status::NOT_SUPPORTED));
-                return Ok(());
-            }
-        }
-        // A fault met is used up once the write went down with it (see
-        // `WriteClaim`); a write retried for a shortage meets it again.
-        let fault = claim.as_ref().map(|c| c.fault());
-        let (bounce, shift, corrupt) = match fault {
-            None => (false, 0, None),
-            Some(WriteFault::Lost) => {
-                if let Some(c) = claim {
-                    self.fault_took_effect(c);
-                }
+        let plan = match self.plan_down(&rq.request(), &t) {
+            Ok(Some(plan)) => plan,
+            // Lost on the way down: the fault took effect.
+            Ok(None) => {
                 self.finish_counted(rq, Ok(()), &t);
                 return Ok(());
             }
-            Some(WriteFault::Misdirect(target)) => {
-                if target
-                    .checked_add(n)
-                    .is_none_or(|end| end > self.nr_intervals())
-                {
-                    // It would land beyond the end of the device.
-                    if let Some(c) = claim {
-                        c.spend();
-                    }
-                    self.finish_counted(rq, Err(Status::IO_ERROR), &t);
-                    return Ok(());
-                }
-                let sectors = (p.interval() >> 9) as i64;
-                (false, (target as i64 - first as i64) * sectors, None)
+            Err(s) => {
+                self.finish_counted(rq, Err(s), &t);
+                return Ok(());
             }
-            Some(WriteFault::Corrupt(field, range)) => (true, 0, Some((field, range))),
         };
-        // The device checks reads that bring no payload up with metadata
-        // of its own.
-        let device_md = (op == Op::Read && self.cfg.read_check && p.csum() != Csum::None)
-            .then(|| (p.metadata_size() as u32, p.interval_shift()));
-        // What needs no work on the way up ends in the lower device's
-        // completion, without a second trip through the workqueue.
-        let end_direct = op != Op::Read || self.read_is_plain(&r, first, n);
         let how = Forward {
             wq,
-            end_direct,
-            bounce,
-            shift,
-            device_md,
+            end_direct: plan.end_direct,
+            bounce: plan.corrupt.is_some(),
+            shift: plan.shift,
+            device_md: plan.device_md,
         };
         let fix = |clone: Bio<'_, Sink>, _src: Bio<'_>| {
-            if let Some((field, range)) = corrupt {
+            if let Some((field, range)) = plan.corrupt {
                 // A copy of the device's own: corrupting it cannot fail but
                 // for a payload shorter than its data, which the lower
                 // device then rejects anyway.
@@ -125,6 +84,7 @@ impl Device {
         };
         // On its way down: counted, and the fault met took effect, before
         // the request can end.
+        let claim = plan.claim;
         let go = || {
             self.stats.commit(&t);
             if let Some(c) = claim {
@@ -144,6 +104,74 @@ impl Device {
                 Ok(())
             }
         }
+    }
+
+    /// Looks at `r` before it goes down (its range, the PI of a write as
+    /// its payloads ask, the fault it meets), counting into `t`; says how
+    /// it goes, or `None` for a write the fault met loses (the fault took
+    /// effect).
+    fn plan_down(&self, r: &Request<'_>, t: &Tally) -> Result<Option<Plan<'_>>, Status> {
+        let op = r.op();
+        let len = u64::from(r.bytes());
+        let in_range = r
+            .sector()
+            .checked_mul(512)
+            .and_then(|pos| pos.checked_add(len))
+            .is_some_and(|end| end <= self.cfg.capacity);
+        if op != Op::Flush && !in_range {
+            return Err(Status::IO_ERROR);
+        }
+        let p = &self.cfg.profile;
+        let first = p.sector_to_interval(r.sector());
+        let n = self.intervals_in(len);
+        let mut claim = None;
+        match op {
+            Op::Read => t.add(Counter::ReadIntervals, n),
+            Op::Write => {
+                r.bios().try_for_each(|bio| self.check_down(&bio, t))?;
+                claim = self.inject.claim_write(first, n);
+            }
+            Op::Flush | Op::Discard | Op::SecureErase | Op::WriteZeroes => {}
+            Op::Other(_) => return Err(Status::NOT_SUPPORTED),
+        }
+        // A fault met is used up once the write went down with it (see
+        // `WriteClaim`); a write retried for a shortage meets it again.
+        let (shift, corrupt) = match claim.as_ref().map(|c| c.fault()) {
+            None => (0, None),
+            Some(WriteFault::Lost) => {
+                if let Some(c) = claim {
+                    self.fault_took_effect(c);
+                }
+                return Ok(None);
+            }
+            Some(WriteFault::Misdirect(target)) => {
+                if target
+                    .checked_add(n)
+                    .is_none_or(|end| end > self.nr_intervals())
+                {
+                    // It would land beyond the end of the device.
+                    if let Some(c) = claim {
+                        c.spend();
+                    }
+                    return Err(Status::IO_ERROR);
+                }
+                let sectors = (p.interval() >> 9) as i64;
+                ((target as i64 - first as i64) * sectors, None)
+            }
+            Some(WriteFault::Corrupt(field, range)) => (0, Some((field, range))),
+        };
+        Ok(Some(Plan {
+            claim,
+            shift,
+            corrupt,
+            // The device checks reads that bring no payload up with
+            // metadata of its own.
+            device_md: (op == Op::Read && self.cfg.read_check && p.csum() != Csum::None)
+                .then(|| (p.metadata_size() as u32, p.interval_shift())),
+            // What needs no work on the way up ends in the lower device's
+            // completion, without a second trip through the workqueue.
+            end_direct: op != Op::Read || self.read_is_plain(r, first, n),
+        }))
     }
 
     /// Whether a read of `n` intervals at `first` brings up what needs
