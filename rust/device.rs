@@ -78,7 +78,7 @@ pub(crate) struct Device {
     #[pin]
     pending: SpinLock<KVVec<Pending>>,
     /// The work item's current batch, and its requests waiting for the
-    /// store to settle.
+    /// store to commit.
     #[pin]
     batch: Mutex<Batch>,
     #[pin]
@@ -111,9 +111,9 @@ struct Batch {
     todo: KVVec<Pending>,
     /// Requests held back in this round. Has room for every tag.
     held: KVVec<Pending>,
-    /// Writes and resets done, waiting for the store to settle before they
+    /// Writes and resets done, waiting for the store to commit before they
     /// complete. Has room for every tag.
-    settling: KVVec<(Pending, Tally)>,
+    committing: KVVec<(Pending, Tally)>,
 }
 
 impl_has_work! {
@@ -169,7 +169,7 @@ impl Device {
             batch <- new_mutex!(Batch {
                 todo: KVVec::with_capacity(room, GFP_KERNEL)?,
                 held: KVVec::with_capacity(room, GFP_KERNEL)?,
-                settling: KVVec::with_capacity(room, GFP_KERNEL)?,
+                committing: KVVec::with_capacity(room, GFP_KERNEL)?,
             }),
             work <- new_work!("rdif::Device::work"),
             wq,

@@ -113,9 +113,9 @@ impl Operations for RdifOps {
         dev: ArcBorrow<'_, Device>,
         rq: Pending,
         status: Result<(), blk::Status>,
-        own: Option<blk::lower::DeviceMd>,
+        device_md: Option<blk::lower::DeviceMd>,
     ) {
-        dev.lower_done(rq, status, own)
+        dev.lower_done(rq, status, device_md)
     }
 }
 

@@ -263,7 +263,7 @@ impl Store {
 
     /// Calls `f(interval, slot)` for intervals `first..first + n` in order,
     /// to fill them; each interval's data and metadata become visible to
-    /// readers together (for a backing file, at [`Self::settle`]).
+    /// readers together (for a backing file, at [`Self::commit`]).
     /// `reserved`: [`Self::reserve`] was called for them, so a missing
     /// place can only be a concurrent discard's doing
     /// ([`Slot::Gone`] if it cannot be allocated again); else a missing
@@ -315,13 +315,13 @@ impl Store {
 
     /// Makes the writes and resets since the last call durable and
     /// visible (a backing file commits its journal as one group, see
-    /// [`FileStore::settle`]); their requests may complete only after
+    /// [`FileStore::commit`]); their requests may complete only after
     /// this returned `Ok`, and must fail if it did not. Nothing to do for
     /// a memory store, whose writes are done when they return.
-    pub(crate) fn settle(&self) -> Result<(), StoreError> {
+    pub(crate) fn commit(&self) -> Result<(), StoreError> {
         match self {
             Store::Mem(_) | Store::Forward => Ok(()),
-            Store::File(s) => s.settle(),
+            Store::File(s) => s.commit(),
         }
     }
 

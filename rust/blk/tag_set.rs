@@ -41,7 +41,7 @@ pub(crate) trait Operations: Sized + 'static {
     fn work(data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>, rq: Pending);
 
     /// A request started with [`super::lower::Lower::start`] is done:
-    /// `status` is the first error of its clones, if any; `own` the
+    /// `status` is the first error of its clones, if any; `device_md` the
     /// metadata of the driver's own a read brought up, if it asked. Runs
     /// in a work item (process context), after the lower device's
     /// completion has returned; or, for a request started with
@@ -51,7 +51,7 @@ pub(crate) trait Operations: Sized + 'static {
         data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>,
         rq: Pending,
         status: Result<(), Status>,
-        own: Option<DeviceMd>,
+        device_md: Option<DeviceMd>,
     );
 }
 
@@ -170,11 +170,11 @@ impl<T: Operations> OperationsVTable<T> {
         };
         // SAFETY: a forwarded request whose clones have all ended, not yet
         // ended.
-        let own = unsafe { DeviceMd::take(pdu) };
+        let device_md = unsafe { DeviceMd::take(pdu) };
         // SAFETY: a started request that nothing else ends: the `Pending`
         // given up when it was forwarded.
         let pending = unsafe { Pending::from_raw(ptr) };
-        T::lower_done(data, pending, status, own);
+        T::lower_done(data, pending, status, device_md);
     }
 
     const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {

@@ -313,7 +313,7 @@ impl Device {
     }
 
     /// A forwarded request came back with `status` from the lower device;
-    /// `own` is the metadata of the device's own a read without payload
+    /// `device_md` is the metadata of the device's own a read without payload
     /// brought up (see [`Self::pass`]). Runs in a work item, so that the
     /// checks of a read run in process context and the request ends
     /// outside the lower device's completion.
@@ -321,7 +321,7 @@ impl Device {
         &self,
         rq: Pending,
         status: Result<(), Status>,
-        mut own: Option<DeviceMd>,
+        mut device_md: Option<DeviceMd>,
     ) {
         let t = Tally::new();
         let result = status.and_then(|()| {
@@ -329,22 +329,22 @@ impl Device {
             if r.op() != Op::Read {
                 return Ok(());
             }
-            let mut own = own.as_mut().map(|o| o.as_mut_slice());
+            let mut device_md = device_md.as_mut().map(|o| o.as_mut_slice());
             r.read_bios()
                 .ok_or(Status::IO_ERROR)?
-                .try_for_each(|bio| self.check_up(&bio, &mut own, &t))
+                .try_for_each(|bio| self.check_up(&bio, &mut device_md, &t))
         });
         self.finish_counted(rq, result, &t);
     }
 
     /// Spoils what a read bio brings up as the persistent corruptions
     /// say, then checks it if `read_check` or its payload ask. A bio
-    /// without payload is checked against the front of `own`, the
+    /// without payload is checked against the front of `device_md`, the
     /// device's own metadata, if the device asked for it.
     fn check_up(
         &self,
         bio: &Bio<'_, Sink>,
-        own: &mut Option<&mut [u8]>,
+        device_md: &mut Option<&mut [u8]>,
         t: &Tally,
     ) -> Result<(), Status> {
         let p = &self.cfg.profile;
@@ -357,7 +357,7 @@ impl Device {
         }
         if bip.is_none() {
             let ms = p.metadata_size();
-            let Some(all) = own.take() else {
+            let Some(all) = device_md.take() else {
                 return Ok(());
             };
             let len = usize::try_from(n).map_err(|_| Status::IO_ERROR)? * ms;
@@ -365,7 +365,7 @@ impl Device {
                 return Err(Status::IO_ERROR);
             }
             let (mine, rest) = all.split_at_mut(len);
-            *own = Some(rest);
+            *device_md = Some(rest);
             // The persistent tuple corruptions, in the device's copy.
             for (i, md) in (first..).zip(mine.chunks_exact_mut(ms)) {
                 if self.corrupt_tuple(md, i, corrupts) {

@@ -5,7 +5,7 @@
 //! is still inside `submit_bio`, so `queue_rq` hands requests over here.
 //!
 //! The work item takes the requests queued so far as one batch, handles
-//! them in order, then settles the store once for the whole batch (one
+//! them in order, then commits the store once for the whole batch (one
 //! journal sync, see [`crate::store`]) and only then completes the
 //! writes and resets of the batch. Requests that go to the backing file
 //! whole as direct I/O ([`Outcome::ToFile`]) complete on their own, in
@@ -25,8 +25,8 @@ use kernel::{
     workqueue::WorkItem,
 };
 
-/// How many times [`Device::settle`] tries before it gives a shortage back.
-const SETTLE_TRIES: u32 = 20;
+/// How many times [`Device::commit`] tries before it gives a shortage back.
+const COMMIT_TRIES: u32 = 20;
 
 impl WorkItem for Device {
     type Pointer = Arc<Device>;
@@ -49,7 +49,7 @@ impl Device {
         let Batch {
             todo,
             held,
-            settling,
+            committing,
         } = &mut *guard;
         // Only direct I/O leaves requests in flight to wait for.
         let direct = self.store.direct() == Some(true);
@@ -77,13 +77,13 @@ impl Device {
                     }
                     continue;
                 }
-                self.run(rq, span, settling);
+                self.run(rq, span, committing);
             }
             core::mem::swap(todo, held);
-            if !settling.is_empty() {
-                let settled = self.settle();
-                for (rq, t) in settling.drain_all() {
-                    self.end_settled(rq, settled, t);
+            if !committing.is_empty() {
+                let committed = self.commit();
+                for (rq, t) in committing.drain_all() {
+                    self.end_committed(rq, committed, t);
                 }
             }
             if blocked {
@@ -93,9 +93,9 @@ impl Device {
     }
 
     /// Runs one request (of `span` if it may go to the backing file
-    /// whole): a write or reset joins `settling`, to end once the store is
-    /// settled.
-    fn run(&self, rq: Pending, span: Option<Span>, settling: &mut KVVec<(Pending, Tally)>) {
+    /// whole): a write or reset joins `committing`, to end once the store is
+    /// committed.
+    fn run(&self, rq: Pending, span: Option<Span>, committing: &mut KVVec<(Pending, Tally)>) {
         let t = Tally::new();
         let op = rq.request().op();
         match blk::with_backing_io(|| self.dispatch(&rq.request(), &t)) {
@@ -109,10 +109,10 @@ impl Device {
                 None => self.finish(rq, Err(Status::IO_ERROR)),
             },
             Ok(Outcome::Done) if op.changes_data() => {
-                // `settling` has room for every tag.
-                if let Err(e) = settling.push_within_capacity((rq, t)) {
+                // `committing` has room for every tag.
+                if let Err(e) = committing.push_within_capacity((rq, t)) {
                     let (rq, t) = e.0;
-                    self.end_settled(rq, self.settle(), t);
+                    self.end_committed(rq, self.commit(), t);
                 }
             }
             result => self.finish_counted(rq, result.map(|_| ()), &t),
@@ -180,30 +180,30 @@ impl Device {
         }
     }
 
-    /// Settles the store, retrying a few times after a shortage (nothing
+    /// Commits the store, retrying a few times after a shortage (nothing
     /// is lost then); a shortage that outlasts them is returned, for the
-    /// requests waiting for the settle to go back to blk-mq (see
-    /// [`Self::end_settled`]), so that the work item never waits for memory
+    /// requests waiting for the commit to go back to blk-mq (see
+    /// [`Self::end_committed`]), so that the work item never waits for memory
     /// without end.
-    fn settle(&self) -> Result<(), StoreError> {
-        for _ in 1..SETTLE_TRIES {
-            match blk::with_backing_io(|| self.store.settle()) {
+    fn commit(&self) -> Result<(), StoreError> {
+        for _ in 1..COMMIT_TRIES {
+            match blk::with_backing_io(|| self.store.commit()) {
                 Err(StoreError::NoMemory) => fsleep(Delta::from_millis(1)),
                 result => return result,
             }
         }
-        blk::with_backing_io(|| self.store.settle())
+        blk::with_backing_io(|| self.store.commit())
     }
 
-    /// Ends a request that waited for the settle that returned `settled`;
+    /// Ends a request that waited for the commit that returned `committed`;
     /// after a shortage, it goes back to blk-mq to be retried: its write
-    /// is done again, and settled with the next batch.
-    fn end_settled(&self, rq: Pending, settled: Result<(), StoreError>, t: Tally) {
-        if settled == Err(StoreError::NoMemory) {
+    /// is done again, and committed with the next batch.
+    fn end_committed(&self, rq: Pending, committed: Result<(), StoreError>, t: Tally) {
+        if committed == Err(StoreError::NoMemory) {
             self.stats.inc(Counter::Requeued);
             rq.requeue();
         } else {
-            self.finish_counted(rq, settled.map_err(Status::from), &t);
+            self.finish_counted(rq, committed.map_err(Status::from), &t);
         }
     }
 }

@@ -6,7 +6,7 @@
 //! layout" and "Crash consistency").
 //!
 //! Every write and discard is first appended to the journal with a
-//! checksum. [`FileStore::settle`] then makes the entries appended since
+//! checksum. [`FileStore::commit`] then makes the entries appended since
 //! its last call durable with one data sync of their range (a group
 //! commit) and carries them out in place, in order; the device completes
 //! the requests only after that. Opening a store replays the journal:

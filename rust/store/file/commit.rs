@@ -2,7 +2,7 @@
 
 //! The journal of a file store: entries gathered in memory, appended with
 //! a checksum, made durable as one group and carried out in place by
-//! [`FileStore::settle`]; replayed when the store is opened; emptied by a
+//! [`FileStore::commit`]; replayed when the store is opened; emptied by a
 //! checkpoint (see Documentation/rdif.rst, "Crash consistency").
 
 use super::{io_error, FileStore};
@@ -13,7 +13,7 @@ use crate::store::{
 use kernel::prelude::*;
 
 /// The journal's current generation, its next entry and the entries not
-/// yet settled.
+/// yet committed.
 pub(super) struct JournalState {
     pub(super) generation: u64,
     /// Offset of the next entry from the start of the entries.
@@ -21,10 +21,10 @@ pub(super) struct JournalState {
     /// Sequence number of the next entry.
     pub(super) seq: u64,
     /// Offset of the first entry not yet durable and carried out in place
-    /// (entries from here to `next` wait for [`FileStore::settle`]).
-    pub(super) settled: u64,
-    /// A settle on the way (journal full, flush, corrupt) failed since the
-    /// last [`FileStore::settle`]: the writes it was for are in doubt.
+    /// (entries from here to `next` wait for [`FileStore::commit`]).
+    pub(super) committed: u64,
+    /// A commit on the way (journal full, flush, corrupt) failed since the
+    /// last [`FileStore::commit`]: the writes it was for are in doubt.
     pub(super) failed: bool,
     /// Writing gathered entries to the journal failed: the journal may
     /// hold a gap before entries written later, so nothing more is
@@ -45,7 +45,7 @@ impl JournalState {
             generation,
             next: 0,
             seq: 0,
-            settled: 0,
+            committed: 0,
             failed: false,
             broken: false,
             buf,
@@ -198,11 +198,11 @@ impl FileStore {
         Ok(())
     }
 
-    /// Settles what is pending, makes everything carried out in place
+    /// Commits what is pending, makes everything carried out in place
     /// durable, then empties the journal by starting a new generation
     /// (durably).
     pub(super) fn checkpoint(&self, j: &mut JournalState) -> Result<(), StoreError> {
-        self.settle_locked(j)?;
+        self.commit_locked(j)?;
         self.files.sync().map_err(io_error)?;
         let generation = j.generation.wrapping_add(1);
         self.files
@@ -215,13 +215,13 @@ impl FileStore {
         j.generation = generation;
         j.next = 0;
         j.seq = 0;
-        j.settled = 0;
+        j.committed = 0;
         Ok(())
     }
 
     /// The next entry, of `kind` for intervals `first..first + n`, where
     /// it goes in the file and its size. Empties the journal first (after
-    /// settling the entries in it) if the entry does not fit; the entry is
+    /// committing the entries in it) if the entry does not fit; the entry is
     /// numbered after that, so it belongs to the generation it is written
     /// in.
     pub(super) fn begin(
@@ -259,7 +259,7 @@ impl FileStore {
     /// Room in the gather buffer for the entry of `size` bytes at `at`
     /// (from [`Self::begin`]): its offset in the buffer. It always fits:
     /// the buffer is as large as the journal's entries, holds them from
-    /// the first one not yet settled, and [`Self::begin`] empties a
+    /// the first one not yet committed, and [`Self::begin`] empties a
     /// journal the entry would not fit in.
     pub(super) fn gather_room(
         j: &mut JournalState,
@@ -311,7 +311,7 @@ impl FileStore {
     /// Puts the sealed header of the gathered entry of `size` bytes at
     /// `off` in the buffer (its payload, if any, is in place after the
     /// header block); it then belongs to the journal, to be written out,
-    /// made durable and carried out in place by the next settle.
+    /// made durable and carried out in place by the next commit.
     pub(super) fn append_gathered(
         j: &mut JournalState,
         off: usize,
@@ -331,29 +331,29 @@ impl FileStore {
         Ok(())
     }
 
-    /// Makes the entries appended since the last settle durable, with one
+    /// Makes the entries appended since the last commit durable, with one
     /// data sync of their range, then carries them out in place in order.
-    /// An entry that cannot be carried out stays pending (the next settle
+    /// An entry that cannot be carried out stays pending (the next commit
     /// tries again from it); an I/O error marks the journal failed, a
     /// shortage does not (its caller retries).
-    pub(super) fn settle_locked(&self, j: &mut JournalState) -> Result<(), StoreError> {
-        if j.settled == j.next {
+    pub(super) fn commit_locked(&self, j: &mut JournalState) -> Result<(), StoreError> {
+        if j.committed == j.next {
             return Ok(());
         }
         self.spill(j)?;
-        let start = self.entries_start() + j.settled;
+        let start = self.entries_start() + j.committed;
         let end = self.entries_start() + j.next;
         let done = self
             .files
             .sync_range(start, end - 1, true)
             .map_err(io_error);
         let done = done.and_then(|()| {
-            while j.settled < j.next {
+            while j.committed < j.next {
                 // Every entry waits in the gather buffer until it is
-                // settled. One that is not there was dropped by a failed
+                // committed. One that is not there was dropped by a failed
                 // spill: its bytes in the file are not known to be whole,
                 // so it is not carried out (its requests failed).
-                let at = self.entries_start() + j.settled;
+                let at = self.entries_start() + j.committed;
                 let mut hdr = [0u8; HEADER_LEN];
                 hdr.copy_from_slice(
                     Self::gathered(j, at, HEADER_LEN as u64).ok_or(StoreError::Io)?,
@@ -363,28 +363,28 @@ impl FileStore {
                 let b = Self::gathered(j, at, size).ok_or(StoreError::Io)?;
                 let payload = b.get(ENTRY_ALIGN as usize..).ok_or(StoreError::Io)?;
                 self.apply_from(e.kind, payload, e.first, e.count)?;
-                j.settled += size;
+                j.committed += size;
             }
             Ok(())
         });
         if done == Err(StoreError::Io) {
             j.failed = true;
         }
-        if j.settled == j.next {
+        if j.committed == j.next {
             j.buf_len = 0;
         }
         done
     }
 
-    /// Settles the journal (see [`Self::settle_locked`]): every write and
+    /// Commits the journal (see [`Self::commit_locked`]): every write and
     /// reset since the last call is durable and done in place when this
     /// returns `Ok`. After [`StoreError::NoMemory`] nothing is lost: call
-    /// again. An I/O error (of this settle or of one on the way since the
+    /// again. An I/O error (of this commit or of one on the way since the
     /// last call) leaves them in doubt: each may or may not be there,
     /// whole, and their requests must fail.
-    pub(crate) fn settle(&self) -> Result<(), StoreError> {
+    pub(crate) fn commit(&self) -> Result<(), StoreError> {
         let mut j = self.journal.lock();
-        let done = self.settle_locked(&mut j);
+        let done = self.commit_locked(&mut j);
         if done != Err(StoreError::NoMemory) && core::mem::take(&mut j.failed) {
             return Err(StoreError::Io);
         }

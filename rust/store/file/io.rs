@@ -68,7 +68,7 @@ impl FileStore {
     /// Turns metadata as read into its stored form, for
     /// [`Self::write_runs`].
     pub(crate) fn stored_form(&self, meta: &mut [u8]) {
-        self.flip(meta)
+        self.xor_escape(meta)
     }
 
     /// Without the journal ([`Self::in_place`]): writes intervals `first..
@@ -140,7 +140,7 @@ impl FileStore {
 
     /// Turns metadata as stored into metadata as read, and back (XOR with
     /// escape PI).
-    fn flip(&self, meta: &mut [u8]) {
+    fn xor_escape(&self, meta: &mut [u8]) {
         let ms = self.profile.metadata_size();
         if ms == 0 {
             return;
@@ -175,7 +175,7 @@ impl FileStore {
                 self.files
                     .read_at(meta, self.meta_pos(first))
                     .map_err(io_error)?;
-                self.flip(meta);
+                self.xor_escape(meta);
             }
             for j in 0..k {
                 let m = &meta[j * ms_read..(j + 1) * ms_read];
@@ -187,7 +187,7 @@ impl FileStore {
 
     /// See [`super::Store::write`]. The write becomes one journal entry,
     /// its payload in pieces of up to [`FILE_IO`] data bytes (data, then
-    /// metadata), built in the gather buffer. The next [`Self::settle`]
+    /// metadata), built in the gather buffer. The next [`Self::commit`]
     /// writes it out, makes it durable and carries it out in place.
     /// Without the journal, the write goes straight in place, piece by
     /// piece.
@@ -219,7 +219,7 @@ impl FileStore {
             };
             f(first + x as u64, slot)?;
         }
-        self.flip(meta);
+        self.xor_escape(meta);
         Ok(())
     }
 
@@ -270,7 +270,7 @@ impl FileStore {
     }
 
     /// See [`super::Store::modify`]: the interval is read, changed and
-    /// written back through the journal, settled before and after, all
+    /// written back through the journal, committed before and after, all
     /// under the journal's lock.
     pub(crate) fn modify(
         &self,
@@ -282,7 +282,7 @@ impl FileStore {
         let mut data = KVec::from_elem(0u8, iv, GFP_KERNEL).map_err(no_mem)?;
         let mut meta = KVec::from_elem(0u8, ms, GFP_KERNEL).map_err(no_mem)?;
         let mut j = self.journal.lock();
-        self.settle_locked(&mut j)?;
+        self.commit_locked(&mut j)?;
         self.read(interval, 1, true, |_, d, m| {
             data.copy_from_slice(d);
             meta.copy_from_slice(m);
@@ -296,7 +296,7 @@ impl FileStore {
             }
             Ok::<(), StoreError>(())
         })?;
-        self.settle_locked(&mut j)
+        self.commit_locked(&mut j)
     }
 
     /// Brings into the page cache each page of the file that a write of
@@ -352,7 +352,7 @@ impl FileStore {
     }
 
     /// Discard and write-zeroes of intervals `first..first + n`: a
-    /// journal entry without payload, carried out in place when settled.
+    /// journal entry without payload, carried out in place when committed.
     pub(crate) fn reset(&self, first: u64, n: u64) -> Result<(), StoreError> {
         if n == 0 {
             return Ok(());
@@ -370,7 +370,7 @@ impl FileStore {
     }
 
     /// Flush: every completed write is durable in the journal already;
-    /// this settles the rest, makes the in-place copies durable and
+    /// this commits the rest, makes the in-place copies durable and
     /// empties the journal.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         if !self.journaled {
