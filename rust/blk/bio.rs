@@ -548,10 +548,9 @@ impl<'a> DataStream<'a, false> {
     /// Copies `src` into the next `src.len()` bytes of the bios.
     pub(crate) fn copy_from(&mut self, src: &[u8]) -> Result<(), ShortBuffer> {
         self.transfer(src.len(), |iter, done| {
-            // SAFETY: `iter` is the stream's valid ITER_DEST iov_iter over
-            // pages the driver may write, for `'a` (type invariant: made
-            // from `Sink` bios); it has no other user while the reference
-            // lives.
+            // `iter` has no other user while the reference lives.
+            // SAFETY: the stream's valid ITER_DEST iov_iter over pages the
+            // driver may write for `'a` (type invariant: `Sink` bios).
             let dst = unsafe { IovIterDest::from_raw(iter) };
             src.get(done..).map_or(0, |rest| dst.copy_to_iter(rest))
         })

@@ -259,10 +259,9 @@ impl BackingFile {
 
     /// Current size in bytes (for a block device, its capacity).
     pub(crate) fn size(&self) -> u64 {
-        // SAFETY: `self.ptr` is a valid open file (type invariant); its
-        // mapping's host is the inode that holds the data (for a block
-        // device node, the device's), whose size may change under us
-        // (`i_size_read`).
+        // The mapping's host holds the data (for a block device node, the
+        // device's inode); its size may change under us (`i_size_read`).
+        // SAFETY: `self.ptr` is a valid open file (type invariant).
         let size = unsafe {
             core::ptr::read_volatile(&raw const (*(*(*self.ptr.as_ptr()).f_mapping).host).i_size)
         };

@@ -255,10 +255,9 @@ impl Pending {
     /// [`super::Operations::work`] in process context.
     pub(crate) fn defer(self, wq: &OwnedQueue) {
         let ptr = self.into_raw();
-        // SAFETY: a started request of a tag set made by `TagSet::new`
-        // (every request handed to the driver is), not ended, whose
-        // ownership goes to the work item; `wq` is a valid workqueue that
-        // its owner flushes before it goes.
+        // The work item owns the request from here on; `wq`'s owner
+        // flushes it before it goes.
+        // SAFETY: a started, unended request of a `TagSet::new` tag set.
         unsafe { Pdu::queue_start(ptr.as_ptr(), wq.as_raw()) };
     }
 
