@@ -68,7 +68,7 @@ pub(crate) struct Device {
     cfg: DeviceConfig,
     store: Store,
     /// The lower device of a pass-through device, which forwards every
-    /// request there and leaves `store` (empty, in memory) unused.
+    /// request there (its `store` is [`Store::Forward`]).
     lower: Option<Lower>,
     pub(crate) stats: Stats,
     #[pin]

@@ -525,7 +525,52 @@ EINVAL"
 }
 
 [ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
+# One-shot write rules on a file store, with and without its journal: a
+# lost write is acknowledged and not stored, a misdirected one lands at its
+# target; each rule takes effect exactly once (its counter moves by one,
+# it is gone, the next write lands), and what it left survives a power
+# cycle.
+one_shot_rules() {
+	local j x=40 t=60 d=/tmp/rdif_os
+	cfs_load
+	mount_debugfs || { case_fail "debugfs"; return 1; }
+	for j in 1 0; do
+		rm -f $IMG
+		mkdev os $IMG csum=crc16 blocksize=4096 journal=$j
+		require "power on (journal $j)" eq power "$(power os 1)" OK
+		head -c 4096 /dev/urandom >$d.a
+		head -c 4096 /dev/urandom >$d.b
+		dd if=$d.a of=/dev/os bs=4096 seek=$x oflag=direct conv=notrunc status=none
+		dd if=$d.a of=/dev/os bs=4096 seek=$t oflag=direct conv=notrunc status=none
+		inj os "lost $x 1"
+		expect "journal $j: lost write acknowledged" dd if=$d.b of=/dev/os bs=4096 seek=$x \
+			oflag=direct conv=notrunc status=none
+		expect "journal $j: inj_lost once" eq inj_lost "$(cnt os inj_lost)" 1
+		expect "journal $j: lost rule used up" eq armed "$(cat $DBG/os/inject)" ""
+		expect "journal $j: old data, good PI" cmp -s $d.a \
+			<(dd if=/dev/os bs=4096 skip=$x count=1 iflag=direct status=none)
+		inj os "misdirect $t $x 1"
+		expect "journal $j: misdirected write acknowledged" dd if=$d.b of=/dev/os bs=4096 \
+			seek=$x oflag=direct conv=notrunc status=none
+		expect "journal $j: inj_misdirected once" eq inj_misdirected \
+			"$(cnt os inj_misdirected)" 1
+		expect "journal $j: misdirect rule used up" eq armed "$(cat $DBG/os/inject)" ""
+		expect "journal $j: its own place kept the old data" cmp -s $d.a \
+			<(dd if=/dev/os bs=4096 skip=$x count=1 iflag=direct status=none)
+		expect "journal $j: the target fails its ref tag check" eq rc \
+			"$(pi_rc read /dev/os $((t * 4096)) 4096 --chk ref)" "$EILSEQ"
+		expect "journal $j: the next write lands" dd if=$d.b of=/dev/os bs=4096 seek=$x \
+			oflag=direct conv=notrunc status=none
+		require "journal $j: power cycle" eq cycle "$(power os 0)$(power os 1)" OKOK
+		expect "journal $j: the last write survived" cmp -s $d.b \
+			<(dd if=/dev/os bs=4096 skip=$x count=1 iflag=direct status=none)
+		require "power off" eq power "$(power os 0)" OK
+		rmdir $CFS/os
+	done
+	cfs_unload
+}
+
 ktap_run_cases regular_file module_reload mismatch_refused loop_device meta_device meta_device_bad \
 	rejected_write_changes_nothing flush_and_fua_reach_the_medium \
-	flush_and_fua_reach_the_medium_meta_device journal_wraps no_journal direct_io \
+	flush_and_fua_reach_the_medium_meta_device journal_wraps no_journal direct_io one_shot_rules \
 	persist_across_boot

@@ -327,9 +327,36 @@ file_store() { file_alloc_failures ff read_check 1; }
 # to the file's page cache as they are, with one iov_iter.
 file_store_nj() { file_alloc_failures fn csum none journal 0; }
 
+# Pass-through clones are allocated from the lower device's bio set, first
+# without waiting, then (one request at a time) with GFP_NOIO, whose
+# waiting the bio set's reserve makes safe: with every allocation under
+# rdif that cannot sleep failing, and none of those that can, every write
+# and read still goes down at its first try (nothing requeued), PI intact.
+pass_through_noio() {
+	local D
+	cfs_load
+	cfs_mkdev lo size=16 csum=crc16
+	cfs_mkdev pt lower=/dev/lo read_check=1
+	D=$FI/rdif/pt
+	require "arm failslab and fail_page_alloc for rdif" arm_alloc_failures 100
+	fio --name=noio --filename=/dev/pt --direct=1 --ioengine=io_uring --iodepth=16 \
+		--rw=randwrite --bs=4k --size=4M --verify=crc32c --verify_fatal=1 \
+		--verify_state_save=0 --randseed=99 --do_verify=1 >/tmp/rdif_fi_noio.log 2>&1
+	local rc=$?
+	disarm
+	tail -n 3 /tmp/rdif_fi_noio.log
+	expect "fio: no error" test $rc = 0
+	expect "no verify mismatch" not mismatch /tmp/rdif_fi_noio.log
+	expect "nothing requeued: the GFP_NOIO retry took every clone" eq requeued \
+		"$(cnt pt requeued)" 0
+	expect "every interval written checked on its way down" eq checked_write \
+		"$(cnt pt checked_write)" $((4 * 1024 * 1024 / 512))
+	cfs_unload
+}
+
 memory_store() { alloc_failures csum=crc16 blocksize=512; }
 memory_store_4k() { alloc_failures csum=crc64 blocksize=4096; }
 
 ktap_run_cases memory_store memory_store_4k file_store file_store_nj rules_survive_retries \
-	rules_survive_retries_pass_through backing_errors \
+	rules_survive_retries_pass_through pass_through_noio backing_errors \
 	write_meets_read_error
