@@ -95,13 +95,20 @@ const NR_COUNTERS: usize = Counter::ALL.len();
 /// shortage is counted by the try that ends it, once.
 pub(crate) struct Tally {
     counts: [Cell<u32>; NR_COUNTERS],
+    /// Bit `c` set: counter `c` was counted (so that committing touches
+    /// only those, one or two for most requests).
+    touched: Cell<u32>,
 }
+
+// One bit of `Tally::touched` per counter.
+const _: () = assert!(NR_COUNTERS <= 32);
 
 impl Tally {
     /// Nothing counted.
     pub(crate) fn new() -> Self {
         Tally {
             counts: [const { Cell::new(0) }; NR_COUNTERS],
+            touched: Cell::new(0),
         }
     }
 
@@ -109,6 +116,7 @@ impl Tally {
     pub(crate) fn add(&self, c: Counter, n: u64) {
         let x = &self.counts[c as usize];
         x.set(x.get().saturating_add(u32::try_from(n).unwrap_or(u32::MAX)));
+        self.touched.set(self.touched.get() | 1 << (c as u32));
     }
 
     /// Adds one to counter `c`.
@@ -144,8 +152,11 @@ impl Stats {
 
     /// Adds what `t` counted.
     pub(crate) fn commit(&self, t: &Tally) {
-        for (i, n) in t.counts.iter().enumerate() {
-            if n.get() != 0 {
+        let mut touched = t.touched.get();
+        while touched != 0 {
+            let i = touched.trailing_zeros() as usize;
+            touched &= touched - 1;
+            if let Some(n) = t.counts.get(i) {
                 self.counters.add(i, n.get().into());
             }
         }

@@ -339,7 +339,8 @@ pass_through_noio() {
 	cfs_mkdev pt lower=/dev/lo read_check=1
 	D=$FI/rdif/pt
 	require "arm failslab and fail_page_alloc for rdif" arm_alloc_failures 100
-	fio --name=noio --filename=/dev/pt --direct=1 --ioengine=io_uring --iodepth=16 \
+	# Without the retry, every clone fails and is requeued, for ever.
+	timeout 300 fio --name=noio --filename=/dev/pt --direct=1 --ioengine=io_uring --iodepth=16 \
 		--rw=randwrite --bs=4k --size=4M --verify=crc32c --verify_fatal=1 \
 		--verify_state_save=0 --randseed=99 --do_verify=1 >/tmp/rdif_fi_noio.log 2>&1
 	local rc=$?
