@@ -46,7 +46,7 @@ use crate::{
     inject::{Failure, Injector},
     pi::{Checks, PiError, Profile},
     settings::DeviceConfig,
-    stats::{Counter, Stats, Tally},
+    stats::{Counter, Counts, Stats, Tally},
     store::{Store, StoreError},
 };
 use inflight::{InFlight, Span};
@@ -220,28 +220,7 @@ impl Device {
             };
         }
         let Some(wq) = &this.wq else {
-            let t = Tally::new();
-            return match this.dispatch(&rq.request(), &t) {
-                // Nothing was changed: blk-mq retries the request later,
-                // and counts it then.
-                Err(Status::RESOURCE) => {
-                    this.stats.inc(Counter::Requeued);
-                    Err(rq)
-                }
-                Ok(Outcome::Done) => {
-                    this.finish_counted(rq, Ok(()), &t);
-                    Ok(())
-                }
-                // Only a backing file takes whole requests.
-                Ok(Outcome::ToFile { .. }) => {
-                    this.finish(rq, Err(Status::IO_ERROR));
-                    Ok(())
-                }
-                Err(s) => {
-                    this.finish_counted(rq, Err(s), &t);
-                    Ok(())
-                }
-            };
+            return this.serve(rq, op);
         };
         this.pending
             .lock()
@@ -249,6 +228,35 @@ impl Device {
             .map_err(|e| e.0)?;
         // Fails only if the work item is queued already, which is as good.
         let _ = wq.enqueue(Arc::from(this));
+        Ok(())
+    }
+
+    /// Serves a request of a memory device at once. A read counts straight
+    /// into the device's counters: nothing hands it back to blk-mq after it
+    /// counted (a memory store reads without allocating). Any other
+    /// request counts into a tally of its own, dropped if it is handed
+    /// back, to be counted by its retry.
+    fn serve(&self, rq: Pending, op: Op) -> Result<(), Pending> {
+        let tally = (op != Op::Read).then(Tally::new);
+        let dispatched = match &tally {
+            Some(t) => self.dispatch(&rq.request(), t),
+            None => self.dispatch(&rq.request(), &self.stats),
+        };
+        let result = match dispatched {
+            // Nothing was changed: blk-mq retries the request later.
+            Err(Status::RESOURCE) => {
+                self.stats.inc(Counter::Requeued);
+                return Err(rq);
+            }
+            Ok(Outcome::Done) => Ok(()),
+            // Only a backing file takes whole requests.
+            Ok(Outcome::ToFile { .. }) => Err(Status::IO_ERROR),
+            Err(s) => Err(s),
+        };
+        match &tally {
+            Some(t) => self.finish_counted(rq, result, t),
+            None => self.finish(rq, result),
+        }
         Ok(())
     }
 
@@ -288,7 +296,7 @@ impl Device {
         }
     }
 
-    fn dispatch(&self, rq: &Request<'_>, t: &Tally) -> Result<Outcome, Status> {
+    fn dispatch(&self, rq: &Request<'_>, t: &impl Counts) -> Result<Outcome, Status> {
         let len = u64::from(rq.bytes());
         let op = rq.op();
         // A flush has no position (blk-mq leaves it at -1).
@@ -359,7 +367,7 @@ impl Device {
     /// whole, straight into the request's pages, as direct I/O (only for a
     /// format without metadata over a file that takes direct I/O): one
     /// that meets no injected fault.
-    fn read_whole(&self, rq: &Request<'_>, t: &Tally) -> Option<u64> {
+    fn read_whole(&self, rq: &Request<'_>, t: &impl Counts) -> Option<u64> {
         if self.store.direct() != Some(true) {
             return None;
         }

@@ -1177,7 +1177,7 @@ mod inject_tests {
 #[kunit_tests(rdif_inflight)]
 mod inflight_tests {
     use super::src::device::inflight::{InFlight, Span};
-    use super::stats::{Counter, Stats, Tally};
+    use super::stats::{Counter, Counts, Stats, Tally};
     use kernel::prelude::*;
 
     fn span(start: u64, end: u64, write: bool) -> Span {

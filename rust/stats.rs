@@ -90,6 +90,18 @@ counters! {
 
 const NR_COUNTERS: usize = Counter::ALL.len();
 
+/// Something to count into: the device's counters, or a request's
+/// [`Tally`].
+pub(crate) trait Counts {
+    /// Adds `n` to counter `c`.
+    fn add(&self, c: Counter, n: u64);
+
+    /// Adds one to counter `c`.
+    fn inc(&self, c: Counter) {
+        self.add(c, 1);
+    }
+}
+
 /// The counts of one request, added to the device's counters when it
 /// ends ([`Stats::commit`]): a request handed back to blk-mq after a
 /// shortage is counted by the try that ends it, once.
@@ -111,17 +123,13 @@ impl Tally {
             touched: Cell::new(0),
         }
     }
+}
 
-    /// Adds `n` to counter `c`.
-    pub(crate) fn add(&self, c: Counter, n: u64) {
+impl Counts for Tally {
+    fn add(&self, c: Counter, n: u64) {
         let x = &self.counts[c as usize];
         x.set(x.get().saturating_add(u32::try_from(n).unwrap_or(u32::MAX)));
         self.touched.set(self.touched.get() | 1 << (c as u32));
-    }
-
-    /// Adds one to counter `c`.
-    pub(crate) fn inc(&self, c: Counter) {
-        self.add(c, 1);
     }
 }
 
@@ -178,5 +186,11 @@ impl Stats {
             writeln!(f, "{} {}", c.name(), self.get(c))?;
         }
         Ok(())
+    }
+}
+
+impl Counts for Stats {
+    fn add(&self, c: Counter, n: u64) {
+        Stats::add(self, c, n);
     }
 }

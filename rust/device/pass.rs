@@ -22,7 +22,7 @@ use crate::{
     },
     inject::{Field, Range, ReadFaults, WriteClaim, WriteFault},
     pi::{Checks, Csum, TupleField, MAX_METADATA},
-    stats::{Counter, Tally},
+    stats::{Counter, Counts, Tally},
 };
 use kernel::prelude::*;
 

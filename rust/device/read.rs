@@ -9,7 +9,7 @@ use crate::{
     blk::{bio::Sink, Bio, Request, Status},
     inject::Field,
     pi::{Checks, Csum, MAX_METADATA},
-    stats::{Counter, Tally},
+    stats::{Counter, Counts},
 };
 
 impl Device {
@@ -17,7 +17,7 @@ impl Device {
     /// without metadata, when no injected fault applies: its data only,
     /// with nothing to look at per bio. Returns `false` (having done
     /// nothing) for any other read.
-    pub(super) fn read_plain(&self, rq: &Request<'_>, t: &Tally) -> Result<bool, Status> {
+    pub(super) fn read_plain(&self, rq: &Request<'_>, t: &impl Counts) -> Result<bool, Status> {
         let p = &self.cfg.profile;
         if p.has_metadata() || !self.store.is_memory() {
             return Ok(false);
@@ -35,7 +35,7 @@ impl Device {
     }
 
     /// Handles one bio of a read request.
-    pub(super) fn read_bio(&self, bio: Bio<'_, Sink>, t: &Tally) -> Result<(), Status> {
+    pub(super) fn read_bio(&self, bio: Bio<'_, Sink>, t: &impl Counts) -> Result<(), Status> {
         let p = &self.cfg.profile;
         let (first, n) = self.interval_span(&bio);
         let mut data = bio.data_dest();

@@ -15,7 +15,7 @@
 use super::{inflight::Span, Batch, Device, Outcome};
 use crate::{
     blk::{self, Pending, Status},
-    stats::{Counter, Tally},
+    stats::{Counter, Counts, Tally},
     store::StoreError,
 };
 use kernel::{

@@ -19,7 +19,7 @@ use crate::{
     blk::{bio::DataStream, bip, request::Bios, Bio, Cursor, Request, Status},
     inject::WriteFault,
     pi::{Checks, Csum},
-    stats::{Counter, Tally},
+    stats::{Counter, Counts},
 };
 use kernel::prelude::*;
 
@@ -41,7 +41,7 @@ enum Policy {
 }
 
 /// The intervals of a request's bios, in order, with their policies.
-struct Source<'a> {
+struct Source<'a, C: Counts> {
     bios: Bios<'a>,
     data: Option<DataStream<'a, true>>,
     md: Option<Cursor<'a>>,
@@ -49,11 +49,11 @@ struct Source<'a> {
     /// Intervals left in the current bio.
     left: u64,
     /// The request's counts.
-    tally: &'a Tally,
+    tally: &'a C,
 }
 
-impl<'a> Source<'a> {
-    fn new(rq: &Request<'a>, tally: &'a Tally) -> Self {
+impl<'a, C: Counts> Source<'a, C> {
+    fn new(rq: &Request<'a>, tally: &'a C) -> Self {
         Source {
             tally,
             bios: rq.bios(),
@@ -103,7 +103,7 @@ impl Device {
     }
 
     /// Moves `src` to a bio with intervals left.
-    fn next_bio(&self, src: &mut Source<'_>) -> Result<(), Status> {
+    fn next_bio(&self, src: &mut Source<'_, impl Counts>) -> Result<(), Status> {
         while src.left == 0 {
             let bio = src.bios.next().ok_or(Status::IO_ERROR)?;
             let (_, n) = self.interval_span(&bio);
@@ -132,7 +132,7 @@ impl Device {
     /// policy says.
     fn fill(
         &self,
-        src: &mut Source<'_>,
+        src: &mut Source<'_, impl Counts>,
         own: u64,
         data: &mut [u8],
         md: &mut [u8],
@@ -179,7 +179,7 @@ impl Device {
     }
 
     /// Moves `src` over one interval that is not stored.
-    fn skip(&self, src: &mut Source<'_>) -> Result<(), Status> {
+    fn skip(&self, src: &mut Source<'_, impl Counts>) -> Result<(), Status> {
         self.next_bio(src)?;
         src.left -= 1;
         let p = &self.cfg.profile;
@@ -195,7 +195,13 @@ impl Device {
     /// Copies and checks a whole request of `n` intervals from `first`,
     /// into the device's spare staging buffer if it is large enough (no
     /// allocation, and no zeroing of memory that is overwritten at once).
-    fn stage(&self, rq: &Request<'_>, first: u64, n: u64, t: &Tally) -> Result<Staging, Status> {
+    fn stage(
+        &self,
+        rq: &Request<'_>,
+        first: u64,
+        n: u64,
+        t: &impl Counts,
+    ) -> Result<Staging, Status> {
         let p = &self.cfg.profile;
         let n = usize::try_from(n).map_err(|_| Status::IO_ERROR)?;
         let spare = self.spare.lock().take();
@@ -228,7 +234,7 @@ impl Device {
     }
 
     /// Handles a write request, or says where it goes as a whole.
-    pub(super) fn write(&self, rq: &Request<'_>, t: &Tally) -> Result<Outcome, Status> {
+    pub(super) fn write(&self, rq: &Request<'_>, t: &impl Counts) -> Result<Outcome, Status> {
         let p = &self.cfg.profile;
         let first = p.sector_to_interval(rq.sector());
         let n = self.intervals_in(u64::from(rq.bytes()));
@@ -315,7 +321,7 @@ impl Device {
         staged: Option<Staging>,
         first: u64,
         at: Placement,
-        t: &Tally,
+        t: &impl Counts,
     ) -> Result<Outcome, Status> {
         let Placement {
             dest,
