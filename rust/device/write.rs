@@ -313,6 +313,31 @@ impl Device {
         Ok(())
     }
 
+    /// Stores the `n` intervals of checked copy `st` at `dest` (see
+    /// [`Self::store_write`]), then keeps `st` for the next write.
+    fn store_staged(
+        &self,
+        mut st: Staging,
+        dest: u64,
+        n: u64,
+        reserved: bool,
+    ) -> Result<(), Status> {
+        let stored = if self.store.in_place() {
+            // A file store without journal writes the checked copy itself.
+            st.each_meta(|m| self.store.stored_form(m));
+            self.store
+                .write_runs(dest, n, |k, meta| st.run(k, meta))
+                .map_err(Status::from)
+        } else {
+            self.store.write(dest, n, reserved, |i, slot| {
+                let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
+                st.store_into(k, slot).ok_or(Status::IO_ERROR)
+            })
+        };
+        self.keep_spare(st);
+        stored
+    }
+
     /// Stores write `rq` (at `first`) as `at` says, from `staged` if it
     /// was copied and checked first.
     fn store_write(
@@ -358,24 +383,7 @@ impl Device {
         //    does; a one-shot fault it met is met again by the retry.
         t.add(Counter::WriteIntervals, nd);
         let stored = match staged {
-            Some(mut st) => {
-                let stored = match self.store.in_place() {
-                    // A file store without journal writes the checked copy
-                    // itself.
-                    true => {
-                        st.each_meta(|m| self.store.stored_form(m));
-                        self.store
-                            .write_runs(dest, nd, |k, meta| st.run(k, meta))
-                            .map_err(Status::from)
-                    }
-                    false => self.store.write(dest, nd, reserved, |i, slot| {
-                        let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
-                        st.store_into(k, slot).ok_or(Status::IO_ERROR)
-                    }),
-                };
-                self.keep_spare(st);
-                stored
-            }
+            Some(st) => self.store_staged(st, dest, nd, reserved),
             // Without metadata, the data of all the bios in one walk.
             None if !p.has_metadata() => {
                 let mut data = rq.data_source();
