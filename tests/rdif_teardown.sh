@@ -16,7 +16,8 @@ set -uo pipefail
 rdif_require_env
 command -v fio >/dev/null || ktap_skip_all "fio not installed"
 
-ROUNDS=3
+# Rounds per case (RDIF_TEARDOWN_ROUNDS for a longer run).
+ROUNDS=${RDIF_TEARDOWN_ROUNDS:-2}
 IMG=/tmp/rdif_td.img
 
 # load DEV: start fio on /dev/DEV in the background; its pid in $FIO_PID
