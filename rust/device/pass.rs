@@ -228,6 +228,9 @@ impl Device {
         n: u64,
         write: bool,
     ) -> Result<(), Status> {
+        // Checksums over whole bios run in work items, never in a lower
+        // device's completion (which may be in interrupt context).
+        kernel::task::might_sleep();
         let p = &self.cfg.profile;
         let iv = p.interval();
         let mut data = bio.data_source();
@@ -267,6 +270,8 @@ impl Device {
         t: &Tally,
         what: impl Fn(u64, Field) -> bool,
     ) -> Result<(), Status> {
+        // As in `verify_bio`: in work items only.
+        kernel::task::might_sleep();
         let p = &self.cfg.profile;
         let iv = p.interval();
         let (first, n) = self.interval_span(bio);
