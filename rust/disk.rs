@@ -314,7 +314,7 @@ pub(crate) fn create_disk(
     )?;
     let tag_set = Arc::pin_init(
         // `queue_rq` never sleeps: what may sleep runs in work items.
-        TagSet::new(v.hw_queues, v.queue_depth, false),
+        TagSet::new(v.hw_queues, v.queue_depth),
         GFP_KERNEL,
     )?;
     let limits = disk_limits(name, &dev, traits)?;

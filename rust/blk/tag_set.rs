@@ -206,15 +206,12 @@ pub(crate) struct TagSet<T: Operations> {
 
 impl<T: Operations> TagSet<T> {
     /// Creates a tag set with `nr_hw_queues` hardware queues of
-    /// `queue_depth` tags each. With `blocking`, `queue_rq` may sleep
-    /// (`BLK_MQ_F_BLOCKING`). Each request has room for
+    /// `queue_depth` tags each. `queue_rq` must not sleep (no
+    /// `BLK_MQ_F_BLOCKING`): what may sleep goes to a work item
+    /// ([`Pending::defer`]). Each request has room for
     /// [`Pending::defer`], [`super::file::BackingFile::start_request`]
     /// and [`super::lower::Lower::start`].
-    pub(crate) fn new(
-        nr_hw_queues: u32,
-        queue_depth: u32,
-        blocking: bool,
-    ) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(nr_hw_queues: u32, queue_depth: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(TagSet {
             inner <- Opaque::try_ffi_init(move |set: *mut bindings::blk_mq_tag_set| {
                 // SAFETY: `set` points to uninitialized memory for a tag set;
@@ -228,7 +225,7 @@ impl<T: Operations> TagSet<T> {
                 s.numa_node = bindings::NUMA_NO_NODE;
                 s.cmd_size = Pdu::SIZE;
                 s.nr_maps = 1;
-                s.flags = if blocking { bindings::BLK_MQ_F_BLOCKING } else { 0 };
+                s.flags = 0;
                 // SAFETY: `set` is an initialized, pinned tag set description.
                 error::to_result(unsafe { bindings::blk_mq_alloc_tag_set(set) })
             }),
