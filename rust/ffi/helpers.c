@@ -2,7 +2,7 @@
 /*
  * C helpers behind rust/ffi/: the percpu accessors, which are macros that
  * bindgen cannot see, and build-time checks of the prototypes that
- * rust/ffi/crc.rs declares for exported functions whose headers the
+ * rust/ffi/crc.rs and rust/ffi/sort.rs declare for exported functions whose headers the
  * kernel's bindings do not include.
  */
 
@@ -12,6 +12,7 @@
 #include <linux/crc64.h>
 #include <linux/percpu.h>
 #include <linux/smp.h>
+#include <linux/sort.h>
 #include <linux/types.h>
 #include <net/checksum.h>
 
@@ -27,6 +28,10 @@ static_assert(__builtin_types_compatible_p(typeof(&crc32c),
 static_assert(__builtin_types_compatible_p(typeof(&csum_partial),
 					   __wsum (*)(const void *, int, __wsum)));
 static_assert(sizeof(__wsum) == sizeof(u32));
+/* ... and that of rust/ffi/sort.rs. */
+static_assert(__builtin_types_compatible_p(typeof(&sort),
+					   void (*)(void *, size_t, size_t,
+						    cmp_func_t, swap_func_t)));
 
 u64 __percpu *rdif_percpu_u64_alloc(size_t n)
 {
