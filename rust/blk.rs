@@ -61,6 +61,13 @@ impl Status {
 pub(crate) const FEAT_WRITE_CACHE: u32 = 1 << 0;
 /// `BLK_FEAT_FUA`: the device supports forced unit access.
 pub(crate) const FEAT_FUA: u32 = 1 << 1;
+/// `BLK_FEAT_ATOMIC_WRITES`: the device supports atomic writes.
+pub(crate) const FEAT_ATOMIC_WRITES: u32 = 1 << 14;
+
+/// `REQ_FUA`: the write must be durable when it completes.
+pub(crate) const REQ_FUA: u32 = 1 << kernel::bindings::req_flag_bits___REQ_FUA;
+/// `REQ_ATOMIC`: the write must never be torn.
+pub(crate) const REQ_ATOMIC: u32 = 1 << kernel::bindings::req_flag_bits___REQ_ATOMIC;
 
 /// Integrity payload flags (`enum bip_flags`), checked in `helpers.c`.
 pub(crate) mod bip {

@@ -6,6 +6,7 @@
 //! [`include/linux/blk-integrity.h`](srctree/include/linux/blk-integrity.h)
 
 use super::{Operations, TagSet};
+use core::ptr::NonNull;
 use kernel::{
     bindings, error, error::from_err_ptr, prelude::*, static_lock_class, sync::Arc,
     types::ForeignOwnable,
@@ -136,6 +137,18 @@ impl Limits {
         self
     }
 
+    /// Atomic writes (`BLK_FEAT_ATOMIC_WRITES`) of `unit_min` to `max`
+    /// bytes, both powers of two, `unit_min` at least the logical block
+    /// size and `max` at most the largest request; no boundary.
+    pub(crate) fn atomic_writes(mut self, unit_min: u32, max: u32) -> Self {
+        self.0.features |= super::FEAT_ATOMIC_WRITES;
+        self.0.atomic_write_hw_unit_min = unit_min;
+        self.0.atomic_write_hw_unit_max = max;
+        self.0.atomic_write_hw_max = max;
+        self.0.atomic_write_hw_boundary = 0;
+        self
+    }
+
     /// Adds `BLK_FEAT_*` feature flags.
     pub(crate) fn features(mut self, features: u32) -> Self {
         self.0.features |= features;
@@ -249,6 +262,69 @@ impl<T: Operations> GenDisk<T> {
             gendisk,
             _tag_set: tag_set,
         })
+    }
+}
+
+impl<T: Operations> GenDisk<T> {
+    /// A counted reference to the disk's request queue.
+    pub(crate) fn queue(&self) -> Option<QueueRef> {
+        // SAFETY: `self.gendisk` is valid by the type invariant, and so is
+        // its queue while the disk is.
+        let q = unsafe { (*self.gendisk).queue };
+        // SAFETY: `q` is a valid queue (see above).
+        if q.is_null() || !unsafe { bindings::blk_get_queue(q) } {
+            return None;
+        }
+        // INVARIANT: `blk_get_queue` took a reference on the valid `q`.
+        NonNull::new(q).map(|q| QueueRef { q })
+    }
+}
+
+/// A counted reference to a request queue, which keeps it allocated.
+///
+/// # Invariants
+///
+/// `q` is a valid request queue on which this holds a reference
+/// (`blk_get_queue`).
+pub(crate) struct QueueRef {
+    q: NonNull<bindings::request_queue>,
+}
+
+// SAFETY: a queue reference may be used and dropped on any thread.
+unsafe impl Send for QueueRef {}
+// SAFETY: freezing is safe to call concurrently.
+unsafe impl Sync for QueueRef {}
+
+impl QueueRef {
+    /// Freezes the queue: waits until no request is in flight, and holds
+    /// new ones back until the returned guard is dropped. Sleeps. Whoever
+    /// allocates while it holds the guard must not wait for I/O to this
+    /// queue (no `GFP_KERNEL`).
+    pub(crate) fn freeze(&self) -> Frozen<'_> {
+        // SAFETY: `self.q` is valid by the type invariant. Freezing a queue
+        // whose disk was deleted is allowed (it is frozen already).
+        unsafe { bindings::blk_mq_freeze_queue_nomemsave(self.q.as_ptr()) };
+        Frozen { queue: self }
+    }
+}
+
+impl Drop for QueueRef {
+    fn drop(&mut self) {
+        // SAFETY: this holds a reference on `self.q` (type invariant).
+        unsafe { bindings::blk_put_queue(self.q.as_ptr()) };
+    }
+}
+
+/// A frozen queue, unfrozen when dropped.
+pub(crate) struct Frozen<'a> {
+    queue: &'a QueueRef,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the queue is valid (`QueueRef`'s invariant) and was
+        // frozen by `QueueRef::freeze`, once for this guard.
+        unsafe { bindings::blk_mq_unfreeze_queue_nomemrestore(self.queue.q.as_ptr()) };
     }
 }
 

@@ -34,6 +34,7 @@ static_assert(BLK_STS_RESOURCE == 9);
 static_assert(BLK_STS_IOERR == 10);
 static_assert(BLK_FEAT_WRITE_CACHE == 1u << 0);
 static_assert(BLK_FEAT_FUA == 1u << 1);
+static_assert(BLK_FEAT_ATOMIC_WRITES == 1u << 14);
 static_assert(BIP_BLOCK_INTEGRITY == 1 << 0);
 static_assert(BIP_CHECK_GUARD == 1 << 5);
 static_assert(BIP_CHECK_REFTAG == 1 << 6);

@@ -351,9 +351,10 @@ const BLK_OPEN_WRITE: bindings::blk_mode_t = 1 << 1;
 /// `GFP_NOIO` (checked in `helpers.c`).
 const GFP_NOIO: bindings::gfp_t = 0xc00;
 
-/// `REQ_PREFLUSH` and `REQ_FUA` as flags.
+/// `REQ_PREFLUSH` as a flag.
 const REQ_PREFLUSH: u32 = 1 << bindings::req_flag_bits___REQ_PREFLUSH;
-const REQ_FUA: u32 = 1 << bindings::req_flag_bits___REQ_FUA;
+
+use super::REQ_FUA;
 
 impl Lower {
     /// Opens the block device at `path` exclusively for reading and

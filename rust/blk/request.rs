@@ -119,6 +119,14 @@ impl<'a> Request<'a> {
         rq_flags & (1 << bindings::rqf_flags___RQF_FLUSH_SEQ) != 0 || cmd_flags & flags != 0
     }
 
+    /// Whether the request has all of `flags` (`REQ_*` bits, as
+    /// [`super::REQ_FUA`]) set.
+    pub(crate) fn has_flags(&self, flags: u32) -> bool {
+        // SAFETY: as in `sector`.
+        let cmd_flags = unsafe { (*self.raw()).cmd_flags };
+        cmd_flags & flags == flags
+    }
+
     /// Length in bytes (`blk_rq_bytes`).
     pub(crate) fn bytes(&self) -> u32 {
         // SAFETY: as in `sector`.
