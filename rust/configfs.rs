@@ -7,7 +7,7 @@
 //! /sys/kernel/config/rdif/<name>/        one device description (mkdir)
 //!     size blocksize csum ref_tag metadata_size pi_offset interval
 //!     pract read_check hw_queues queue_depth backing format power journal
-//!     lower meta_device
+//!     lower meta_device cache cache_size atomic_write_max
 //! ```
 //!
 //! Writing 1 to `power` builds the disk `/dev/<name>`, 0 removes it; rmdir
@@ -35,7 +35,7 @@ use crate::pi::Csum;
 
 /// The attributes of a device directory, in the order of their ids.
 const ATTRIBUTES: &str = "size,blocksize,csum,ref_tag,metadata_size,pi_offset,interval,\
-pract,read_check,hw_queues,queue_depth,backing,format,power,journal,lower,meta_device\n";
+pract,read_check,hw_queues,queue_depth,backing,format,power,journal,lower,meta_device,cache,cache_size,atomic_write_max\n";
 
 /// Builds the configfs subsystem `rdif`.
 pub(crate) fn subsystem(registry: Arc<Registry>) -> impl PinInit<configfs::Subsystem<Root>, Error> {
@@ -100,6 +100,9 @@ impl configfs::GroupOperations for Root {
                 journal: 14,
                 lower: 15,
                 meta_device: 16,
+                cache: 17,
+                cache_size: 18,
+                atomic_write_max: 19,
             ],
         };
         let registry = self.registry.clone();
@@ -305,6 +308,8 @@ setting_attr!(5, pi_offset, |s, v| num(parse_u32(v))?);
 setting_attr!(6, interval, |s, v| num(parse_u32(v))?);
 setting_attr!(9, hw_queues, |s, v| num(parse_u32(v))?);
 setting_attr!(10, queue_depth, |s, v| num(parse_u32(v))?);
+setting_attr!(18, cache_mib, |s, v| num(parse_u32(v))?);
+setting_attr!(19, atomic_write_max, |s, v| num(parse_u32(v))?);
 
 /// Booleans show as 0/1, like the module parameters take them.
 macro_rules! bool_attr {
@@ -333,6 +338,7 @@ bool_attr!(3, ref_tag);
 bool_attr!(7, pract);
 bool_attr!(8, read_check);
 bool_attr!(14, journal);
+bool_attr!(17, cache);
 
 #[vtable]
 impl AttributeOperations<2> for DeviceGroup {

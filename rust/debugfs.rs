@@ -9,13 +9,18 @@
 //! - `metadata`: the whole metadata region as a read returns it, binary,
 //!   `metadata_size` bytes per interval at offset `interval *
 //!   metadata_size`.
+//! - `powercut` (devices with `cache=1`): write `all`, `none`, `random
+//!   SEED [PERCENT]` or `prefix N` to lose volatile writes as a power cut
+//!   may (see [`crate::device::cache`]); one line in the log says what it
+//!   did, and the `stats` file counts it.
 //!
 //! debugfs rather than configfs: injection and inspection are test hooks,
 //! not configuration, they exist for every device (module-parameter
 //! devices have no configfs directory), and they must not become ABI.
 
 use crate::{
-    device::Device,
+    blk::disk::QueueRef,
+    device::{cache::plan::Policy, CutRefused, Device},
     inject::Command,
     pi::{Csum, MAX_METADATA},
 };
@@ -50,6 +55,8 @@ pub(crate) struct DebugData {
     pi_first: AtomicU64,
     pi_count: AtomicU64,
     metadata: MetadataFile,
+    /// The disk's queue, which a power cut freezes.
+    queue: Option<QueueRef>,
 }
 
 /// The files of device `name`, in a directory of `root`; they go away when
@@ -58,6 +65,7 @@ pub(crate) fn device_dir<'a>(
     root: &'a Dir,
     name: &'a CStr,
     dev: Arc<Device>,
+    queue: Option<QueueRef>,
 ) -> Result<impl PinInit<Scope<DebugData>, Error> + 'a> {
     let data = DebugData {
         dev: dev.clone(),
@@ -65,6 +73,7 @@ pub(crate) fn device_dir<'a>(
         pi_first: AtomicU64::new(0),
         pi_count: AtomicU64::new(16),
         metadata: MetadataFile(dev),
+        queue,
     };
     Ok(root.scope(Ok::<_, Error>(data), name, populate))
 }
@@ -72,6 +81,7 @@ pub(crate) fn device_dir<'a>(
 fn populate<'d>(d: &'d DebugData, dir: &ScopedDir<'d, '_>) {
     dir.read_write_callback_file(c"stats", d, &stats_show, &stats_write);
     dir.read_write_callback_file(c"inject", d, &inject_show, &inject_write);
+    dir.read_write_callback_file(c"powercut", d, &powercut_show, &powercut_write);
     if d.dev.profile().has_metadata() {
         dir.read_write_callback_file(c"pi", d, &pi_show, &pi_write);
         dir.read_binary_file(c"metadata", &d.metadata);
@@ -92,7 +102,55 @@ fn name(d: &DebugData) -> &str {
 
 fn stats_show(d: &DebugData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     d.dev.stats.show(f)?;
+    d.dev.show_cache(f)?;
     d.dev.show_file_io(f)
+}
+
+fn powercut_show(_d: &DebugData, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "all | none | random SEED [PERCENT] | prefix N")
+}
+
+fn powercut_write(d: &DebugData, r: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; MAX_LINE];
+    let line = read_line(r, &mut buf)?.trim_ascii();
+    let policy = Policy::parse(line).map_err(|msg| {
+        pr_warn!("{}: powercut: {}\n", name(d), msg);
+        EINVAL
+    })?;
+    let Some(queue) = &d.queue else {
+        pr_warn!("{}: powercut: the disk has no queue\n", name(d));
+        return Err(ENODEV);
+    };
+    let r = d.dev.power_cut(policy, queue).map_err(|e| {
+        let (err, what) = match e {
+            CutRefused::NoCache => (EINVAL, "the device has no write cache (cache=0)"),
+            CutRefused::NoMemory => (ENOMEM, "out of memory"),
+            CutRefused::Busy => (EBUSY, "writes keep coming: try again"),
+            CutRefused::TooFew(n) => {
+                pr_warn!(
+                    "{}: powercut: prefix: the cache holds only {} volatile writes\n",
+                    name(d),
+                    n
+                );
+                return EINVAL;
+            }
+        };
+        pr_warn!("{}: powercut: {}\n", name(d), what);
+        err
+    })?;
+    pr_info!(
+        "{}: power cut ({}): {} volatile writes: {} kept, {} lost, {} in part ({} blocks lost, {} intervals restored{})\n",
+        name(d),
+        core::str::from_utf8(line).unwrap_or("?"),
+        r.epoch,
+        r.kept,
+        r.dropped,
+        r.partial,
+        r.blocks_dropped,
+        r.restored,
+        if r.failed > 0 { ", SOME NOT RESTORED: out of memory" } else { "" }
+    );
+    Ok(())
 }
 
 fn stats_write(d: &DebugData, r: &mut UserSliceReader) -> Result {

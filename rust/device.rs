@@ -26,6 +26,7 @@
 //! PI policy ([`write`], [`read`]), the work item of devices whose store
 //! may sleep ([`worker`]), and fault injection ([`faults`]).
 
+pub(crate) mod cache;
 mod faults;
 mod inflight;
 mod pass;
@@ -49,6 +50,7 @@ use crate::{
     stats::{Counter, Counts, Stats, Tally},
     store::{Store, StoreError},
 };
+use cache::{plan::Policy, CutError, CutReport, WriteCache};
 use inflight::{InFlight, Span};
 use kernel::{
     new_mutex, new_spinlock, new_spinlock_irq, new_work,
@@ -92,6 +94,21 @@ pub(crate) struct Device {
     /// A staging buffer kept from the last checked write, for the next.
     #[pin]
     spare: SpinLock<Option<staging::Staging>>,
+    /// The volatile write cache, if the device has one.
+    cache: Option<Pin<KBox<WriteCache>>>,
+}
+
+/// Why a power cut was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CutRefused {
+    /// The device has no write cache.
+    NoCache,
+    /// Memory to plan the cut ran short.
+    NoMemory,
+    /// `prefix N` asks for more volatile writes than the cache holds.
+    TooFew(u64),
+    /// Writes kept outgrowing the room made to plan the cut.
+    Busy,
 }
 
 /// What became of a request the device dispatched.
@@ -159,6 +176,11 @@ impl Device {
         max_requests: usize,
     ) -> impl PinInit<Self, Error> {
         let room = if wq.is_some() { max_requests } else { 0 };
+        let cache = match usize::try_from(cfg.cache_bytes) {
+            Ok(0) => Ok(None),
+            Ok(limit) => KBox::pin_init(WriteCache::new(&cfg.profile, limit), GFP_KERNEL).map(Some),
+            Err(_) => Err(EINVAL),
+        };
         try_pin_init!(Device {
             cfg,
             store,
@@ -175,6 +197,7 @@ impl Device {
             wq,
             flight <- new_spinlock_irq!(InFlight::new(room)?),
             spare <- new_spinlock!(None),
+            cache: cache?,
         }? Error)
     }
 
@@ -326,17 +349,24 @@ impl Device {
                 }
             }
             Op::Write => {
-                // FUA asks for nothing more: a backing store's completed
-                // write is durable in its journal (without the journal the
-                // device does not offer FUA), and memory has no cache.
+                // FUA asks for nothing more of a store: a backing store's
+                // completed write is durable in its journal (without the
+                // journal the device does not offer FUA), and memory keeps
+                // what it stored; the write cache logs a FUA write durable.
                 return self.write(rq, t);
             }
             Op::Flush => {
+                if let Some(c) = &self.cache {
+                    c.flush();
+                }
                 self.store.flush()?;
             }
             Op::Discard | Op::SecureErase | Op::WriteZeroes => {
-                self.store
-                    .reset(self.interval_of(pos), self.intervals_in(len))?;
+                let (first, n) = (self.interval_of(pos), self.intervals_in(len));
+                match &self.cache {
+                    Some(c) => c.settle(|| self.store.reset(first, n))?,
+                    None => self.store.reset(first, n)?,
+                }
             }
             Op::Other(_) => return Err(Status::NOT_SUPPORTED),
         }
@@ -465,6 +495,42 @@ impl Device {
         let peak = self.flight.lock().peak();
         writeln!(f, "file_direct {}", u8::from(direct))?;
         writeln!(f, "file_inflight_peak {peak}")
+    }
+
+    /// Cuts the power as `policy` says (see [`cache`]), with the device's
+    /// `queue` frozen meanwhile. On error, nothing changed.
+    pub(crate) fn power_cut(
+        &self,
+        policy: Policy,
+        queue: &blk::disk::QueueRef,
+    ) -> Result<CutReport, CutRefused> {
+        let cache = self.cache.as_ref().ok_or(CutRefused::NoCache)?;
+        // The log may grow between making room and freezing: try again.
+        for _ in 0..8 {
+            let mut room = cache.cut_room().map_err(|_| CutRefused::NoMemory)?;
+            let frozen = queue.freeze();
+            let cut = cache.cut(&self.store, policy, &mut room);
+            drop(frozen);
+            match cut {
+                Ok(r) => return Ok(r),
+                Err(CutError::Grew) => continue,
+                Err(CutError::TooFew(n)) => return Err(CutRefused::TooFew(n)),
+            }
+        }
+        Err(CutRefused::Busy)
+    }
+
+    /// The largest atomic write in bytes (0: none).
+    pub(crate) fn atomic_write_max(&self) -> u32 {
+        self.cfg.atomic_write_max
+    }
+
+    /// The write cache's lines of the `stats` file.
+    pub(crate) fn show_cache(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match &self.cache {
+            Some(c) => c.show(f),
+            None => Ok(()),
+        }
     }
 
     /// The lower device of a pass-through device.

@@ -231,6 +231,8 @@ struct Traits {
     blocking: bool,
     /// Writes are journaled.
     journal: bool,
+    /// The device has a volatile write cache of its own.
+    cache: bool,
 }
 
 /// The queue limits of disk `name` of device `dev`.
@@ -251,6 +253,15 @@ fn disk_limits(name: &CStr, dev: &Device, t: Traits) -> Result<Limits> {
         // with a flush.
         let fua = if t.journal { blk::FEAT_FUA } else { 0 };
         limits = limits.features(blk::FEAT_WRITE_CACHE | fua);
+    }
+    if t.cache {
+        // Flush empties the cache; a FUA write is logged durable.
+        limits = limits.features(blk::FEAT_WRITE_CACHE | blk::FEAT_FUA);
+    }
+    // (Memory devices only.) The write cache loses an atomic write whole.
+    let atomic = dev.atomic_write_max();
+    if atomic > 0 {
+        limits = limits.atomic_writes(p.block_size(), atomic);
     }
     // Direct I/O hands the request's pages to the backing file as they are.
     if let Some(mask) = dev.store_direct_mem_align() {
@@ -281,6 +292,20 @@ pub(crate) fn create_disk(
     registry: &Arc<Registry>,
 ) -> Result<RdifDisk> {
     let claim = registry.claim(name)?;
+    if v.dev.atomic_write_max > 0 && !matches!(backend, Backend::Memory) {
+        pr_err!(
+            "{}: atomic_write_max needs a memory device (not yet a backing store or a pass-through device)\n",
+            name.to_str().unwrap_or("?")
+        );
+        return Err(EINVAL);
+    }
+    if v.dev.cache_bytes > 0 && !matches!(backend, Backend::Memory) {
+        pr_err!(
+            "{}: cache=1 needs a memory device (not yet a backing store or a pass-through device)\n",
+            name.to_str().unwrap_or("?")
+        );
+        return Err(EINVAL);
+    }
     let parts = match backend {
         Backend::Memory => memory_parts(name, v)?,
         Backend::Lower(path) => lower_parts(name, v, path)?,
@@ -292,6 +317,7 @@ pub(crate) fn create_disk(
         discard: parts.store.can_discard(),
         blocking,
         journal: v.journal,
+        cache: v.dev.cache_bytes > 0,
     };
     // A store that may sleep is served by a work item, and so is each
     // request of a pass-through device (see `Device::submit`).
@@ -318,11 +344,12 @@ pub(crate) fn create_disk(
         GFP_KERNEL,
     )?;
     let limits = disk_limits(name, &dev, traits)?;
+    let disk = GenDisk::new(name, capacity >> 9, limits, tag_set, dev.clone())?;
+    // After the disk, whose queue a power cut freezes.
     let debugfs = KBox::pin_init(
-        debugfs::device_dir(&registry.debugfs, name, dev.clone())?,
+        debugfs::device_dir(&registry.debugfs, name, dev, disk.queue())?,
         GFP_KERNEL,
     )?;
-    let disk = GenDisk::new(name, capacity >> 9, limits, tag_set, dev)?;
     Ok(RdifDisk {
         debugfs: Some(debugfs),
         disk: Some(disk),

@@ -88,6 +88,18 @@ module! {
             default: 64,
             description: "Tags per hardware queue",
         },
+        cache: bool {
+            default: false,
+            description: "1: a volatile write cache (flush, FUA, debugfs powercut)",
+        },
+        cache_size: u32 {
+            default: 64,
+            description: "Write cache size in MiB (1 to 16384): beyond it the oldest writes are written back",
+        },
+        atomic_write_max: u32 {
+            default: 0,
+            description: "Largest atomic write (RWF_ATOMIC) in bytes: 0, or a power of two from blocksize to 1 MiB",
+        },
     },
 }
 
@@ -146,6 +158,9 @@ fn module_settings() -> Result<Settings> {
         journal: true,
         hw_queues: module_parameters::hw_queues.value(),
         queue_depth: module_parameters::queue_depth.value(),
+        cache: module_parameters::cache.value(),
+        cache_mib: module_parameters::cache_size.value(),
+        atomic_write_max: module_parameters::atomic_write_max.value(),
     })
 }
 

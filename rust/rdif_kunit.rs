@@ -18,12 +18,16 @@
 #[path = "."]
 mod src {
     pub(crate) mod device {
+        pub(crate) mod cache {
+            pub(crate) mod plan;
+        }
         pub(crate) mod inflight;
     }
     pub(crate) mod ffi {
         pub(crate) mod crc;
         pub(crate) mod percpu;
         pub(crate) mod smp;
+        pub(crate) mod sort;
     }
     pub(crate) mod inject;
     pub(crate) mod pi;
@@ -1040,6 +1044,9 @@ mod settings_tests {
         assert!(!with(|s| s.size_mib = u64::MAX));
         assert!(!with(|s| s.queue_depth = 0));
         assert!(with(|s| s.queue_depth = MAX_QUEUE_DEPTH));
+        assert!(!with(|s| s.cache_mib = 0));
+        assert!(with(|s| s.cache_mib = MAX_CACHE_MIB));
+        assert!(!with(|s| s.cache_mib = MAX_CACHE_MIB + 1));
         assert!(!with(|s| s.queue_depth = MAX_QUEUE_DEPTH + 1));
         assert!(!with(|s| s.hw_queues = u32::MAX));
         assert!(with(|s| s.hw_queues = 1));
@@ -1240,5 +1247,114 @@ mod inflight_tests {
         assert!(f.leave(3).1);
         assert!(f.admit(&span(0, 4096, true)));
         Ok(())
+    }
+}
+
+#[kunit_tests(rdif_powercut)]
+mod powercut_tests {
+    use super::src::device::cache::plan::*;
+    use kernel::prelude::*;
+
+    #[test]
+    fn policies_parse() {
+        assert_eq!(Policy::parse(b"all"), Ok(Policy::All));
+        assert_eq!(Policy::parse(b"none"), Ok(Policy::None));
+        assert_eq!(
+            Policy::parse(b"random 7"),
+            Ok(Policy::Random {
+                seed: 7,
+                percent: 50
+            })
+        );
+        assert_eq!(
+            Policy::parse(b"random 0xff 100"),
+            Ok(Policy::Random {
+                seed: 255,
+                percent: 100
+            })
+        );
+        assert_eq!(Policy::parse(b"prefix 3"), Ok(Policy::Prefix(3)));
+        for bad in [
+            &b""[..],
+            b"al",
+            b"all 1",
+            b"random",
+            b"random x",
+            b"random 1 101",
+            b"random -1",
+            b"random 18446744073709551616",
+            b"random 1 2 3",
+            b"prefix",
+            b"prefix -2",
+        ] {
+            assert!(Policy::parse(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn survival_is_deterministic() {
+        let p = Policy::Random {
+            seed: 42,
+            percent: 50,
+        };
+        let mut kept = 0;
+        for k in 0..1000 {
+            let s = p.survives(k, k * 3, false);
+            assert_eq!(s, p.survives(k, k * 3, false));
+            kept += u32::from(s);
+            // An atomic write's blocks all go the same way.
+            assert_eq!(p.survives(k, 1, true), p.survives(k, 2, true));
+        }
+        // About half survive.
+        assert!((400..600).contains(&kept));
+        let none = Policy::Random {
+            seed: 42,
+            percent: 0,
+        };
+        let all = Policy::Random {
+            seed: 42,
+            percent: 100,
+        };
+        assert!((0..100).all(|k| !none.survives(k, k, false) && all.survives(k, k, false)));
+        assert!(Policy::Prefix(2).survives(1, 9, false));
+        assert!(!Policy::Prefix(2).survives(2, 9, false));
+    }
+
+    fn mark(interval: u64, entry: u32, keep: bool) -> Mark {
+        Mark {
+            interval,
+            entry,
+            keep,
+        }
+    }
+
+    /// Runs `plan` and returns what it restores, by interval.
+    fn restores(marks: &mut [Mark]) -> KVec<(u64, u32)> {
+        let mut out = KVec::new();
+        let _ = plan(marks, |i, e| out.push((i, e), GFP_KERNEL));
+        out
+    }
+
+    #[test]
+    fn plan_restores_the_write_after_the_newest_kept() {
+        // Interval 5: writes 0, 2, 3; interval 6: writes 1, 3; 7: write 3.
+        let mut marks = [
+            mark(5, 3, false),
+            mark(6, 1, true),
+            mark(5, 0, true),
+            mark(7, 3, true),
+            mark(6, 3, false),
+            mark(5, 2, false),
+        ];
+        let r = restores(&mut marks);
+        // 5: newest kept is 0, so back to what write 2 replaced; 6: back
+        // to what write 3 replaced (write 1's data); 7: kept, untouched.
+        assert_eq!(&r[..], &[(5, 2), (6, 3)]);
+        // Nothing kept: back to what the oldest write replaced.
+        let mut marks = [mark(9, 4, false), mark(9, 1, false), mark(9, 2, false)];
+        assert_eq!(&restores(&mut marks)[..], &[(9, 1)]);
+        // Newest kept: nothing to do.
+        let mut marks = [mark(9, 4, true), mark(9, 1, false)];
+        assert!(restores(&mut marks).is_empty());
     }
 }

@@ -9,6 +9,10 @@ use crate::pi::{Csum, Profile, ProfileConfig};
 pub(crate) const MAX_SIZE_MIB: u64 = 1 << 20;
 /// Largest number of tags per hardware queue.
 pub(crate) const MAX_QUEUE_DEPTH: u32 = 4096;
+/// Largest write cache in MiB.
+pub(crate) const MAX_CACHE_MIB: u32 = 16384;
+/// Largest atomic write in bytes: the largest request (`max_hw_sectors`).
+pub(crate) const MAX_ATOMIC_WRITE: u32 = 1 << 20;
 
 /// How a device is configured (validated).
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +25,12 @@ pub(crate) struct DeviceConfig {
     pub(crate) pract: bool,
     /// Check stored PI against stored data on reads.
     pub(crate) read_check: bool,
+    /// Bytes of volatile write cache (0: none; writes are durable when
+    /// they complete).
+    pub(crate) cache_bytes: u64,
+    /// Largest atomic write in bytes (0: none; else a power of two from
+    /// the block size to [`MAX_ATOMIC_WRITE`]).
+    pub(crate) atomic_write_max: u32,
 }
 
 /// User-visible settings of one device (everything but the backing path).
@@ -50,6 +60,12 @@ pub(crate) struct Settings {
     pub(crate) queue_depth: u32,
     /// Journal the writes of a backing store (crash consistency).
     pub(crate) journal: bool,
+    /// A volatile write cache (flush, FUA, power cuts).
+    pub(crate) cache: bool,
+    /// Its size in MiB.
+    pub(crate) cache_mib: u32,
+    /// Largest atomic write in bytes (0: none).
+    pub(crate) atomic_write_max: u32,
 }
 
 impl Default for Settings {
@@ -67,6 +83,9 @@ impl Default for Settings {
             hw_queues: 0,
             queue_depth: 64,
             journal: true,
+            cache: false,
+            cache_mib: 64,
+            atomic_write_max: 0,
         }
     }
 }
@@ -106,6 +125,15 @@ impl Settings {
         if !(1..=MAX_QUEUE_DEPTH).contains(&self.queue_depth) {
             return Err("queue_depth must be 1 to 4096");
         }
+        if !(1..=MAX_CACHE_MIB).contains(&self.cache_mib) {
+            return Err("cache_size must be 1 to 16384 MiB");
+        }
+        let a = self.atomic_write_max;
+        if a != 0 && (!a.is_power_of_two() || a < profile.block_size() || a > MAX_ATOMIC_WRITE) {
+            return Err(
+                "atomic_write_max must be 0, or a power of two from the block size to 1 MiB",
+            );
+        }
         // blk-mq maps hardware queues to CPU ids.
         let cpus = kernel::cpu::nr_cpu_ids();
         let hw_queues = match self.hw_queues {
@@ -119,6 +147,12 @@ impl Settings {
                 profile,
                 pract: self.pract,
                 read_check: self.read_check,
+                cache_bytes: if self.cache {
+                    u64::from(self.cache_mib) << 20
+                } else {
+                    0
+                },
+                atomic_write_max: a,
             },
             hw_queues,
             queue_depth: self.queue_depth,

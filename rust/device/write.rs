@@ -16,10 +16,11 @@
 
 use super::{short, staging::Staging, Device, Outcome};
 use crate::{
-    blk::{bio::DataStream, bip, request::Bios, Bio, Cursor, Request, Status},
+    blk::{bio::DataStream, bip, request::Bios, Bio, Cursor, Request, Status, REQ_ATOMIC, REQ_FUA},
     inject::WriteFault,
     pi::{Checks, Csum},
     stats::{Counter, Counts},
+    store::{Slot, StoreError},
 };
 use kernel::prelude::*;
 
@@ -313,10 +314,35 @@ impl Device {
         Ok(())
     }
 
+    /// Stores intervals `dest..dest + n` of write `rq` as
+    /// [`crate::store::Store::write`] does, through the write cache if the
+    /// device has one: it logs what the intervals held before, durable if
+    /// `rq` is FUA, to be lost whole if it is atomic.
+    fn store_cached<E: From<StoreError>>(
+        &self,
+        rq: &Request<'_>,
+        dest: u64,
+        n: u64,
+        reserved: bool,
+        mut f: impl FnMut(u64, Slot<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some(cache) = &self.cache else {
+            return self.store.write(dest, n, reserved, f);
+        };
+        let (fua, atomic) = (rq.has_flags(REQ_FUA), rq.has_flags(REQ_ATOMIC));
+        cache.apply(&self.store, (dest, n), fua, atomic, |rec| {
+            self.store.write(dest, n, reserved, |i, mut slot| {
+                rec.capture(i, &mut slot);
+                f(i, slot)
+            })
+        })
+    }
+
     /// Stores the `n` intervals of checked copy `st` at `dest` (see
     /// [`Self::store_write`]), then keeps `st` for the next write.
     fn store_staged(
         &self,
+        rq: &Request<'_>,
         mut st: Staging,
         dest: u64,
         n: u64,
@@ -329,7 +355,7 @@ impl Device {
                 .write_runs(dest, n, |k, meta| st.run(k, meta))
                 .map_err(Status::from)
         } else {
-            self.store.write(dest, n, reserved, |i, slot| {
+            self.store_cached(rq, dest, n, reserved, |i, slot| {
                 let k = usize::try_from(i - dest).map_err(|_| Status::IO_ERROR)?;
                 st.store_into(k, slot).ok_or(Status::IO_ERROR)
             })
@@ -383,25 +409,23 @@ impl Device {
         //    does; a one-shot fault it met is met again by the retry.
         t.add(Counter::WriteIntervals, nd);
         let stored = match staged {
-            Some(st) => self.store_staged(st, dest, nd, reserved),
+            Some(st) => self.store_staged(rq, st, dest, nd, reserved),
             // Without metadata, the data of all the bios in one walk.
             None if !p.has_metadata() => {
                 let mut data = rq.data_source();
-                self.store
-                    .write(dest, nd, reserved, |_, slot| match slot.bytes() {
-                        Some((d, _)) => data.copy_to(d).map_err(short),
-                        None => data.skip(p.interval()).map_err(short),
-                    })
+                self.store_cached(rq, dest, nd, reserved, |_, slot| match slot.bytes() {
+                    Some((d, _)) => data.copy_to(d).map_err(short),
+                    None => data.skip(p.interval()).map_err(short),
+                })
             }
             None => {
                 let mut src = Source::new(rq, t);
-                self.store
-                    .write(dest, nd, reserved, |i, slot| match slot.bytes() {
-                        Some((data, meta)) => self.fill(&mut src, first + (i - dest), data, meta),
-                        // A concurrent discard took the place away: the interval
-                        // keeps what the discard made it.
-                        None => self.skip(&mut src),
-                    })
+                self.store_cached(rq, dest, nd, reserved, |i, slot| match slot.bytes() {
+                    Some((data, meta)) => self.fill(&mut src, first + (i - dest), data, meta),
+                    // A concurrent discard took the place away: the interval
+                    // keeps what the discard made it.
+                    None => self.skip(&mut src),
+                })
             }
         };
         stored.map(|()| Outcome::Done)

@@ -1,0 +1,634 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A volatile write cache, and power cuts that lose what it held.
+//!
+//! The device stores each write at once (reads see the newest data), and
+//! the cache logs what the write replaced: for each interval, its data and
+//! metadata before (the pre-image). A logged write is *volatile*: a power
+//! cut may undo it. A flush makes every logged write durable by dropping
+//! the log; a FUA write is logged durable (it must survive every cut, and
+//! older writes of its intervals must not be restored over it); when the
+//! log outgrows the cache size, its oldest writes are written back
+//! (dropped from the log) as a disk's cache writes back.
+//!
+//! Writes are applied and logged under the cache's one lock, so the log's
+//! order is the order in which the store saw them, for every interval.
+//! Discard and write-zeroes write the cache back first and are durable.
+//! A power cut ([`WriteCache::cut`]) runs with the queue frozen: no
+//! request is in flight, each has completed before it, and none after it
+//! sees anything but the state after the cut. See [`plan`] for which
+//! pre-image each interval goes back to.
+
+pub(crate) mod plan;
+
+use crate::{
+    pi::Profile,
+    store::{mem::Chunk, Slot, Store, StoreError, CHUNK},
+};
+use kernel::{alloc::Flags, fmt, new_spinlock, prelude::*, sync::SpinLock};
+use plan::{Mark, Policy};
+
+/// What a logged write costs besides its pre-image, against the cache
+/// size.
+const ENTRY_COST: usize = 64;
+
+/// What a cached write logs of each interval it durably wrote (FUA): its
+/// place only, counted against the cache size.
+const DURABLE_INTERVAL_COST: usize = 16;
+
+/// Metadata bytes a pre-image keeps without an allocation of their own.
+const INLINE_META: usize = 64;
+
+/// The pages of a pre-image: most writes need one, kept without a vector.
+#[derive(Default)]
+struct Pages {
+    first: Option<KBox<Chunk>>,
+    rest: KVec<KBox<Chunk>>,
+}
+
+impl Pages {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn get(&self, i: usize) -> Option<&KBox<Chunk>> {
+        match i {
+            0 => self.first.as_ref(),
+            _ => self.rest.get(i - 1),
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut KBox<Chunk>> {
+        match i {
+            0 => self.first.as_mut(),
+            _ => self.rest.get_mut(i - 1),
+        }
+    }
+
+    fn push(&mut self, page: KBox<Chunk>, gfp: Flags) -> Result<(), StoreError> {
+        match self.first {
+            None => self.first = Some(page),
+            Some(_) => self.rest.push(page, gfp).map_err(|_| StoreError::NoMemory)?,
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Option<KBox<Chunk>> {
+        self.rest.pop().or_else(|| self.first.take())
+    }
+}
+
+/// The contents a write replaced: its intervals' data in pages (a block
+/// of the memory store that holds one interval is taken whole, not
+/// copied), and their metadata.
+struct PreImage {
+    pages: Pages,
+    meta_inline: [u8; INLINE_META],
+    meta_heap: KVec<u8>,
+}
+
+impl PreImage {
+    fn meta(&self) -> &[u8] {
+        if self.meta_heap.is_empty() {
+            &self.meta_inline
+        } else {
+            &self.meta_heap
+        }
+    }
+
+    fn meta_mut(&mut self) -> &mut [u8] {
+        if self.meta_heap.is_empty() {
+            &mut self.meta_inline
+        } else {
+            &mut self.meta_heap
+        }
+    }
+}
+
+/// One write in the log.
+struct Entry {
+    first: u64,
+    /// Intervals logged, from `first`.
+    n: u64,
+    /// The pre-image of a volatile write; `None` for a durable one.
+    pre: Option<PreImage>,
+    /// An atomic write: kept or lost whole.
+    atomic: bool,
+}
+
+impl Entry {
+    /// What the entry counts against the cache size.
+    fn cost(&self) -> usize {
+        ENTRY_COST
+            + match &self.pre {
+                Some(p) => p.pages.len() * CHUNK + p.meta_heap.len(),
+                None => self.n as usize * DURABLE_INTERVAL_COST,
+            }
+    }
+}
+
+/// A write being applied: where its pre-image goes.
+pub(crate) struct Record<'a> {
+    entry: Entry,
+    /// Intervals room was made for.
+    room: u64,
+    cache: &'a WriteCache,
+}
+
+impl Record<'_> {
+    /// Logs the contents `slot` holds for interval `i` before the write
+    /// fills it. Intervals come in order from the record's first; a slot
+    /// the write cannot fill ([`Slot::Gone`]) is logged as what a reset
+    /// interval reads (it is left so). A block of the memory store that
+    /// holds just this interval is exchanged for a page of the record,
+    /// which the write then fills.
+    pub(crate) fn capture(&mut self, i: u64, slot: &mut Slot<'_>) {
+        let k = i.wrapping_sub(self.entry.first);
+        if k != self.entry.n || k >= self.room {
+            return;
+        }
+        self.entry.n += 1;
+        let Some(pre) = self.entry.pre.as_mut() else {
+            return;
+        };
+        let (iv, ms) = (self.cache.interval, self.cache.metadata_size);
+        let (k, at) = (k as usize, k as usize * iv);
+        let meta: &[u8] = match slot {
+            Slot::Whole { data, meta } => {
+                if let Some(page) = pre.pages.get_mut(k) {
+                    core::mem::swap(*data, page);
+                }
+                meta
+            }
+            Slot::Stored { data, meta } => {
+                if let (Some(page), Some(d)) = (pre.pages.get_mut(at / CHUNK), data.get(..iv)) {
+                    page.0[at % CHUNK..][..iv].copy_from_slice(d);
+                }
+                meta
+            }
+            Slot::Gone => {
+                if let Some(page) = pre.pages.get_mut(at / CHUNK) {
+                    page.0[at % CHUNK..][..iv].fill(0);
+                }
+                &self.cache.escape
+            }
+        };
+        let m = k * ms;
+        if let (Some(dst), Some(src)) = (pre.meta_mut().get_mut(m..m + ms), meta.get(..ms)) {
+            dst.copy_from_slice(src);
+        }
+    }
+}
+
+/// The log of writes not yet durable, oldest first from `head`.
+struct Log {
+    entries: KVec<Entry>,
+    head: usize,
+    /// What the entries from `head` cost.
+    bytes: usize,
+    /// Pages of pre-images no longer needed, for the next writes: in a
+    /// steady state a write takes its pages from here, and writing back
+    /// or flushing gives them back.
+    spare: KVec<KBox<Chunk>>,
+    /// Power cuts so far, and what they did in all.
+    cuts: u64,
+    totals: CutReport,
+}
+
+impl Log {
+    /// Drops every entry, keeping what pages the spares have room for
+    /// (the rest is freed under the lock, as `kfree` allows) and the
+    /// vector's room.
+    fn clear(&mut self) {
+        self.head = 0;
+        self.bytes = 0;
+        let mut entries = core::mem::take(&mut self.entries);
+        for e in entries.iter_mut() {
+            self.recycle(e);
+        }
+        entries.clear();
+        self.entries = entries;
+    }
+
+    /// Moves `e`'s pages to the spares while they have room.
+    fn recycle(&mut self, e: &mut Entry) {
+        if let Some(pre) = e.pre.as_mut() {
+            while self.spare.len() < self.spare.capacity() {
+                match pre.pages.pop() {
+                    Some(p) => {
+                        let _ = self.spare.push_within_capacity(p);
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// The volatile writes logged.
+    fn volatile(&self) -> usize {
+        self.entries[self.head..]
+            .iter()
+            .filter(|e| e.pre.is_some())
+            .count()
+    }
+}
+
+/// What a power cut did.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct CutReport {
+    /// Volatile writes in the cache at the cut (the epoch's length).
+    pub(crate) epoch: u64,
+    /// Volatile writes that survived whole.
+    pub(crate) kept: u64,
+    /// Volatile writes lost whole.
+    pub(crate) dropped: u64,
+    /// Volatile writes of which some blocks survived and some were lost.
+    pub(crate) partial: u64,
+    /// Logical blocks of volatile writes lost.
+    pub(crate) blocks_dropped: u64,
+    /// Intervals restored to an older content.
+    pub(crate) restored: u64,
+    /// Intervals that could not be restored (memory ran short): they
+    /// keep their newer content.
+    pub(crate) failed: u64,
+}
+
+impl CutReport {
+    fn add(&mut self, o: &CutReport) {
+        self.epoch += o.epoch;
+        self.kept += o.kept;
+        self.dropped += o.dropped;
+        self.partial += o.partial;
+        self.blocks_dropped += o.blocks_dropped;
+        self.restored += o.restored;
+        self.failed += o.failed;
+    }
+}
+
+/// Why a power cut did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CutError {
+    /// The log grew past the room prepared for it: prepare again.
+    Grew,
+    /// `prefix N` asks for more writes than the cache holds.
+    TooFew(u64),
+}
+
+/// Room, allocated before the queue is frozen, to plan a cut in.
+pub(crate) struct CutRoom(KVVec<Mark>);
+
+/// A device's volatile write cache.
+#[pin_data]
+pub(crate) struct WriteCache {
+    #[pin]
+    log: SpinLock<Log>,
+    /// Most bytes the log may cost before it writes back.
+    limit: usize,
+    interval: usize,
+    metadata_size: usize,
+    /// log2 of the intervals in a logical block.
+    block_shift: u32,
+    /// What a reset interval's metadata reads as.
+    escape: KVec<u8>,
+}
+
+impl WriteCache {
+    /// An empty cache of `limit` bytes for a device of format `p`.
+    pub(crate) fn new(p: &Profile, limit: usize) -> impl PinInit<Self, Error> {
+        let ms = p.metadata_size();
+        let escape = KVec::from_elem(0u8, ms, GFP_KERNEL).map(|mut e| {
+            if ms > 0 {
+                p.fill_escape(&mut e);
+            }
+            e
+        });
+        // Spare pages: what writing back a sixteenth of the cache frees,
+        // at most 4 MiB.
+        let spare = KVec::with_capacity((limit / 16 / CHUNK).clamp(8, 1024), GFP_KERNEL);
+        let block_shift = p.block_size().trailing_zeros() - p.interval_shift();
+        let interval = p.interval();
+        try_pin_init!(WriteCache {
+            log <- new_spinlock!(Log {
+                entries: KVec::new(),
+                head: 0,
+                bytes: 0,
+                spare: spare?,
+                cuts: 0,
+                totals: CutReport::default(),
+            }),
+            limit,
+            interval,
+            metadata_size: ms,
+            block_shift,
+            escape: escape?,
+        }? Error)
+    }
+
+    /// Room for the pre-image of `n` intervals: spare pages, or new ones.
+    /// Never sleeps.
+    fn pre_image(&self, log: &mut Log, n: u64) -> Result<PreImage, StoreError> {
+        let gfp = crate::store::mem::io_gfp();
+        let n = usize::try_from(n).map_err(|_| StoreError::NoMemory)?;
+        let bytes = n.checked_mul(self.interval).ok_or(StoreError::NoMemory)?;
+        let mut pages = Pages::default();
+        for _ in 0..bytes.div_ceil(CHUNK) {
+            let page = match log.spare.pop() {
+                Some(p) => p,
+                None => KBox::init(pin_init::init_zeroed(), gfp)
+                    .map_err(|_| StoreError::NoMemory)?,
+            };
+            pages.push(page, gfp)?;
+        }
+        let md = n * self.metadata_size;
+        let meta_heap = if md > INLINE_META {
+            KVec::from_elem(0u8, md, gfp).map_err(|_| StoreError::NoMemory)?
+        } else {
+            KVec::new()
+        };
+        Ok(PreImage {
+            pages,
+            meta_inline: [0; INLINE_META],
+            meta_heap,
+        })
+    }
+
+    /// Applies a write of `n` intervals from `first` to `store` with
+    /// `apply`, which must hand each interval's slot to
+    /// [`Record::capture`] before it fills it, and logs it: under the
+    /// cache's lock, so that the log keeps the store's order. `durable`:
+    /// a FUA write, logged without pre-image; `atomic`: lost or kept
+    /// whole. Writes back the oldest entries if the log outgrew the
+    /// cache. Never sleeps.
+    pub(crate) fn apply<E: From<StoreError>>(
+        &self,
+        store: &Store,
+        (first, n): (u64, u64),
+        durable: bool,
+        atomic: bool,
+        apply: impl FnOnce(&mut Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut log = self.log.lock();
+        // Room to log it first: a write applied must be logged. Written
+        // back entries are dropped from the front once they are half of
+        // the vector (each entry is moved once, on average), else the
+        // vector grows.
+        if log.entries.len() == log.entries.capacity() {
+            if log.head * 2 >= log.entries.len() {
+                Self::compact(&mut log);
+            } else {
+                let gfp = crate::store::mem::io_gfp();
+                log.entries
+                    .reserve(1, gfp)
+                    .map_err(|_| StoreError::NoMemory)?;
+            }
+        }
+        let pre = match durable {
+            true => None,
+            false => Some(self.pre_image(&mut log, n)?),
+        };
+        let mut rec = Record {
+            entry: Entry {
+                first,
+                n: 0,
+                pre,
+                atomic,
+            },
+            room: n,
+            cache: self,
+        };
+        let done = apply(&mut rec);
+        let mut e = rec.entry;
+        if done.is_err() && e.n > 0 {
+            // The interval the write failed in may be half filled: it gets
+            // its old contents back (those before it are whole).
+            if let Some(pre) = &e.pre {
+                let last = e.n - 1;
+                let _ = self.restore(store, e.first + last, last, pre);
+            }
+        }
+        if e.n == 0 {
+            log.recycle(&mut e);
+            return done;
+        }
+        // Pages beyond those the write reached go back.
+        let used = (e.n as usize * self.interval).div_ceil(CHUNK);
+        if let Some(pre) = e.pre.as_mut() {
+            while pre.pages.len() > used {
+                match (pre.pages.pop(), log.spare.len() < log.spare.capacity()) {
+                    (Some(p), true) => {
+                        let _ = log.spare.push_within_capacity(p);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        log.bytes += e.cost();
+        // Capacity was reserved above.
+        let _ = log.entries.push_within_capacity(e);
+        if log.bytes > self.limit {
+            self.write_back(&mut log);
+        }
+        done
+    }
+
+    /// Drops entries before `head` from the vector.
+    fn compact(log: &mut Log) {
+        if log.head > 0 {
+            let head = log.head;
+            log.head = 0;
+            let mut i = 0;
+            log.entries.retain(|_| {
+                i += 1;
+                i > head
+            });
+        }
+    }
+
+    /// Writes back the oldest entries until the log fits again, with a
+    /// sixty-fourth of the cache to spare (so that this is not done on
+    /// every write). Nothing older than a written-back entry is logged, so
+    /// it goes entirely; its pages go to the spares or are freed here,
+    /// under the lock (as `kfree` allows).
+    fn write_back(&self, log: &mut Log) {
+        let target = self.limit - self.limit / 64;
+        while log.bytes > target && log.head < log.entries.len() {
+            let head = log.head;
+            let mut e = core::mem::replace(
+                &mut log.entries[head],
+                Entry {
+                    first: 0,
+                    n: 0,
+                    pre: None,
+                    atomic: false,
+                },
+            );
+            log.bytes -= e.cost();
+            log.recycle(&mut e);
+            log.head += 1;
+        }
+    }
+
+    /// Flush: every write logged so far is durable.
+    pub(crate) fn flush(&self) {
+        self.log.lock().clear();
+    }
+
+    /// Runs `reset` (discard, write-zeroes) after writing the cache back,
+    /// under its lock: durable, and ordered with every write.
+    pub(crate) fn settle<R>(&self, reset: impl FnOnce() -> R) -> R {
+        let mut log = self.log.lock();
+        log.clear();
+        reset()
+    }
+
+    /// Room to plan a cut of the log as it is now (with some to spare for
+    /// what is logged before the queue is frozen).
+    pub(crate) fn cut_room(&self) -> Result<CutRoom> {
+        let marks = {
+            let log = self.log.lock();
+            log.entries[log.head..].iter().map(|e| e.n).sum::<u64>()
+        };
+        let room = usize::try_from(marks.saturating_mul(2).saturating_add(1024))?;
+        Ok(CutRoom(KVVec::with_capacity(room, GFP_KERNEL)?))
+    }
+
+    /// Cuts the power: the volatile writes that `policy` does not keep are
+    /// undone in `store`, and the cache is empty after. The device's queue
+    /// must be frozen (no request in flight); `room` must have been made
+    /// by [`Self::cut_room`]. Allocates nothing.
+    pub(crate) fn cut(
+        &self,
+        store: &Store,
+        policy: Policy,
+        room: &mut CutRoom,
+    ) -> Result<CutReport, CutError> {
+        let marks = &mut room.0;
+        marks.clear();
+        let mut log = self.log.lock();
+        let entries = &log.entries[log.head..];
+        let mut r = CutReport {
+            epoch: log.volatile() as u64,
+            ..Default::default()
+        };
+        if let Policy::Prefix(n) = policy {
+            if n > r.epoch {
+                return Err(CutError::TooFew(r.epoch));
+            }
+        }
+        let need: u64 = entries.iter().map(|e| e.n).sum();
+        if need > marks.capacity() as u64 {
+            return Err(CutError::Grew);
+        }
+        let mut k = 0;
+        for (idx, e) in entries.iter().enumerate() {
+            self.mark(e, idx as u32, k, policy, marks, &mut r);
+            k += u64::from(e.pre.is_some());
+        }
+        // Only pre-images of volatile entries are ever restored.
+        let restored = plan::plan(marks, |i, idx| {
+            let pre = entries
+                .get(idx as usize)
+                .and_then(|e| e.pre.as_ref().map(|p| (e.first, p)));
+            let Some((first, pre)) = pre else {
+                return Ok(());
+            };
+            match self.restore(store, i, i - first, pre) {
+                Ok(()) => r.restored += 1,
+                Err(_) => r.failed += 1,
+            }
+            Ok::<(), core::convert::Infallible>(())
+        });
+        let Ok(()) = restored;
+        log.clear();
+        log.cuts += 1;
+        log.totals.add(&r);
+        Ok(r)
+    }
+
+    /// Marks each interval of entry `e` (at `idx` in the log; `k`-th
+    /// volatile one) kept or not, as `policy` says, and counts it in `r`.
+    fn mark(
+        &self,
+        e: &Entry,
+        idx: u32,
+        k: u64,
+        policy: Policy,
+        marks: &mut KVVec<Mark>,
+        r: &mut CutReport,
+    ) {
+        let volatile = e.pre.is_some();
+        let (mut kept, mut lost) = (0u64, 0u64);
+        let mut last_block = None;
+        for i in e.first..e.first + e.n {
+            let block = i >> self.block_shift;
+            let keep = !volatile || policy.survives(k, block, e.atomic);
+            if last_block != Some(block) {
+                last_block = Some(block);
+                if keep {
+                    kept += 1;
+                } else {
+                    lost += 1;
+                }
+            }
+            // Room was checked by the caller.
+            let _ = marks.push_within_capacity(Mark {
+                interval: i,
+                entry: idx,
+                keep,
+            });
+        }
+        if !volatile {
+            return;
+        }
+        r.blocks_dropped += lost;
+        match (kept, lost) {
+            (_, 0) => r.kept += 1,
+            (0, _) => r.dropped += 1,
+            _ => r.partial += 1,
+        }
+    }
+
+    /// Writes the pre-image `pre` logged for interval `i` (its `k`-th) back
+    /// into `store`.
+    fn restore(&self, store: &Store, i: u64, k: u64, pre: &PreImage) -> Result<(), StoreError> {
+        let (iv, ms) = (self.interval, self.metadata_size);
+        let at = k as usize * iv;
+        let data = pre
+            .pages
+            .get(at / CHUNK)
+            .map(|p| &p.0[at % CHUNK..][..iv])
+            .ok_or(StoreError::Io)?;
+        let meta = pre
+            .meta()
+            .get(k as usize * ms..(k as usize + 1) * ms)
+            .ok_or(StoreError::Io)?;
+        // The interval's block exists (the write logged it), unless a
+        // discard freed it, which would have emptied the log.
+        store.write(i, 1, true, |_, slot| {
+            if let Some((d, m)) = slot.bytes() {
+                d.copy_from_slice(data);
+                m.copy_from_slice(meta);
+            }
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Lines of the `stats` file: what the cache holds now.
+    pub(crate) fn show(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (writes, bytes, cuts, t) = {
+            let log = self.log.lock();
+            (log.volatile(), log.bytes, log.cuts, log.totals)
+        };
+        writeln!(f, "cache_volatile_writes {writes}")?;
+        writeln!(f, "cache_bytes {bytes}")?;
+        writeln!(f, "cache_limit {}", self.limit)?;
+        writeln!(f, "powercuts {cuts}")?;
+        writeln!(f, "powercut_epoch_writes {}", t.epoch)?;
+        writeln!(f, "powercut_writes_kept {}", t.kept)?;
+        writeln!(f, "powercut_writes_dropped {}", t.dropped)?;
+        writeln!(f, "powercut_writes_partial {}", t.partial)?;
+        writeln!(f, "powercut_blocks_dropped {}", t.blocks_dropped)?;
+        writeln!(f, "powercut_intervals_restored {}", t.restored)?;
+        writeln!(f, "powercut_intervals_failed {}", t.failed)
+    }
+}
