@@ -56,7 +56,7 @@ w() {
 # Module parameters: insmod either fails (nothing left behind) or loads
 # devices that work.
 PARAMS=(nr_devices size blocksize csum ref_tag metadata_size pi_offset interval
-	pract read_check hw_queues queue_depth)
+	pract read_check hw_queues queue_depth cache cache_size)
 
 module_params() {
 	local p v rc out n=0 loaded=0 tried devs
@@ -107,7 +107,7 @@ module_params() {
 
 # The attributes of a device directory.
 ATTRS=(size blocksize csum ref_tag metadata_size pi_offset interval pract read_check
-	hw_queues queue_depth)
+	hw_queues queue_depth cache cache_size)
 
 # snapshot DIR: every attribute's value, one line (with builtins only:
 # it runs for every value tried)
@@ -494,6 +494,57 @@ debugfs_cmds() {
 	expect "rmmod" rdif_rmmod
 }
 
+# powercut POLICY on DEV: OK, or the errno's name
+pc() {
+	local out
+	out=$( (printf '%s\n' "$2" >"$DBG/$1"/powercut) 2>&1) && { echo OK; return; }
+	case $out in
+	*"Invalid argument"*) echo EINVAL ;;
+	*) echo "$out" ;;
+	esac
+}
+
+# The powercut command: refused without a cache, whatever it says; with a
+# cache, only well-formed policies are taken; a cut racing the device's
+# removal neither oopses nor blocks it.
+powercut_cmds() {
+	local v cmd r cuts=0
+	require "clean start" rdif_clean_start
+	require "insmod" rdif_insmod size=4 csum=crc16 blocksize=512 nr_devices=2
+	require "debugfs" mount_debugfs
+	echo 1 >/sys/module/rdif/parameters/cache 2>/dev/null &&
+		case_fail "the cache parameter is writable at run time"
+	for cmd in all none "random 1" "prefix 0"; do
+		expect "'$cmd' without a cache" eq "$cmd" "$(pc rdif0 "$cmd")" EINVAL
+	done
+	require "rmmod" rdif_rmmod
+	require "insmod cache=1" rdif_insmod size=4 csum=crc16 blocksize=512 cache=1 cache_size=1
+	for v in "${NUMS[@]}"; do
+		for cmd in "random $v" "random 1 $v" "prefix $v" "$v" "all $v" "none $v"; do
+			r=$(pc rdif0 "$cmd")
+			case $r in
+			OK) cuts=$((cuts + 1)) ;;
+			EINVAL) ;;
+			*) case_fail "powercut '${cmd:0:40}': unexpected '$r'" ;;
+			esac
+		done
+	done
+	expect "each accepted cut counted once" eq powercuts "$(cnt rdif0 powercuts)" "$cuts"
+	echo "$cuts of the odd commands were valid cuts"
+	expect "device works after the sweep" io_works /dev/rdif0
+	# Cuts while writes run and while the device goes away.
+	( while :; do echo "random $RANDOM" >"$DBG"/rdif0/powercut 2>/dev/null || sleep 0.01; done ) &
+	local cutter=$!
+	( for i in $(seq 200); do dd if=/dev/zero of=/dev/rdif0 bs=4096 count=4 seek=$((i % 200)) \
+		oflag=direct status=none 2>/dev/null; done ) &
+	local writer=$!
+	sleep 2
+	expect "rmmod while cutting" rdif_rmmod
+	kill "$cutter" 2>/dev/null
+	wait "$cutter" "$writer" 2>/dev/null
+	expect "module gone" not rdif_loaded
+}
+
 [ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
 ktap_run_cases module_params configfs_attrs backing_paths exclusive_backing crafted_headers version_2_store \
-	debugfs_cmds
+	debugfs_cmds powercut_cmds

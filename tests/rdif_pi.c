@@ -31,6 +31,11 @@
  *   --verify        read: check data pattern and PI (guard, ref = seed + i,
  *                   app = --app-tag unless escape); exit 3 on a mismatch
  *   --expect-zero   read: check the data is zero and the PI is escape
+ *   --atomic        write: RWF_ATOMIC (the write must never be torn)
+ *   --which BS P1,P2,...
+ *                   read: print, for each BS-byte block, the first pattern
+ *                   all its intervals hold with their PI (0: zeroes with
+ *                   escape PI), or "torn"
  *   --dump          read: print each interval's metadata
  *   --pi-out FILE   read: write the raw metadata to FILE
  *   --pi-in FILE    write: take the raw metadata from FILE
@@ -309,6 +314,13 @@ static int ring_init(struct ring *r)
 }
 
 /* One read or write with a PI attribute; returns bytes done or -errno. */
+#ifndef RWF_ATOMIC
+#define RWF_ATOMIC 0x00000040
+#endif
+
+/* RWF_* flags of every write (--atomic). */
+static int write_flags;
+
 static int ring_rw(struct ring *r, int op, int fd, void *buf, size_t len, uint64_t off,
 		   struct io_uring_attr_pi *pi)
 {
@@ -322,6 +334,8 @@ static int ring_rw(struct ring *r, int op, int fd, void *buf, size_t len, uint64
 	sqe->addr = (uintptr_t)buf;
 	sqe->len = len;
 	sqe->off = off;
+	if (op == IORING_OP_WRITE)
+		sqe->rw_flags = write_flags;
 	if (pi) {
 		sqe->attr_ptr = (uintptr_t)pi;
 		sqe->attr_type_mask = IORING_RW_ATTR_FLAG_PI;
@@ -404,6 +418,9 @@ struct opts {
 	unsigned int at;
 	bool no_pi, verify, expect_zero, dump;
 	unsigned int mutate;
+	/* --which: block size and the patterns to tell apart */
+	unsigned int which_bs, nr_which;
+	uint64_t which[16];
 	const char *pi_out, *pi_in, *data_in;
 };
 
@@ -416,6 +433,7 @@ static void usage(void)
 		"       rdif_pi write|read DEV OFFSET LEN [--chk guard,ref,app] [--app-tag N]\n"
 		"               [--seed N] [--pattern N] [--corrupt guard|ref|app|data] [--at I]\n"
 		"               [--no-pi] [--verify] [--expect-zero] [--dump] [--dsync]\n"
+		"               [--which BS P1,P2,...] [--atomic]\n"
 		"               [--pi-out FILE] [--pi-in FILE] [--data-in FILE] [--mutate SECS]\n");
 	exit(2);
 }
@@ -657,6 +675,59 @@ static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 	return ret == (int)len ? 0 : EIO;
 }
 
+/*
+ * Whether interval @i of a read (@data, its metadata @md, at device offset
+ * @off) holds pattern @p with its PI (guard, app tag, ref seed + i);
+ * pattern 0 means zeroes with escape PI (never written, or reset).
+ */
+static bool holds(const struct fmt *f, const struct opts *o, const uint8_t *data,
+		  const uint8_t *md, uint64_t off, size_t i, uint64_t p)
+{
+	const uint8_t *d = data + i * f->interval, *m = md + i * f->md_size;
+	struct tuple t = { 0 };
+
+	for (size_t b = 0; b < f->interval; b++)
+		if (d[b] != (p ? pattern_byte(p, off + i * f->interval + b) : 0))
+			return false;
+	if (!f->csum)
+		return true;
+	decode(f, m, &t);
+	if (!p)
+		return is_escape(f, &t);
+	return !is_escape(f, &t) && t.guard == guard_of(f, d, m) && t.app == o->app_tag &&
+	       (!f->ref_tag || t.ref == ((o->seed + i) & ref_mask(f)));
+}
+
+/*
+ * --which: for each block of the read, the first of the patterns that all
+ * of its intervals hold (see holds()), or "torn"; on one line.
+ */
+static void print_which(const struct fmt *f, const struct opts *o, const uint8_t *data,
+			const uint8_t *md, uint64_t off, size_t len)
+{
+	size_t per = o->which_bs / f->interval;
+
+	for (size_t blk = 0; blk < len / o->which_bs; blk++) {
+		const char *what = "torn";
+		char buf[24];
+
+		for (unsigned int k = 0; k < o->nr_which; k++) {
+			size_t i;
+
+			for (i = blk * per; i < (blk + 1) * per; i++)
+				if (!holds(f, o, data, md, off, i, o->which[k]))
+					break;
+			if (i == (blk + 1) * per) {
+				snprintf(buf, sizeof(buf), "%" PRIu64, o->which[k]);
+				what = buf;
+				break;
+			}
+		}
+		printf("%s ", what);
+	}
+	printf("\n");
+}
+
 static int do_read(int fd, const struct fmt *f, uint64_t off, size_t len,
 		   const struct opts *o, struct ring *r)
 {
@@ -677,6 +748,10 @@ static int do_read(int fd, const struct fmt *f, uint64_t off, size_t len,
 	}
 	if (ret)
 		goto out;
+	if (o->which_bs) {
+		print_which(f, o, data, md, off, len);
+		goto out;
+	}
 	if (o->pi_out) {
 		FILE *out = fopen(o->pi_out, "wb");
 
@@ -836,6 +911,16 @@ int main(int argc, char **argv)
 			o.dump = true;
 		else if (!strcmp(a, "--dsync") && wr)
 			dsync = true;
+		else if (!strcmp(a, "--atomic") && wr)
+			write_flags |= RWF_ATOMIC;
+		else if (!strcmp(a, "--which") && i + 2 < argc && !wr) {
+			char *list = argv[i + 2], *tok;
+
+			o.which_bs = num(argv[i + 1]);
+			while ((tok = strsep(&list, ",")) && o.nr_which < 16)
+				o.which[o.nr_which++] = num(tok);
+			i += 2;
+		}
 		else
 			usage();
 	}
@@ -861,6 +946,10 @@ int main(int argc, char **argv)
 	}
 	if (!o.seed_set)
 		o.seed = off / f.interval;
+	if (o.which_bs && (o.which_bs % f.interval || len % o.which_bs || !f.md_size)) {
+		fprintf(stderr, "rdif_pi: --which BS: a multiple of the interval dividing LEN\n");
+		return 2;
+	}
 	if (!o.no_pi) {
 		ret = ring_init(&r);
 		if (ret) {
