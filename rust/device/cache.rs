@@ -373,7 +373,7 @@ impl WriteCache {
         // the vector (each entry is moved once, on average), else the
         // vector grows.
         if log.entries.len() == log.entries.capacity() {
-            if log.head * 2 >= log.entries.len() {
+            if log.head > 0 && log.head * 2 >= log.entries.len() {
                 Self::compact(&mut log);
             } else {
                 let gfp = crate::store::mem::io_gfp();
