@@ -76,6 +76,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* ---- checksums (user-space reference implementations) ---- */
@@ -614,7 +615,11 @@ static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 			data[i] = pattern_byte(o->pattern, off + i);
 	}
 	if (o->no_pi) {
-		ret = pwrite(fd, data, len, off) == (ssize_t)len ? 0 : errno ? errno : EIO;
+		struct iovec iov = { .iov_base = data, .iov_len = len };
+
+		/* pwritev2() for the RWF_* flags (--atomic) */
+		ret = pwritev2(fd, &iov, 1, off, write_flags) == (ssize_t)len ? 0 :
+		      errno ? errno : EIO;
 		free(data);
 		return ret;
 	}
