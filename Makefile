@@ -10,6 +10,12 @@
 #                         (KERNEL=kasan: on the KASAN kernel instead; not CI)
 #   make powercut         power cuts of a file-backed device (CUTS=N, default
 #                         100; `make check` runs three)
+#   make crashtest        XFS and ext4 crash tests on a caching PI device:
+#                         N power cuts per file system (default 100, half
+#                         per format) and 10 negative-control seeds
+#   make lowercut         power cuts of a file store whose medium is a caching
+#                         rdif that loses unflushed writes (CUTS=N, default
+#                         100; `make check` runs three)
 #   make demo             set up, build, boot a guest with rdif loaded
 #   make bench            set up, build and benchmark rdif against other drivers
 #                         in a guest under QEMU icount (BENCH=goals: only what
@@ -28,7 +34,7 @@ ifeq ($(origin KDIR),undefined)
 KDIR = $(shell $(RDIF_ROOT)/scripts/setup --part build >&2 && $(RDIF_ROOT)/scripts/kernel)
 endif
 
-.PHONY: all modules kdir clean check demo bench setup rustfmt powercut rust-analyzer
+.PHONY: all modules kdir clean check demo bench setup rustfmt powercut crashtest lowercut rust-analyzer
 
 all: modules
 
@@ -60,6 +66,15 @@ check:
 
 powercut:
 	@RDIF_CHECK_ONLY=powercut RDIF_POWERCUTS=$(or $(CUTS),100) $(RDIF_ROOT)/scripts/check
+
+lowercut:
+	@RDIF_LOWERCUT_CUTS=$(or $(CUTS),100) RDIF_TEST_TIMEOUT=$$(( 300 + 15 * $(or $(CUTS),100) )) \
+		$(RDIF_ROOT)/scripts/check rdif_lowercut.sh
+
+crashtest:
+	@RDIF_CRASH_SEEDS=$$(( ($(or $(N),100) + 1) / 2 )) RDIF_CRASH_NEG=10 \
+		RDIF_TEST_TIMEOUT=$$(( 600 + 60 * $(or $(N),100) )) \
+		$(RDIF_ROOT)/scripts/check rdif_crashfs.sh
 
 demo:
 	@$(RDIF_ROOT)/scripts/demo
