@@ -38,6 +38,8 @@ start() {
 w() { "$PI" write "/dev/$1" $(($3 * $2)) "$2" --pattern "$4" "${@:5}" >/dev/null; }
 # wr DEV BS FIRST COUNT PATTERN: one write of COUNT blocks
 wr() { "$PI" write "/dev/$1" $(($3 * $2)) $(($4 * $2)) --pattern "$5" >/dev/null; }
+# each DEV BS FIRST COUNT PATTERN: COUNT writes of one block, in order
+each() { "$PI" write "/dev/$1" $(($3 * $2)) $(($4 * $2)) --pattern "$5" --pieces "$2" >/dev/null; }
 # is DEV BS I PATTERN: block I holds PATTERN with its PI, all of it
 is() { "$PI" read "/dev/$1" $(($3 * $2)) "$2" --pattern "$4" --verify "${@:5}" >/dev/null 2>&1; }
 # which DEV BS I P...: the first of the patterns P block I holds with its
@@ -108,11 +110,10 @@ interface() {
 # The policies on single-block writes of a 512-byte CRC16 device.
 policies() {
 	start pc size=16 blocksize=512 csum=crc16 cache=1
-	local i
-	for ((i = 0; i < 16; i++)); do w pc 512 "$i" 1; done
+	each pc 512 0 16 1
 	flush pc
 	expect "a flush empties the cache" eq held "$(cnt pc cache_volatile_writes)" 0
-	for ((i = 0; i < 16; i++)); do w pc 512 "$i" 2; done
+	each pc 512 0 16 2
 	expect "16 volatile writes" eq held "$(cnt pc cache_volatile_writes)" 16
 	expect "prefix 5" eq rc "$(cut pc prefix 5)" 0
 	expect "prefix 5: first 5 kept, the rest lost" eq blocks \
@@ -120,11 +121,11 @@ policies() {
 	expect "counted kept" eq kept "$(cnt pc powercut_writes_kept)" 5
 	expect "counted lost" eq lost "$(cnt pc powercut_writes_dropped)" 11
 	expect "cache empty after the cut" eq held "$(cnt pc cache_volatile_writes)" 0
-	for ((i = 0; i < 16; i++)); do w pc 512 "$i" 3; done
+	each pc 512 0 16 3
 	expect "none" eq rc "$(cut pc none)" 0
 	expect "none: all kept" eq blocks "$(blocks pc 512 16 1 2 3)" \
 		"3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 "
-	for ((i = 0; i < 16; i++)); do w pc 512 "$i" 4; done
+	each pc 512 0 16 4
 	expect "all" eq rc "$(cut pc all)" 0
 	expect "all: all lost" eq blocks "$(blocks pc 512 16 3 4)" \
 		"3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 "
@@ -157,10 +158,9 @@ random_cut() {
 	start rc size=16 blocksize=4096 csum=crc64 cache=1
 	# history: blocks 0..63 with pattern 1 flushed, then 2 one by one
 	history() {
-		local i
-		for ((i = 0; i < 64; i++)); do w rc 4096 "$i" 1; done
+		wr rc 4096 0 64 1
 		flush rc
-		for ((i = 0; i < 64; i++)); do w rc 4096 "$i" 2; done
+		each rc 4096 0 64 2
 	}
 	history
 	expect "random 7" eq rc "$(cut rc random 7)" 0
@@ -256,13 +256,23 @@ bounded() {
 	start bd size=16 blocksize=4096 csum=crc64 cache=1 cache_size=1
 	wr bd 4096 0 1024 1
 	flush bd
-	local i
-	for ((i = 0; i < 64; i++)); do wr bd 4096 $((i * 16)) 16 2; done
+	"$PI" write /dev/bd 0 $((1024 * 4096)) --pattern 2 --pieces 65536 >/dev/null
 	expect "the log stays within the cache" \
 		test "$(cnt bd cache_bytes)" -le $((1024 * 1024))
 	expect "all" eq rc "$(cut bd all)" 0
 	expect "the oldest writes were written back" is bd 4096 0 2
 	expect "the newest were lost" is bd 4096 1023 1
+	# Many small writes go round the log's ring of slots several times;
+	# FUA writes take slots too.
+	wr bd 4096 0 1024 2
+	flush bd
+	each bd 4096 0 1000 4
+	"$PI" write /dev/bd $((1000 * 4096)) $((8 * 4096)) --pattern 4 --pieces 4096 --dsync >/dev/null
+	expect "held within the cache" test "$(cnt bd cache_volatile_writes)" -le 256
+	expect "all, after the ring went round" eq rc "$(cut bd all)" 0
+	expect "the oldest small writes were written back" is bd 4096 0 4
+	expect "the newest small writes were lost" is bd 4096 999 2
+	expect "FUA writes kept" is bd 4096 1007 4
 	w bd 4096 0 3
 	blkdiscard -o $((512 * 4096)) -l 4096 /dev/bd
 	expect "all after a discard" eq rc "$(cut bd all)" 0

@@ -32,6 +32,7 @@
  *                   app = --app-tag unless escape); exit 3 on a mismatch
  *   --expect-zero   read: check the data is zero and the PI is escape
  *   --atomic        write: RWF_ATOMIC (the write must never be torn)
+ *   --pieces N      write: as separate requests of N bytes, in order
  *   --which BS P1,P2,...
  *                   read: print, for each BS-byte block, the first pattern
  *                   all its intervals hold with their PI (0: zeroes with
@@ -419,6 +420,8 @@ struct opts {
 	unsigned int at;
 	bool no_pi, verify, expect_zero, dump;
 	unsigned int mutate;
+	/* --pieces: write in separate requests of this many bytes */
+	unsigned int pieces;
 	/* --which: block size and the patterns to tell apart */
 	unsigned int which_bs, nr_which;
 	uint64_t which[16];
@@ -434,7 +437,7 @@ static void usage(void)
 		"       rdif_pi write|read DEV OFFSET LEN [--chk guard,ref,app] [--app-tag N]\n"
 		"               [--seed N] [--pattern N] [--corrupt guard|ref|app|data] [--at I]\n"
 		"               [--no-pi] [--verify] [--expect-zero] [--dump] [--dsync]\n"
-		"               [--which BS P1,P2,...] [--atomic]\n"
+		"               [--which BS P1,P2,...] [--atomic] [--pieces N]\n"
 		"               [--pi-out FILE] [--pi-in FILE] [--data-in FILE] [--mutate SECS]\n");
 	exit(2);
 }
@@ -512,6 +515,33 @@ static void *mutator(void *arg)
 			;
 	}
 	return NULL;
+}
+
+/*
+ * --pieces: the write as separate requests of o->pieces bytes each, one
+ * after the other (each with its part of the PI in @whole).
+ */
+static int write_pieces(struct ring *r, int fd, const struct fmt *f, const struct opts *o,
+			uint8_t *data, size_t len, uint64_t off,
+			const struct io_uring_attr_pi *whole)
+{
+	size_t per = o->pieces / f->interval;
+
+	for (size_t at = 0; at < len; at += o->pieces) {
+		struct io_uring_attr_pi pi = *whole;
+		size_t k = at / f->interval;
+		int ret;
+
+		pi.addr += k * f->md_size;
+		pi.len = per * f->md_size;
+		pi.seed += k;
+		ret = ring_rw(r, IORING_OP_WRITE, fd, data + at, o->pieces, off + at, &pi);
+		if (ret < 0)
+			return -ret;
+		if (ret != (int)o->pieces)
+			return EIO;
+	}
+	return 0;
 }
 
 /*
@@ -668,6 +698,12 @@ static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 	pi_attr(&pi, o, md, md_len);
 	if (o->mutate) {
 		ret = write_mutated(r, fd, f, o, data, md, len, off, &pi);
+		free(data);
+		free(md);
+		return ret;
+	}
+	if (o->pieces) {
+		ret = write_pieces(r, fd, f, o, data, len, off, &pi);
 		free(data);
 		free(md);
 		return ret;
@@ -918,6 +954,8 @@ int main(int argc, char **argv)
 			dsync = true;
 		else if (!strcmp(a, "--atomic") && wr)
 			write_flags |= RWF_ATOMIC;
+		else if (!strcmp(a, "--pieces") && v && wr)
+			o.pieces = num(v), i++;
 		else if (!strcmp(a, "--which") && i + 2 < argc && !wr) {
 			char *list = argv[i + 2], *tok;
 
@@ -951,6 +989,10 @@ int main(int argc, char **argv)
 	}
 	if (!o.seed_set)
 		o.seed = off / f.interval;
+	if (o.pieces && (o.pieces % f.interval || len % o.pieces || o.no_pi || o.mutate)) {
+		fprintf(stderr, "rdif_pi: --pieces N: a multiple of the interval dividing LEN, with PI\n");
+		return 2;
+	}
 	if (o.which_bs && (o.which_bs % f.interval || len % o.which_bs || !f.md_size)) {
 		fprintf(stderr, "rdif_pi: --which BS: a multiple of the interval dividing LEN\n");
 		return 2;

@@ -68,7 +68,10 @@ impl Pages {
     fn push(&mut self, page: KBox<Chunk>, gfp: Flags) -> Result<(), StoreError> {
         match self.first {
             None => self.first = Some(page),
-            Some(_) => self.rest.push(page, gfp).map_err(|_| StoreError::NoMemory)?,
+            Some(_) => self
+                .rest
+                .push(page, gfp)
+                .map_err(|_| StoreError::NoMemory)?,
         }
         Ok(())
     }
@@ -117,6 +120,14 @@ struct Entry {
 }
 
 impl Entry {
+    /// A free slot of the log.
+    const EMPTY: Entry = Entry {
+        first: 0,
+        n: 0,
+        pre: None,
+        atomic: false,
+    };
+
     /// What the entry counts against the cache size.
     fn cost(&self) -> usize {
         ENTRY_COST
@@ -180,11 +191,14 @@ impl Record<'_> {
     }
 }
 
-/// The log of writes not yet durable, oldest first from `head`.
+/// The log of writes not yet durable: a ring of slots allocated once
+/// (nothing on the I/O path grows it), `len` entries from slot `head`,
+/// oldest first.
 struct Log {
-    entries: KVec<Entry>,
+    ring: KVVec<Entry>,
     head: usize,
-    /// What the entries from `head` cost.
+    len: usize,
+    /// What the entries cost.
     bytes: usize,
     /// Pages of pre-images no longer needed, for the next writes: in a
     /// steady state a write takes its pages from here, and writing back
@@ -196,18 +210,55 @@ struct Log {
 }
 
 impl Log {
-    /// Drops every entry, keeping what pages the spares have room for
-    /// (the rest is freed under the lock, as `kfree` allows) and the
-    /// vector's room.
+    /// Entry `j` of the log (0: the oldest).
+    fn get(&self, j: usize) -> Option<&Entry> {
+        if j >= self.len {
+            return None;
+        }
+        self.ring.get((self.head + j) % self.ring.len())
+    }
+
+    /// The entries, oldest first.
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        (0..self.len).filter_map(|j| self.get(j))
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == self.ring.len()
+    }
+
+    /// Appends `e` (the log must not be full).
+    fn push(&mut self, e: Entry) {
+        let slot = (self.head + self.len) % self.ring.len().max(1);
+        if let Some(s) = self.ring.get_mut(slot) {
+            self.bytes += e.cost();
+            *s = e;
+            self.len += 1;
+        }
+    }
+
+    /// Takes the oldest entry out: written back, its pages go to the
+    /// spares while they have room (the rest is freed here, under the
+    /// lock, as `kfree` allows).
+    fn write_back_oldest(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let head = self.head;
+        let mut e = core::mem::replace(&mut self.ring[head], Entry::EMPTY);
+        self.head = (head + 1) % self.ring.len();
+        self.len -= 1;
+        self.bytes -= e.cost();
+        self.recycle(&mut e);
+    }
+
+    /// Drops every entry (written back or lost).
     fn clear(&mut self) {
+        while self.len > 0 {
+            self.write_back_oldest();
+        }
         self.head = 0;
         self.bytes = 0;
-        let mut entries = core::mem::take(&mut self.entries);
-        for e in entries.iter_mut() {
-            self.recycle(e);
-        }
-        entries.clear();
-        self.entries = entries;
     }
 
     /// Moves `e`'s pages to the spares while they have room.
@@ -226,10 +277,7 @@ impl Log {
 
     /// The volatile writes logged.
     fn volatile(&self) -> usize {
-        self.entries[self.head..]
-            .iter()
-            .filter(|e| e.pre.is_some())
-            .count()
+        self.iter().filter(|e| e.pre.is_some()).count()
     }
 }
 
@@ -305,12 +353,22 @@ impl WriteCache {
         // Spare pages: what writing back a sixteenth of the cache frees,
         // at most 4 MiB.
         let spare = KVec::with_capacity((limit / 16 / CHUNK).clamp(8, 1024), GFP_KERNEL);
+        // Slots: one per page of the cache (each volatile write holds a
+        // page at least), at most 65536; a durable write takes one too.
+        let slots = (limit / CHUNK).clamp(64, 65536);
+        let ring = KVVec::with_capacity(slots, GFP_KERNEL).and_then(|mut r| {
+            for _ in 0..slots {
+                r.push(Entry::EMPTY, GFP_KERNEL)?;
+            }
+            Ok(r)
+        });
         let block_shift = p.block_size().trailing_zeros() - p.interval_shift();
         let interval = p.interval();
         try_pin_init!(WriteCache {
             log <- new_spinlock!(Log {
-                entries: KVec::new(),
+                ring: ring?,
                 head: 0,
+                len: 0,
                 bytes: 0,
                 spare: spare?,
                 cuts: 0,
@@ -334,8 +392,9 @@ impl WriteCache {
         for _ in 0..bytes.div_ceil(CHUNK) {
             let page = match log.spare.pop() {
                 Some(p) => p,
-                None => KBox::init(pin_init::init_zeroed(), gfp)
-                    .map_err(|_| StoreError::NoMemory)?,
+                None => {
+                    KBox::init(pin_init::init_zeroed(), gfp).map_err(|_| StoreError::NoMemory)?
+                }
             };
             pages.push(page, gfp)?;
         }
@@ -368,19 +427,10 @@ impl WriteCache {
         apply: impl FnOnce(&mut Record<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut log = self.log.lock();
-        // Room to log it first: a write applied must be logged. Written
-        // back entries are dropped from the front once they are half of
-        // the vector (each entry is moved once, on average), else the
-        // vector grows.
-        if log.entries.len() == log.entries.capacity() {
-            if log.head > 0 && log.head * 2 >= log.entries.len() {
-                Self::compact(&mut log);
-            } else {
-                let gfp = crate::store::mem::io_gfp();
-                log.entries
-                    .reserve(1, gfp)
-                    .map_err(|_| StoreError::NoMemory)?;
-            }
+        // A slot to log it: a write applied must be logged. A full ring
+        // writes its oldest entry back.
+        if log.is_full() {
+            log.write_back_oldest();
         }
         let pre = match durable {
             true => None,
@@ -414,57 +464,27 @@ impl WriteCache {
         let used = (e.n as usize * self.interval).div_ceil(CHUNK);
         if let Some(pre) = e.pre.as_mut() {
             while pre.pages.len() > used {
-                match (pre.pages.pop(), log.spare.len() < log.spare.capacity()) {
-                    (Some(p), true) => {
-                        let _ = log.spare.push_within_capacity(p);
-                    }
-                    _ => break,
+                // (A page the spares have no room for is freed.)
+                if let Some(p) = pre.pages.pop() {
+                    let _ = log.spare.push_within_capacity(p);
                 }
             }
         }
-        log.bytes += e.cost();
-        // Capacity was reserved above.
-        let _ = log.entries.push_within_capacity(e);
+        log.push(e);
         if log.bytes > self.limit {
             self.write_back(&mut log);
         }
         done
     }
 
-    /// Drops entries before `head` from the vector.
-    fn compact(log: &mut Log) {
-        if log.head > 0 {
-            let head = log.head;
-            log.head = 0;
-            let mut i = 0;
-            log.entries.retain(|_| {
-                i += 1;
-                i > head
-            });
-        }
-    }
-
     /// Writes back the oldest entries until the log fits again, with a
     /// sixty-fourth of the cache to spare (so that this is not done on
     /// every write). Nothing older than a written-back entry is logged, so
-    /// it goes entirely; its pages go to the spares or are freed here,
-    /// under the lock (as `kfree` allows).
+    /// it goes entirely.
     fn write_back(&self, log: &mut Log) {
         let target = self.limit - self.limit / 64;
-        while log.bytes > target && log.head < log.entries.len() {
-            let head = log.head;
-            let mut e = core::mem::replace(
-                &mut log.entries[head],
-                Entry {
-                    first: 0,
-                    n: 0,
-                    pre: None,
-                    atomic: false,
-                },
-            );
-            log.bytes -= e.cost();
-            log.recycle(&mut e);
-            log.head += 1;
+        while log.bytes > target && log.len > 0 {
+            log.write_back_oldest();
         }
     }
 
@@ -486,7 +506,7 @@ impl WriteCache {
     pub(crate) fn cut_room(&self) -> Result<CutRoom> {
         let marks = {
             let log = self.log.lock();
-            log.entries[log.head..].iter().map(|e| e.n).sum::<u64>()
+            log.iter().map(|e| e.n).sum::<u64>()
         };
         let room = usize::try_from(marks.saturating_mul(2).saturating_add(1024))?;
         Ok(CutRoom(KVVec::with_capacity(room, GFP_KERNEL)?))
@@ -505,7 +525,6 @@ impl WriteCache {
         let marks = &mut room.0;
         marks.clear();
         let mut log = self.log.lock();
-        let entries = &log.entries[log.head..];
         let mut r = CutReport {
             epoch: log.volatile() as u64,
             ..Default::default()
@@ -515,18 +534,18 @@ impl WriteCache {
                 return Err(CutError::TooFew(r.epoch));
             }
         }
-        let need: u64 = entries.iter().map(|e| e.n).sum();
+        let need: u64 = log.iter().map(|e| e.n).sum();
         if need > marks.capacity() as u64 {
             return Err(CutError::Grew);
         }
         let mut k = 0;
-        for (idx, e) in entries.iter().enumerate() {
+        for (idx, e) in log.iter().enumerate() {
             self.mark(e, idx as u32, k, policy, marks, &mut r);
             k += u64::from(e.pre.is_some());
         }
         // Only pre-images of volatile entries are ever restored.
         let restored = plan::plan(marks, |i, idx| {
-            let pre = entries
+            let pre = log
                 .get(idx as usize)
                 .and_then(|e| e.pre.as_ref().map(|p| (e.first, p)));
             let Some((first, pre)) = pre else {
