@@ -9,7 +9,7 @@
 #   make check            set up, build and run every test in a guest
 #                         (KERNEL=kasan: on the KASAN kernel instead; not CI)
 #   make powercut         power cuts of a file-backed device (CUTS=N, default
-#                         100; `make check` runs three)
+#                         100; `make check` runs two)
 #   make crashtest        XFS and ext4 crash tests on a caching PI device:
 #                         N power cuts per file system (default 100, half
 #                         per format) and 10 negative-control seeds
