@@ -39,10 +39,10 @@ pub(crate) fn sort_slice<T: Ord>(v: &mut [T]) {
     if v.len() < 2 || size == 0 {
         return;
     }
+    // `sort` only moves elements by swapping their bytes (its own swap),
+    // a valid move for any Rust type; `compare::<T>` reads them as `T`s.
     // SAFETY: `v` is valid for reads and writes of `len * size` bytes and
-    // borrowed exclusively for the call. `sort` only moves its elements by
-    // swapping their bytes (no swap function: its own), which is a valid
-    // move for any Rust type; `compare::<T>` reads them as `T`s.
+    // borrowed exclusively for the call; see above for what `sort` does.
     unsafe {
         sort(
             v.as_mut_ptr().cast(),
