@@ -37,7 +37,7 @@ const ENTRY_COST: usize = 64;
 const DURABLE_INTERVAL_COST: usize = 16;
 
 /// Metadata bytes a pre-image keeps without an allocation of their own.
-const INLINE_META: usize = 64;
+const INLINE_META: usize = 16;
 
 /// The pages of a pre-image: most writes need one, kept without a vector.
 #[derive(Default)]
