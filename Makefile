@@ -68,8 +68,7 @@ powercut:
 	@RDIF_CHECK_ONLY=powercut RDIF_POWERCUTS=$(or $(CUTS),100) $(RDIF_ROOT)/scripts/check
 
 lowercut:
-	@RDIF_LOWERCUT_CUTS=$(or $(CUTS),100) RDIF_TEST_TIMEOUT=$$(( 300 + 15 * $(or $(CUTS),100) )) \
-		$(RDIF_ROOT)/scripts/check rdif_lowercut.sh
+	@$(RDIF_ROOT)/scripts/powercut --medium $(or $(CUTS),100)
 
 crashtest:
 	@RDIF_CRASH_SEEDS=$$(( ($(or $(N),100) + 1) / 2 )) RDIF_CRASH_NEG=10 \
