@@ -535,14 +535,18 @@ powercut_cmds() {
 	# Cuts while writes run and while the device goes away.
 	( while :; do echo "random $RANDOM" >"$DBG"/rdif0/powercut 2>/dev/null || sleep 0.01; done ) &
 	local cutter=$!
+	# (nocreat: once the disk is gone, dd must not make /dev/rdif0 a file)
 	( for i in $(seq 200); do dd if=/dev/zero of=/dev/rdif0 bs=4096 count=4 seek=$((i % 200)) \
-		oflag=direct status=none 2>/dev/null; done ) &
+		oflag=direct conv=nocreat,notrunc status=none 2>/dev/null; done ) &
 	local writer=$!
 	sleep 2
 	expect "rmmod while cutting" rdif_rmmod
 	kill "$cutter" 2>/dev/null
 	wait "$cutter" "$writer" 2>/dev/null
 	expect "module gone" not rdif_loaded
+	expect "/dev/rdif0 gone" not test -e /dev/rdif0
+	[ -e /dev/rdif0 ] && [ ! -b /dev/rdif0 ] && rm -f /dev/rdif0
+	return 0
 }
 
 [ -x "$PI" ] || ktap_skip_all "rdif_pi not built"
