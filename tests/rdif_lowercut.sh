@@ -18,7 +18,7 @@
 # held (little: the store flushes at every journal commit). A store that
 # forgets to sync its data fails here.
 #
-#   RDIF_LOWERCUT_CUTS   cuts (default 3); `make lowercut CUTS=N`
+#   RDIF_LOWERCUT_CUTS   cuts (default 2); `make lowercut CUTS=N`
 # Cases run indirectly, through ktap_run_cases.
 # shellcheck disable=SC2317
 set -uo pipefail
@@ -26,7 +26,7 @@ set -uo pipefail
 . "$(dirname "$0")/rdif_lib.sh"
 
 rdif_require_env
-CUTS=${RDIF_LOWERCUT_CUTS:-3}
+CUTS=${RDIF_LOWERCUT_CUTS:-2}
 CRASH=$RDIF_TESTS_DIR/rdif_crash
 OUT=/tmp/rdif_lowercut.out
 
