@@ -283,6 +283,27 @@ fn disk_limits(name: &CStr, dev: &Device, t: Traits) -> Result<Limits> {
     Ok(limits)
 }
 
+/// Refuses, at power-on, what only a memory device offers yet: the write
+/// cache and atomic writes.
+fn memory_only(name: &CStr, v: &Validated, backend: &Backend<'_>) -> Result {
+    if matches!(backend, Backend::Memory) {
+        return Ok(());
+    }
+    let asked = [
+        (v.dev.atomic_write_max > 0, "atomic_write_max"),
+        (v.dev.cache_bytes > 0, "cache=1"),
+    ];
+    if let Some((_, what)) = asked.iter().find(|(on, _)| *on) {
+        pr_err!(
+            "{}: {} needs a memory device (not yet a backing store or a pass-through device)\n",
+            name.to_str().unwrap_or("?"),
+            what
+        );
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 /// Creates and adds the disk `name`: in memory, over the store at a
 /// backing path, or passing through to a lower device.
 pub(crate) fn create_disk(
@@ -292,20 +313,7 @@ pub(crate) fn create_disk(
     registry: &Arc<Registry>,
 ) -> Result<RdifDisk> {
     let claim = registry.claim(name)?;
-    if v.dev.atomic_write_max > 0 && !matches!(backend, Backend::Memory) {
-        pr_err!(
-            "{}: atomic_write_max needs a memory device (not yet a backing store or a pass-through device)\n",
-            name.to_str().unwrap_or("?")
-        );
-        return Err(EINVAL);
-    }
-    if v.dev.cache_bytes > 0 && !matches!(backend, Backend::Memory) {
-        pr_err!(
-            "{}: cache=1 needs a memory device (not yet a backing store or a pass-through device)\n",
-            name.to_str().unwrap_or("?")
-        );
-        return Err(EINVAL);
-    }
+    memory_only(name, v, &backend)?;
     let parts = match backend {
         Backend::Memory => memory_parts(name, v)?,
         Backend::Lower(path) => lower_parts(name, v, path)?,

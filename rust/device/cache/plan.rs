@@ -13,6 +13,8 @@
 //! (all the block's intervals are in the same writes), so no block is ever
 //! torn; an atomic write is decided as a whole.
 
+use crate::settings::parse_u64;
+
 /// How a power cut treats the volatile writes (`powercut POLICY`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Policy {
@@ -36,15 +38,6 @@ pub(crate) enum Policy {
 /// Default survival percentage of `random`.
 const DEFAULT_PERCENT: u8 = 50;
 
-/// Parses a decimal (or 0x hexadecimal) `u64`.
-fn number(t: &[u8]) -> Option<u64> {
-    let s = core::str::from_utf8(t).ok()?;
-    match s.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => s.parse().ok(),
-    }
-}
-
 impl Policy {
     /// Parses `all`, `none`, `random SEED [PERCENT]` or `prefix N`.
     pub(crate) fn parse(line: &[u8]) -> Result<Self, &'static str> {
@@ -58,11 +51,11 @@ impl Policy {
             b"random" => {
                 let seed = toks
                     .next()
-                    .and_then(number)
+                    .and_then(parse_u64)
                     .ok_or("random: SEED must be a number below 2^64")?;
                 let percent = match toks.next() {
                     None => DEFAULT_PERCENT,
-                    Some(t) => number(t)
+                    Some(t) => parse_u64(t)
                         .filter(|&p| p <= 100)
                         .ok_or("random: PERCENT must be 0 to 100")?
                         as u8,
@@ -71,7 +64,7 @@ impl Policy {
             }
             b"prefix" => Policy::Prefix(
                 toks.next()
-                    .and_then(number)
+                    .and_then(parse_u64)
                     .ok_or("prefix: N must be a number")?,
             ),
             _ => return Err(USAGE),
