@@ -65,12 +65,6 @@ blocks() {
 	local l="${*:4}"
 	"$PI" read "/dev/$1" 0 $(($3 * $2)) --which "$2" "${l// /,}"
 }
-# ne WHAT GOT NOTWANT: inequality, with a message when equal
-ne() {
-	[ "$2" != "$3" ] && return 0
-	echo "$1: got '$2', want anything else"
-	return 1
-}
 
 interface() {
 	start plain size=16 blocksize=512 csum=crc16

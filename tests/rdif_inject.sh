@@ -64,12 +64,6 @@ same() {
 pi_line() { echo "$1 1" >"$D"/pi && sed -n 2p "$D"/pi; }
 # col LINE N: the Nth column of a dump line
 col() { echo "$1" | awk -v n="$2" '{ print $n }'; }
-# ne WHAT GOT NOTWANT: inequality, with a message when equal
-ne() {
-	[ "$2" != "$3" ] && return 0
-	echo "$1: got '$2', want anything else"
-	return 1
-}
 mkblk() { head -c "$BS" /dev/urandom >"$1"; }
 
 interface() {

@@ -107,6 +107,13 @@ eq() {
 	return 1
 }
 
+# ne WHAT GOT NOTWANT: inequality, with a message when equal
+ne() {
+	[ "$2" != "$3" ] && return 0
+	echo "$1: got '$2', want anything else"
+	return 1
+}
+
 # --- configfs devices (tests source this after ktap.sh) ---------------------
 CFS=/sys/kernel/config/rdif
 
