@@ -78,18 +78,14 @@ one_cut() {
 	# writes its journal superblock with a flush: it must change
 	# nothing any more), unmounted, and what the kernel still caches of
 	# /dev/cf dropped, as a power cut drops it.
-	echo "fail any 100000000 ioerr" >"$DBG"/cf/inject
+	medium_dies cf
 	before=$(lost cf)
 	[ "$(echo "random $s" >"$DBG"/cf/powercut && echo ok)" = ok ] ||
 		why="${why:+$why, }powercut refused"
 	after=$(lost cf)
 	xfs_io -x -c shutdown "$MNT" || why="${why:+$why, }shutdown failed"
 	umount "$MNT" || why="${why:+$why, }umount after shutdown"
-	settle
-	blockdev --flushbufs /dev/cf 2>/dev/null
-	echo clear >"$DBG"/cf/inject
-	# (the write errors of the dead medium, for no later opener to see)
-	dd if=/dev/null of=/dev/cf conv=fsync,notrunc status=none 2>/dev/null
+	medium_returns cf
 	if ! mount ${opts:+-o "$opts"} /dev/cf "$MNT"; then
 		echo "fail $((after - before)) ${why:+$why, }mount after the cut failed"
 		return

@@ -114,6 +114,23 @@ ne() {
 	return 1
 }
 
+# medium_dies DEV: from now on rdif device DEV fails every read and write
+# (injection), as a medium that lost power
+medium_dies() { echo "fail any 100000000 ioerr" >"$DBG/$1"/inject; }
+
+# medium_returns DEV: the medium is back after a power cut. No page cache
+# survives a power cut: what the kernel still caches of /dev/DEV is
+# dropped first (its dirty pages fail to write: the medium is dead); then
+# the injection is cleared, and the write errors the dead medium gave
+# (errseq) are taken, which a new opener would otherwise be told of.
+medium_returns() {
+	settle
+	blockdev --flushbufs "/dev/$1" 2>/dev/null
+	echo clear >"$DBG/$1"/inject
+	dd if=/dev/null of="/dev/$1" conv=fsync,notrunc status=none 2>/dev/null
+	return 0
+}
+
 # --- configfs devices (tests source this after ktap.sh) ---------------------
 CFS=/sys/kernel/config/rdif
 

@@ -72,7 +72,7 @@ cuts() {
 		# The medium dies: nothing reaches it from here on, and its
 		# cache loses what a power cut may.
 		r0=$(cnt lo inj_failed)
-		echo "fail any 100000000 ioerr" >"$DBG"/lo/inject
+		medium_dies lo
 		local before
 		before=$(cnt lo powercut_blocks_dropped)
 		if [ "$(echo "random $seed" >"$DBG"/lo/powercut && echo ok)" != ok ]; then
@@ -82,16 +82,8 @@ cuts() {
 		kill -9 "$wpid" 2>/dev/null
 		wait "$wpid" 2>/dev/null
 		expect "cut $k: up: power 0" eq power "$(cfs_write $CFS/up/power 0)" OK
-		# No page cache survives a power cut: drop what the kernel still
-		# caches of /dev/lo (its dirty pages fail to write: the medium is
-		# dead), then let the medium come back, and take the write errors
-		# the dead medium gave (errseq), which a new opener would
-		# otherwise be told of.
-		settle
-		blockdev --flushbufs /dev/lo 2>/dev/null
+		medium_returns lo
 		refused=$((refused + $(cnt lo inj_failed) - r0))
-		echo clear >"$DBG"/lo/inject
-		dd if=/dev/null of=/dev/lo conv=fsync,notrunc status=none 2>/dev/null
 		synced=$(awk '$1 == "SYNCED" { s = $3 } END { print s + 0 }' "$OUT")
 		require "cut $k: up comes back" up_on
 		dmesg | grep -a "up: backing.*replayed" | tail -n 1
