@@ -148,7 +148,7 @@ fn powercut_write(d: &DebugData, r: &mut UserSliceReader) -> Result {
         r.partial,
         r.blocks_dropped,
         r.restored,
-        if r.failed > 0 { ", SOME NOT RESTORED: out of memory" } else { "" }
+        if r.failed > 0 { ", SOME NOT RESTORED" } else { "" }
     );
     Ok(())
 }

@@ -364,7 +364,7 @@ impl Device {
             Op::Discard | Op::SecureErase | Op::WriteZeroes => {
                 let (first, n) = (self.interval_of(pos), self.intervals_in(len));
                 match &self.cache {
-                    Some(c) => c.settle(|| self.store.reset(first, n))?,
+                    Some(c) => c.settle(&self.store, || self.store.reset(first, n))?,
                     None => self.store.reset(first, n)?,
                 }
             }
@@ -498,19 +498,25 @@ impl Device {
     }
 
     /// Cuts the power as `policy` says (see [`cache`]), with the device's
-    /// `queue` frozen meanwhile. On error, nothing changed.
+    /// `queue` frozen meanwhile (a memory device), or quiesced and its
+    /// work item drained (see [`Self::cut_drained`]). On error, nothing
+    /// changed.
     pub(crate) fn power_cut(
         &self,
         policy: Policy,
         queue: &blk::disk::QueueRef,
     ) -> Result<CutReport, CutRefused> {
         let cache = self.cache.as_ref().ok_or(CutRefused::NoCache)?;
-        // The log may grow between making room and freezing: try again.
+        // The log may grow between making room and stopping the queue: try
+        // again.
         for _ in 0..8 {
             let mut room = cache.cut_room().map_err(|_| CutRefused::NoMemory)?;
-            let frozen = queue.freeze();
-            let cut = cache.cut(&self.store, policy, &mut room);
-            drop(frozen);
+            let cut = if self.store.may_sleep() {
+                self.cut_drained(cache, policy, &mut room, queue)
+            } else {
+                let _frozen = queue.freeze();
+                cache.cut(&self.store, policy, &mut room)
+            };
             match cut {
                 Ok(r) => return Ok(r),
                 Err(CutError::Grew) => continue,
@@ -518,6 +524,24 @@ impl Device {
             }
         }
         Err(CutRefused::Busy)
+    }
+
+    /// A power cut of a device served by its work item, whose store's I/O
+    /// must not happen under a frozen queue (it may allocate, and reclaim
+    /// wait for this queue): the queue is quiesced instead, and the work
+    /// item's requests run to their end before the cut, under its lock.
+    /// Requests dispatched after it are served after the cut.
+    fn cut_drained(
+        &self,
+        cache: &WriteCache,
+        policy: Policy,
+        room: &mut cache::CutRoom,
+        queue: &blk::disk::QueueRef,
+    ) -> Result<CutReport, CutError> {
+        let _quiesced = queue.quiesce();
+        let mut batch = self.batch.lock();
+        self.drain_batch(&mut batch);
+        blk::with_backing_io(|| cache.cut(&self.store, policy, room))
     }
 
     /// The largest atomic write in bytes (0: none).

@@ -200,13 +200,20 @@ fn backing_parts(
         );
     };
     let claim = |id| registry.claim_store(id);
-    let (store, claims, replayed) =
-        Store::open_backing(path, meta, cfg.profile, cfg.capacity, v.journal, claim).map_err(
-            |(e, msg)| {
-                why(msg);
-                e
-            },
-        )?;
+    let logged = cfg.cache_bytes > 0;
+    let (store, claims, replayed) = Store::open_backing(
+        path,
+        meta,
+        cfg.profile,
+        cfg.capacity,
+        v.journal,
+        logged,
+        claim,
+    )
+    .map_err(|(e, msg)| {
+        why(msg);
+        e
+    })?;
     if replayed > 0 {
         pr_info!(
             "{}: backing {}: replayed {} journal entries\n",
@@ -250,15 +257,16 @@ fn disk_limits(name: &CStr, dev: &Device, t: Traits) -> Result<Limits> {
         // A backing file has a volatile cache: the page cache. A write
         // completes durable in the journal (FUA costs nothing more); without
         // the journal it does not, and the block layer follows a FUA write
-        // with a flush.
+        // with a flush (the write cache, if any, then logs it volatile and
+        // the flush makes it durable).
         let fua = if t.journal { blk::FEAT_FUA } else { 0 };
         limits = limits.features(blk::FEAT_WRITE_CACHE | fua);
-    }
-    if t.cache {
+    } else if t.cache {
         // Flush empties the cache; a FUA write is logged durable.
         limits = limits.features(blk::FEAT_WRITE_CACHE | blk::FEAT_FUA);
     }
-    // (Memory devices only.) The write cache loses an atomic write whole.
+    // The write cache loses an atomic write whole, and a journal entry
+    // holds a request whole.
     let atomic = dev.atomic_write_max();
     if atomic > 0 {
         limits = limits.atomic_writes(p.block_size(), atomic);
@@ -283,22 +291,28 @@ fn disk_limits(name: &CStr, dev: &Device, t: Traits) -> Result<Limits> {
     Ok(limits)
 }
 
-/// Refuses, at power-on, what only a memory device offers yet: the write
-/// cache and atomic writes.
-fn memory_only(name: &CStr, v: &Validated, backend: &Backend<'_>) -> Result {
-    if matches!(backend, Backend::Memory) {
-        return Ok(());
-    }
-    let asked = [
-        (v.dev.atomic_write_max > 0, "atomic_write_max"),
-        (v.dev.cache_bytes > 0, "cache=1"),
-    ];
-    if let Some((_, what)) = asked.iter().find(|(on, _)| *on) {
-        pr_err!(
-            "{}: {} needs a memory device (not yet a backing store or a pass-through device)\n",
-            name.to_str().unwrap_or("?"),
-            what
-        );
+/// Refuses, at power-on, the write cache and atomic writes where the
+/// device cannot keep their promises: a pass-through device (whose lower
+/// device holds the data) has neither; over a backing store, only the
+/// journal writes a request all or nothing, so atomic writes need it.
+fn cache_rules(name: &CStr, v: &Validated, backend: &Backend<'_>) -> Result {
+    let atomic = v.dev.atomic_write_max > 0;
+    let refused = match backend {
+        Backend::Memory => None,
+        Backend::Backing(..) if atomic && !v.journal => {
+            Some("atomic_write_max over a backing store needs journal=1")
+        }
+        Backend::Backing(..) => None,
+        Backend::Lower(_) if atomic => {
+            Some("atomic_write_max is not offered on a pass-through device")
+        }
+        Backend::Lower(_) if v.dev.cache_bytes > 0 => {
+            Some("cache=1 is not offered on a pass-through device")
+        }
+        Backend::Lower(_) => None,
+    };
+    if let Some(why) = refused {
+        pr_err!("{}: {}\n", name.to_str().unwrap_or("?"), why);
         return Err(EINVAL);
     }
     Ok(())
@@ -313,7 +327,7 @@ pub(crate) fn create_disk(
     registry: &Arc<Registry>,
 ) -> Result<RdifDisk> {
     let claim = registry.claim(name)?;
-    memory_only(name, v, &backend)?;
+    cache_rules(name, v, &backend)?;
     let parts = match backend {
         Backend::Memory => memory_parts(name, v)?,
         Backend::Lower(path) => lower_parts(name, v, path)?,

@@ -49,7 +49,8 @@ impl Store {
     /// The store at `path` (its metadata at `meta` if given), of format
     /// `profile` and `capacity` bytes: opened, each of its files taken
     /// with `claim` (see [`Self::format`]), its journal replayed, then
-    /// kept on or off as `journal` says. Returns the claims, to be held
+    /// kept on or off as `journal` says; `logged`: every write goes
+    /// through [`Self::write`], for a write cache to log. Returns the claims, to be held
     /// as long as the store is used, and the journal entries replayed; or
     /// the error and why, in words.
     pub(crate) fn open_backing<G>(
@@ -58,6 +59,7 @@ impl Store {
         profile: Profile,
         capacity: u64,
         journal: bool,
+        logged: bool,
         claim: impl FnMut(usize) -> Result<G>,
     ) -> Result<(Self, KVec<G>, u64), (Error, &'static str)> {
         let mut fs = FileStore::open(path, meta, profile, capacity)?;
@@ -66,7 +68,7 @@ impl Store {
             .map_err(|e| (e, "the store is in use by another rdif device"))?;
         // Only the device that holds the store may replay its journal.
         fs.replay()?;
-        fs.set_journaled(journal);
+        fs.set_journaled(journal, logged);
         let replayed = fs.replayed();
         let fs = KBox::new(fs, GFP_KERNEL).map_err(|_| (ENOMEM, "out of memory"))?;
         Ok((Store::File(fs), claims, replayed))
@@ -322,6 +324,16 @@ impl Store {
         match self {
             Store::Mem(_) | Store::Forward => Ok(()),
             Store::File(s) => s.commit(),
+        }
+    }
+
+    /// Carries out what was written since the last commit, so that reads
+    /// see it, as [`Self::commit`] does; an I/O error is kept for
+    /// [`Self::commit`] to report to the requests it concerns.
+    pub(crate) fn publish(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Mem(_) | Store::Forward => Ok(()),
+            Store::File(s) => s.publish(),
         }
     }
 

@@ -15,9 +15,12 @@
 #   1 MiB writes; and concurrent writers at the moment of the cut);
 # - the cache size bounds what a cut can lose (older writes written back),
 #   and a discard writes the cache back;
+# - over a backing file (journaled, and journal=0), the same policies,
+#   torn-block, concurrency, size and atomic cases (the *_file cases);
 # - bad input: unknown policies, bad seeds, percentages and counts,
-#   powercut without a cache, cache with a backing file, cache_size out of
-#   range: EINVAL, nothing changed.
+#   powercut without a cache, cache on a pass-through device, atomic
+#   writes over a store without journal, cache_size out of range: EINVAL,
+#   nothing changed.
 #
 # Cases run indirectly, through ktap_run_cases.
 # shellcheck disable=SC2317
@@ -27,11 +30,26 @@ set -uo pipefail
 
 rdif_require_env
 
+# Attributes that put the device a case starts over a backing file (see
+# on_file); none: in memory.
+BACK=()
+
 # start NAME ATTR=VALUE...: a configfs device NAME (debugfs at hand)
 start() {
 	cfs_load
 	require "debugfs" mount_debugfs
-	cfs_mkdev "$@"
+	cfs_mkdev "$@" "${BACK[@]}"
+}
+
+# on_file JOURNAL CASE: runs CASE with its device over a fresh backing
+# file, journaled or not (JOURNAL 1 or 0)
+on_file() {
+	local img=/tmp/rdif_cache_file.img
+	: >"$img"
+	BACK=("backing=$img" "journal=$1" format=1)
+	"$2"
+	BACK=()
+	rm -f "$img"
 }
 
 # w DEV BS I PATTERN [ARGS]: write block I (BS bytes) with PATTERN and PI
@@ -92,11 +110,28 @@ interface() {
 	expect "cache_size 1" eq rc "$(cfs_write "$d"/cache_size 1)" OK
 	expect "cache 2" eq rc "$(cfs_write "$d"/cache 2)" EINVAL
 	expect "cache 1" eq rc "$(cfs_write "$d"/cache 1)" OK
-	truncate -s 16M /tmp/rdif_cache.img
-	expect "backing" eq rc "$(cfs_write "$d"/backing /tmp/rdif_cache.img)" OK
-	expect "format" eq rc "$(cfs_write "$d"/format 1)" OK
-	expect "cache=1 over a backing file is refused" eq rc "$(cfs_write "$d"/power 1)" EINVAL
+	expect "lower" eq rc "$(cfs_write "$d"/lower /dev/plain)" OK
+	expect "cache=1 on a pass-through device is refused" eq rc \
+		"$(cfs_write "$d"/power 1)" EINVAL
 	expect "no disk" absent /dev/bad
+	expect "cache 0" eq rc "$(cfs_write "$d"/cache 0)" OK
+	expect "atomic_write_max" eq rc "$(cfs_write "$d"/atomic_write_max 512)" OK
+	expect "atomic writes on a pass-through device are refused" eq rc \
+		"$(cfs_write "$d"/power 1)" EINVAL
+	expect "no lower" eq rc "$(cfs_write "$d"/lower "")" OK
+	: >/tmp/rdif_cache.img
+	expect "backing" eq rc "$(cfs_write "$d"/backing /tmp/rdif_cache.img)" OK
+	expect "journal 0" eq rc "$(cfs_write "$d"/journal 0)" OK
+	expect "format" eq rc "$(cfs_write "$d"/format 1)" OK
+	expect "atomic writes without journal are refused" eq rc "$(cfs_write "$d"/power 1)" EINVAL
+	expect "no disk" absent /dev/bad
+	expect "atomic_write_max 0" eq rc "$(cfs_write "$d"/atomic_write_max 0)" OK
+	expect "cache 1" eq rc "$(cfs_write "$d"/cache 1)" OK
+	expect "cache=1 over a file without journal" eq rc "$(cfs_write "$d"/power 1)" OK
+	require "/dev/bad" wait_for 10 is_blk /dev/bad
+	expect "over a file: write back" eq wc "$(cat /sys/block/bad/queue/write_cache)" "write back"
+	expect "without journal: no FUA (a flush follows)" eq fua "$(cat /sys/block/bad/queue/fua)" 0
+	expect "power 0" eq rc "$(cfs_write "$d"/power 0)" OK
 	rm -f /tmp/rdif_cache.img
 	cfs_unload
 }
@@ -275,6 +310,26 @@ bounded() {
 	cfs_unload
 }
 
+# Writes of one block submitted together (over a backing store, one batch
+# of the device's work item): after `prefix 1` the block holds one of
+# them, the first the device applied, never what it held before (each
+# write's pre-image is what the write before it left).
+burst() {
+	start bu size=16 blocksize=4096 csum=crc64 cache=1
+	local r bad=0 b
+	for r in 1 2 3 4 5; do
+		wr bu 4096 0 1 1
+		flush bu
+		expect "8 writes at once ($r)" "$PI" write /dev/bu 0 4096 --pattern 2 --burst 8
+		expect "8 volatile writes ($r)" eq held "$(cnt bu cache_volatile_writes)" 8
+		expect "prefix 1 ($r)" eq rc "$(cut bu prefix 1)" 0
+		b=$(which bu 4096 0 1 2 3 4 5 6 7 8 9)
+		case $b in 1 | torn | "") bad=$((bad + 1)) ;; esac
+	done
+	expect "prefix 1 kept one of the writes every time" eq bad "$bad" 0
+	cfs_unload
+}
+
 # groups S: how many 16-block groups of state S (one pattern per block)
 # hold more than one pattern
 mixed_groups() {
@@ -325,4 +380,15 @@ EINVAL"
 	cfs_unload
 }
 
-ktap_run_cases interface policies random_cut no_torn_block concurrent bounded atomic
+# The same over a backing file. A FUA write over a store without journal
+# is a write and a flush, which makes every write before it durable too:
+# the cases that count on FUA run journaled.
+policies_file() { on_file 1 policies; }
+no_torn_block_file() { on_file 0 no_torn_block; }
+concurrent_file() { on_file 1 concurrent; }
+bounded_file() { on_file 1 bounded; }
+atomic_file() { on_file 1 atomic; }
+burst_file() { on_file 1 burst; }
+
+ktap_run_cases interface policies random_cut no_torn_block concurrent bounded atomic burst \
+	policies_file no_torn_block_file concurrent_file bounded_file atomic_file burst_file

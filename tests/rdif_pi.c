@@ -33,6 +33,10 @@
  *   --expect-zero   read: check the data is zero and the PI is escape
  *   --atomic        write: RWF_ATOMIC (the write must never be torn)
  *   --pieces N      write: as separate requests of N bytes, in order
+ *   --burst K       write: K writes of the whole range submitted at once
+ *                   (one io_uring_enter), the j-th with pattern PATTERN+j
+ *                   and its PI; the device applies them in an order of
+ *                   its own (K <= 16)
  *   --which BS P1,P2,...
  *                   read: print, for each BS-byte block, the first pattern
  *                   all its intervals hold with their PI (0: zeroes with
@@ -292,7 +296,7 @@ static int ring_init(struct ring *r)
 	void *sq, *cq;
 
 	memset(&p, 0, sizeof(p));
-	r->fd = syscall(__NR_io_uring_setup, 4, &p);
+	r->fd = syscall(__NR_io_uring_setup, 16, &p);
 	if (r->fd < 0)
 		return -errno;
 	if (!(p.features & IORING_FEAT_RW_ATTR))
@@ -422,6 +426,8 @@ struct opts {
 	unsigned int mutate;
 	/* --pieces: write in separate requests of this many bytes */
 	unsigned int pieces;
+	/* --burst: this many writes of the range at once */
+	unsigned int burst;
 	/* --which: block size and the patterns to tell apart */
 	unsigned int which_bs, nr_which;
 	uint64_t which[16];
@@ -437,7 +443,7 @@ static void usage(void)
 		"       rdif_pi write|read DEV OFFSET LEN [--chk guard,ref,app] [--app-tag N]\n"
 		"               [--seed N] [--pattern N] [--corrupt guard|ref|app|data] [--at I]\n"
 		"               [--no-pi] [--verify] [--expect-zero] [--dump] [--dsync]\n"
-		"               [--which BS P1,P2,...] [--atomic] [--pieces N]\n"
+		"               [--which BS P1,P2,...] [--atomic] [--pieces N] [--burst K]\n"
 		"               [--pi-out FILE] [--pi-in FILE] [--data-in FILE] [--mutate SECS]\n");
 	exit(2);
 }
@@ -618,6 +624,89 @@ static int write_mutated(struct ring *r, int fd, const struct fmt *f, const stru
 	return other || bad || !ok ? EIO : 0;
 }
 
+/* The metadata of @n intervals of @data: opaque pattern bytes and PI. */
+static void make_pi(const struct fmt *f, const struct opts *o, const uint8_t *data,
+		    uint8_t *md, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *m = md + i * f->md_size;
+		struct tuple t;
+
+		/* opaque bytes: a recognisable pattern */
+		for (unsigned int b = 0; b < f->md_size; b++)
+			m[b] = 0xa0 + (b & 0xf);
+		if (!f->csum)
+			continue;
+		t.guard = guard_of(f, data + i * f->interval, m);
+		t.app = o->app_tag;
+		t.ref = (o->seed + i) & ref_mask(f);
+		encode(f, m, &t);
+	}
+}
+
+#define MAX_BURST 16
+
+/*
+ * --burst: o->burst writes of the whole range submitted with one
+ * io_uring_enter, the j-th with data pattern o->pattern + j and its PI.
+ */
+static int write_burst(struct ring *r, int fd, const struct fmt *f, const struct opts *o,
+		       size_t len, uint64_t off)
+{
+	size_t n = len / f->interval, md_len = n * f->md_size;
+	struct io_uring_attr_pi pi[MAX_BURST];
+	uint8_t *data[MAX_BURST] = { 0 }, *md[MAX_BURST] = { 0 };
+	unsigned int k = o->burst, j, head;
+	int ret = 0;
+
+	for (j = 0; j < k; j++) {
+		unsigned int tail = *r->sq_tail, idx = tail & *r->sq_mask;
+		struct io_uring_sqe *sqe = &r->sqes[idx];
+		struct opts oj = *o;
+
+		oj.pattern = o->pattern + j;
+		md[j] = calloc(1, md_len);
+		if (!md[j] || posix_memalign((void **)&data[j], 4096, len)) {
+			ret = ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < len; i++)
+			data[j][i] = pattern_byte(oj.pattern, off + i);
+		make_pi(f, &oj, data[j], md[j], n);
+		pi_attr(&pi[j], &oj, md[j], md_len);
+		memset(sqe, 0, sizeof(*sqe));
+		sqe->opcode = IORING_OP_WRITE;
+		sqe->fd = fd;
+		sqe->addr = (uintptr_t)data[j];
+		sqe->len = len;
+		sqe->off = off;
+		sqe->attr_ptr = (uintptr_t)&pi[j];
+		sqe->attr_type_mask = IORING_RW_ATTR_FLAG_PI;
+		r->sq_array[idx] = idx;
+		__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	}
+	if (syscall(__NR_io_uring_enter, r->fd, k, k, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+		ret = errno;
+		goto out;
+	}
+	for (j = 0; j < k; j++) {
+		head = *r->cq_head;
+		if (head == __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE)) {
+			ret = EIO;
+			break;
+		}
+		if (r->cqes[head & *r->cq_mask].res != (int)len && !ret)
+			ret = EIO;
+		__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+	}
+out:
+	for (j = 0; j < k; j++) {
+		free(data[j]);
+		free(md[j]);
+	}
+	return ret;
+}
+
 static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 		    const struct opts *o, struct ring *r)
 {
@@ -626,6 +715,8 @@ static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 	struct io_uring_attr_pi pi;
 	int ret;
 
+	if (o->burst)
+		return write_burst(r, fd, f, o, len, off);
 	if (posix_memalign((void **)&data, 4096, len))
 		return ENOMEM;
 	if (o->data_in) {
@@ -663,20 +754,7 @@ static int do_write(int fd, const struct fmt *f, uint64_t off, size_t len,
 		}
 		fclose(in);
 	} else {
-		for (size_t i = 0; i < n; i++) {
-			uint8_t *m = md + i * f->md_size;
-			struct tuple t;
-
-			/* opaque bytes: a recognisable pattern */
-			for (unsigned int b = 0; b < f->md_size; b++)
-				m[b] = 0xa0 + (b & 0xf);
-			if (!f->csum)
-				continue;
-			t.guard = guard_of(f, data + i * f->interval, m);
-			t.app = o->app_tag;
-			t.ref = (o->seed + i) & ref_mask(f);
-			encode(f, m, &t);
-		}
+		make_pi(f, o, data, md, n);
 	}
 	if (o->corrupt) {
 		uint8_t *m = md + (size_t)o->at * f->md_size + f->pi_offset;
@@ -956,6 +1034,8 @@ int main(int argc, char **argv)
 			write_flags |= RWF_ATOMIC;
 		else if (!strcmp(a, "--pieces") && v && wr)
 			o.pieces = num(v), i++;
+		else if (!strcmp(a, "--burst") && v && wr)
+			o.burst = num(v), i++;
 		else if (!strcmp(a, "--which") && i + 2 < argc && !wr) {
 			char *list = argv[i + 2], *tok;
 
@@ -991,6 +1071,11 @@ int main(int argc, char **argv)
 		o.seed = off / f.interval;
 	if (o.pieces && (o.pieces % f.interval || len % o.pieces || o.no_pi || o.mutate)) {
 		fprintf(stderr, "rdif_pi: --pieces N: a multiple of the interval dividing LEN, with PI\n");
+		return 2;
+	}
+	if (o.burst && (o.burst > MAX_BURST || o.no_pi || o.pieces || o.mutate || o.pi_in ||
+			o.data_in || o.corrupt)) {
+		fprintf(stderr, "rdif_pi: --burst K: 1 to 16 writes with generated PI\n");
 		return 2;
 	}
 	if (o.which_bs && (o.which_bs % f.interval || len % o.which_bs || !f.md_size)) {

@@ -306,6 +306,16 @@ impl QueueRef {
         unsafe { bindings::blk_mq_freeze_queue_nomemsave(self.q.as_ptr()) };
         Frozen { queue: self }
     }
+
+    /// Quiesces the queue: waits until no `queue_rq` runs, and dispatches
+    /// none until the returned guard is dropped (requests may still be
+    /// submitted, and wait; those the driver took are its own to end).
+    /// Sleeps.
+    pub(crate) fn quiesce(&self) -> Quiesced<'_> {
+        // SAFETY: `self.q` is valid by the type invariant.
+        unsafe { bindings::blk_mq_quiesce_queue(self.q.as_ptr()) };
+        Quiesced { queue: self }
+    }
 }
 
 impl Drop for QueueRef {
@@ -325,6 +335,19 @@ impl Drop for Frozen<'_> {
         // SAFETY: the queue is valid (`QueueRef`'s invariant) and was
         // frozen by `QueueRef::freeze`, once for this guard.
         unsafe { bindings::blk_mq_unfreeze_queue_nomemrestore(self.queue.q.as_ptr()) };
+    }
+}
+
+/// A quiesced queue, dispatching again when dropped.
+pub(crate) struct Quiesced<'a> {
+    queue: &'a QueueRef,
+}
+
+impl Drop for Quiesced<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the queue is valid (`QueueRef`'s invariant) and was
+        // quiesced by `QueueRef::quiesce`, once for this guard.
+        unsafe { bindings::blk_mq_unquiesce_queue(self.queue.q.as_ptr()) };
     }
 }
 

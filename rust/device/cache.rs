@@ -11,12 +11,16 @@
 //! log outgrows the cache size, its oldest writes are written back
 //! (dropped from the log) as a disk's cache writes back.
 //!
-//! Writes are applied and logged under the cache's one lock, so the log's
-//! order is the order in which the store saw them, for every interval.
+//! Writes to a memory store are applied and logged under the cache's one
+//! lock, so the log's order is the order in which the store saw them, for
+//! every interval. A backing store is written by the device's work item,
+//! one request at a time: its writes read their pre-image first and are
+//! logged after (the lock is not held over the store's I/O), in the same
+//! order.
 //! Discard and write-zeroes write the cache back first and are durable.
-//! A power cut ([`WriteCache::cut`]) runs with the queue frozen: no
-//! request is in flight, each has completed before it, and none after it
-//! sees anything but the state after the cut. See [`plan`] for which
+//! A power cut ([`WriteCache::cut`]) runs with no request in flight: each
+//! has completed before it, and none after it sees anything but the state
+//! after the cut. See [`plan`] for which
 //! pre-image each interval goes back to.
 
 pub(crate) mod plan;
@@ -143,12 +147,16 @@ pub(crate) struct Record<'a> {
     entry: Entry,
     /// Intervals room was made for.
     room: u64,
+    /// The pre-image was read before the write ([`WriteCache::apply`] over
+    /// a store that may sleep): capturing only counts the intervals.
+    read: bool,
     cache: &'a WriteCache,
 }
 
 impl Record<'_> {
     /// Logs the contents `slot` holds for interval `i` before the write
-    /// fills it. Intervals come in order from the record's first; a slot
+    /// fills it (a store that may sleep: counts it, its contents were read
+    /// before). Intervals come in order from the record's first; a slot
     /// the write cannot fill ([`Slot::Gone`]) is logged as what a reset
     /// interval reads (it is left so). A block of the memory store that
     /// holds just this interval is exchanged for a page of the record,
@@ -159,7 +167,7 @@ impl Record<'_> {
             return;
         }
         self.entry.n += 1;
-        let Some(pre) = self.entry.pre.as_mut() else {
+        let Some(pre) = self.entry.pre.as_mut().filter(|_| !self.read) else {
             return;
         };
         let (iv, ms) = (self.cache.interval, self.cache.metadata_size);
@@ -210,6 +218,20 @@ struct Log {
 }
 
 impl Log {
+    /// What stands in for the log while a power cut has it out of its
+    /// lock: no slots, nothing allocated. Nothing is logged meanwhile.
+    fn parked() -> Self {
+        Log {
+            ring: KVVec::new(),
+            head: 0,
+            len: 0,
+            bytes: 0,
+            spare: KVec::new(),
+            cuts: 0,
+            totals: CutReport::default(),
+        }
+    }
+
     /// Entry `j` of the log (0: the oldest).
     fn get(&self, j: usize) -> Option<&Entry> {
         if j >= self.len {
@@ -417,7 +439,8 @@ impl WriteCache {
     /// cache's lock, so that the log keeps the store's order. `durable`:
     /// a FUA write, logged without pre-image; `atomic`: lost or kept
     /// whole. Writes back the oldest entries if the log outgrew the
-    /// cache. Never sleeps.
+    /// cache. Never sleeps, unless the store may (see
+    /// [`Self::apply_read_first`]).
     pub(crate) fn apply<E: From<StoreError>>(
         &self,
         store: &Store,
@@ -426,6 +449,9 @@ impl WriteCache {
         atomic: bool,
         apply: impl FnOnce(&mut Record<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
+        if store.may_sleep() {
+            return self.apply_read_first(store, (first, n), durable, atomic, apply);
+        }
         let mut log = self.log.lock();
         // A slot to log it: a write applied must be logged. A full ring
         // writes its oldest entry back.
@@ -444,6 +470,7 @@ impl WriteCache {
                 atomic,
             },
             room: n,
+            read: false,
             cache: self,
         };
         let done = apply(&mut rec);
@@ -470,11 +497,92 @@ impl WriteCache {
                 }
             }
         }
+        self.log_entry(&mut log, e);
+        done
+    }
+
+    /// [`Self::apply`] over a store that may sleep (a backing file): the
+    /// device's work item writes to it one request at a time, so the log
+    /// keeps the store's order without holding the lock over the store's
+    /// I/O. The pre-image is read first, once the store published every
+    /// write before this one ([`Store::publish`]); a write that fails is
+    /// logged all the same (the store changed all, some or none of it,
+    /// and a power cut may undo it).
+    fn apply_read_first<E: From<StoreError>>(
+        &self,
+        store: &Store,
+        (first, n): (u64, u64),
+        durable: bool,
+        atomic: bool,
+        apply: impl FnOnce(&mut Record<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let pre = match durable {
+            true => None,
+            false => Some(self.pre_image(&mut self.log.lock(), n)?),
+        };
+        let mut rec = Record {
+            entry: Entry {
+                first,
+                n: 0,
+                pre,
+                atomic,
+            },
+            room: n,
+            read: true,
+            cache: self,
+        };
+        if let Some(pre) = rec.entry.pre.as_mut() {
+            store.publish()?;
+            self.read_pre_image(store, first, n, pre)?;
+        }
+        let done = apply(&mut rec);
+        let mut e = rec.entry;
+        let mut log = self.log.lock();
+        if e.n == 0 {
+            log.recycle(&mut e);
+            return done;
+        }
+        self.log_entry(&mut log, e);
+        done
+    }
+
+    /// Reads what intervals `first..first + n` of `store` hold into `pre`.
+    fn read_pre_image(
+        &self,
+        store: &Store,
+        first: u64,
+        n: u64,
+        pre: &mut PreImage,
+    ) -> Result<(), StoreError> {
+        let (iv, ms) = (self.interval, self.metadata_size);
+        store.read(first, n, true, |i, d, m| {
+            let k = usize::try_from(i - first).map_err(|_| StoreError::Io)?;
+            let at = k * iv;
+            let page = pre.pages.get_mut(at / CHUNK).ok_or(StoreError::Io)?;
+            let dst = page.0.get_mut(at % CHUNK..at % CHUNK + iv);
+            let (Some(dst), Some(src)) = (dst, d.get(..iv)) else {
+                return Err(StoreError::Io);
+            };
+            dst.copy_from_slice(src);
+            let dst = pre.meta_mut().get_mut(k * ms..(k + 1) * ms);
+            let (Some(dst), Some(src)) = (dst, m.get(..ms)) else {
+                return Err(StoreError::Io);
+            };
+            dst.copy_from_slice(src);
+            Ok(())
+        })
+    }
+
+    /// Logs `e`, in a slot made free if need be, and writes back the
+    /// oldest entries if the log outgrew the cache.
+    fn log_entry(&self, log: &mut Log, e: Entry) {
+        if log.is_full() {
+            log.write_back_oldest();
+        }
         log.push(e);
         if log.bytes > self.limit {
-            self.write_back(&mut log);
+            self.write_back(log);
         }
-        done
     }
 
     /// Writes back the oldest entries until the log fits again, with a
@@ -493,11 +601,17 @@ impl WriteCache {
         self.log.lock().clear();
     }
 
-    /// Runs `reset` (discard, write-zeroes) after writing the cache back,
-    /// under its lock: durable, and ordered with every write.
-    pub(crate) fn settle<R>(&self, reset: impl FnOnce() -> R) -> R {
+    /// Runs `reset` (discard, write-zeroes) of `store` after writing the
+    /// cache back: durable, and ordered with every write (under the
+    /// cache's lock; a store that may sleep is written to by one work
+    /// item, which orders them).
+    pub(crate) fn settle<R>(&self, store: &Store, reset: impl FnOnce() -> R) -> R {
         let mut log = self.log.lock();
         log.clear();
+        if store.may_sleep() {
+            drop(log);
+            return reset();
+        }
         reset()
     }
 
@@ -513,9 +627,13 @@ impl WriteCache {
     }
 
     /// Cuts the power: the volatile writes that `policy` does not keep are
-    /// undone in `store`, and the cache is empty after. The device's queue
-    /// must be frozen (no request in flight); `room` must have been made
-    /// by [`Self::cut_room`]. Allocates nothing.
+    /// undone in `store`, and the cache is empty after. No request may be
+    /// in flight, and none may start, meanwhile (the device's queue frozen,
+    /// or quiesced with its work item drained and held): nothing is logged
+    /// meanwhile; `room` must have been made by [`Self::cut_room`].
+    /// Allocates nothing over a memory store; a backing store's undoing
+    /// may sleep, and is made durable (committed and flushed) before this
+    /// returns.
     pub(crate) fn cut(
         &self,
         store: &Store,
@@ -524,20 +642,25 @@ impl WriteCache {
     ) -> Result<CutReport, CutError> {
         let marks = &mut room.0;
         marks.clear();
-        let mut log = self.log.lock();
+        // The log is taken out of its lock for the cut: restoring may sleep.
+        let mut log = {
+            let mut log = self.log.lock();
+            let epoch = log.volatile() as u64;
+            if let Policy::Prefix(n) = policy {
+                if n > epoch {
+                    return Err(CutError::TooFew(epoch));
+                }
+            }
+            let need: u64 = log.iter().map(|e| e.n).sum();
+            if need > marks.capacity() as u64 {
+                return Err(CutError::Grew);
+            }
+            core::mem::replace(&mut *log, Log::parked())
+        };
         let mut r = CutReport {
             epoch: log.volatile() as u64,
             ..Default::default()
         };
-        if let Policy::Prefix(n) = policy {
-            if n > r.epoch {
-                return Err(CutError::TooFew(r.epoch));
-            }
-        }
-        let need: u64 = log.iter().map(|e| e.n).sum();
-        if need > marks.capacity() as u64 {
-            return Err(CutError::Grew);
-        }
         let mut k = 0;
         for (idx, e) in log.iter().enumerate() {
             self.mark(e, idx as u32, k, policy, marks, &mut r);
@@ -558,9 +681,15 @@ impl WriteCache {
             Ok::<(), core::convert::Infallible>(())
         });
         let Ok(()) = restored;
+        if store.commit().and_then(|()| store.flush()).is_err() {
+            // Not known to be done: none of it counts as restored.
+            r.failed += core::mem::take(&mut r.restored);
+        }
         log.clear();
         log.cuts += 1;
         log.totals.add(&r);
+        // (The parked log it replaces owns nothing.)
+        *self.log.lock() = log;
         Ok(r)
     }
 

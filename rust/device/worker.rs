@@ -45,12 +45,16 @@ impl Device {
     /// nothing its retry does not write again) goes back to blk-mq to be
     /// retried, never to its submitter.
     fn drain(&self) {
-        let mut guard = self.batch.lock();
+        self.drain_batch(&mut self.batch.lock());
+    }
+
+    /// [`Self::drain`], with the batch's lock held.
+    pub(super) fn drain_batch(&self, batch: &mut Batch) {
         let Batch {
             todo,
             held,
             committing,
-        } = &mut *guard;
+        } = batch;
         // Only direct I/O leaves requests in flight to wait for.
         let direct = self.store.direct() == Some(true);
         loop {

@@ -66,6 +66,10 @@ pub(crate) struct FileStore {
     /// Whether writes go through the journal (else straight in place, with
     /// no crash guarantee beyond flush; see [`Self::set_journaled`]).
     journaled: bool,
+    /// Whether every write goes through [`Self::write`], where a write
+    /// cache above logs what it replaces (no write straight from a bio or
+    /// from the caller's buffers, no direct I/O).
+    logged: bool,
     /// Whether whole requests go to the data file as direct I/O (see
     /// [`Self::direct_target`]), and the memory alignment mask it needs.
     direct: Option<u32>,
@@ -120,6 +124,7 @@ impl FileStore {
             upgrade: false,
             can_punch: false,
             journaled: true,
+            logged: false,
             direct: None,
         })
     }
@@ -227,9 +232,11 @@ impl FileStore {
     /// place and a flush syncs the file: flushed writes survive a power
     /// cut, but an interval written since the last flush may hold a mix
     /// of old and new data and metadata (as dm-integrity's direct mode):
-    /// the page cache writes them back independently.
-    pub(crate) fn set_journaled(&mut self, on: bool) {
+    /// the page cache writes them back independently. `logged`: every
+    /// write goes through [`Self::write`] (a write cache logs them).
+    pub(crate) fn set_journaled(&mut self, on: bool, logged: bool) {
         self.journaled = on;
+        self.logged = logged;
         // Direct I/O only where every data access is a whole request (no
         // metadata, no journal): buffered writes of the same range would
         // make each direct read write the page cache back first.
@@ -297,9 +304,9 @@ impl FileStore {
 
     /// Whether a write's data goes straight from its bio's pages to the
     /// file ([`Self::write_bio`]): without journal, in a format without
-    /// metadata.
+    /// metadata, unless every write is to be logged.
     pub(crate) fn takes_bios(&self) -> bool {
-        !self.journaled && !self.profile.has_metadata()
+        !self.journaled && !self.logged && !self.profile.has_metadata()
     }
 
     /// Reads the data of `bio` (intervals from `first`) straight into its

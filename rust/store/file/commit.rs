@@ -376,6 +376,13 @@ impl FileStore {
         done
     }
 
+    /// Commits the journal as [`Self::commit`] does, but leaves an I/O
+    /// error (of this commit or of one on the way) for [`Self::commit`] to
+    /// report: the writes it concerns are not this caller's.
+    pub(crate) fn publish(&self) -> Result<(), StoreError> {
+        self.commit_locked(&mut self.journal.lock())
+    }
+
     /// Commits the journal (see [`Self::commit_locked`]): every write and
     /// reset since the last call is durable and done in place when this
     /// returns `Ok`. After [`StoreError::NoMemory`] nothing is lost: call

@@ -60,9 +60,10 @@ impl FileStore {
         Ok(())
     }
 
-    /// Whether writes go straight in place (the journal is off).
+    /// Whether checked writes go in place from the caller's buffers (the
+    /// journal is off, and writes are not to be logged).
     pub(crate) fn in_place(&self) -> bool {
-        !self.journaled
+        !self.journaled && !self.logged
     }
 
     /// Turns metadata as read into its stored form, for
@@ -85,7 +86,7 @@ impl FileStore {
         n: u64,
         run: impl Fn(usize, bool) -> Option<&'a [u8]>,
     ) -> Result<(), StoreError> {
-        if self.journaled {
+        if !self.in_place() {
             return Err(StoreError::Io);
         }
         let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
