@@ -237,7 +237,7 @@ impl Log {
         if j >= self.len {
             return None;
         }
-        self.ring.get((self.head + j) % self.ring.len())
+        self.ring.get((self.head + j).checked_rem(self.ring.len())?)
     }
 
     /// The entries, oldest first.
@@ -267,8 +267,13 @@ impl Log {
             return;
         }
         let head = self.head;
-        let mut e = core::mem::replace(&mut self.ring[head], Entry::EMPTY);
-        self.head = (head + 1) % self.ring.len();
+        let Some(slot) = self.ring.get_mut(head) else {
+            // (No slots, so no entries.)
+            self.len = 0;
+            return;
+        };
+        let mut e = core::mem::replace(slot, Entry::EMPTY);
+        self.head = (head + 1).checked_rem(self.ring.len()).unwrap_or(0);
         self.len -= 1;
         self.bytes -= e.cost();
         self.recycle(&mut e);
