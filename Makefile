@@ -6,8 +6,11 @@
 #   make KDIR=/path       build against another configured and built 7.3+ tree
 #   make CLIPPY=1         the same, with clippy lints on the Rust code
 #   make kdir             print the kernel tree used
-#   make check            set up, build and run every test in a guest
-#                         (KERNEL=kasan: on the KASAN kernel instead; not CI)
+#   make check            set up, build and run every test in a guest, each
+#                         matrix (file systems, profiles, input sweeps) in a
+#                         sample (KERNEL=kasan: on the KASAN kernel instead)
+#   make check-full       the same with every case of every matrix (about
+#                         8 minutes longer)
 #   make powercut         power cuts of a file-backed device (CUTS=N, default
 #                         100; `make check` runs two)
 #   make crashtest        XFS and ext4 crash tests on a caching PI device:
@@ -34,7 +37,7 @@ ifeq ($(origin KDIR),undefined)
 KDIR = $(shell $(RDIF_ROOT)/scripts/setup --part build >&2 && $(RDIF_ROOT)/scripts/kernel)
 endif
 
-.PHONY: all modules kdir clean check demo bench setup rustfmt powercut crashtest lowercut rust-analyzer
+.PHONY: all modules kdir clean check check-full demo bench setup rustfmt powercut crashtest lowercut rust-analyzer
 
 all: modules
 
@@ -63,6 +66,9 @@ clean:
 
 check:
 	@RDIF_KERNEL_FLAVOUR=$(or $(KERNEL),test) $(RDIF_ROOT)/scripts/check
+
+check-full:
+	@RDIF_THOROUGH=1 RDIF_KERNEL_FLAVOUR=$(or $(KERNEL),test) $(RDIF_ROOT)/scripts/check
 
 powercut:
 	@RDIF_CHECK_ONLY=powercut RDIF_POWERCUTS=$(or $(CUTS),100) $(RDIF_ROOT)/scripts/check

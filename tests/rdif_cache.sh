@@ -317,7 +317,7 @@ bounded() {
 burst() {
 	start bu size=16 blocksize=4096 csum=crc64 cache=1
 	local r bad=0 b
-	for r in 1 2 3 4 5; do
+	for r in 1 2 3; do
 		wr bu 4096 0 1 1
 		flush bu
 		expect "8 writes at once ($r)" "$PI" write /dev/bu 0 4096 --pattern 2 --burst 8
@@ -390,5 +390,8 @@ bounded_file() { on_file 1 bounded; }
 atomic_file() { on_file 1 atomic; }
 burst_file() { on_file 1 burst; }
 
+SAMPLE="policies_file no_torn_block_file atomic_file burst_file"
+mapfile -t file_cases < <(sample policies_file no_torn_block_file concurrent_file bounded_file \
+	atomic_file burst_file)
 ktap_run_cases interface policies random_cut no_torn_block concurrent bounded atomic burst \
-	policies_file no_torn_block_file concurrent_file bounded_file atomic_file burst_file
+	"${file_cases[@]}"

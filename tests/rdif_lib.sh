@@ -27,6 +27,22 @@ cnt() { awk -v n="$2" '$1 == n { print $2 }' "$DBG/$1"/stats 2>/dev/null; }
 # inj DEV COMMAND...: write an injection command to rdif device DEV
 inj() { echo "${*:2}" >"$DBG/$1"/inject; }
 
+# thorough: the long run (make check-full, RDIF_THOROUGH=1): every case of
+# each matrix and every value of each sweep. make check runs a sample of
+# them (each dimension of a matrix at least once), to stay within CI time.
+thorough() { [ "${RDIF_THOROUGH:-0}" = 1 ]; }
+
+# sample CASE...: the cases to run: all under thorough, else those of
+# CASE... named in $SAMPLE (a space-separated list)
+sample() {
+	local c list=" ${SAMPLE//[$'\n\t']/ } "
+	for c in "$@"; do
+		if thorough || [[ $list == *" $c "* ]]; then
+			printf '%s\n' "$c"
+		fi
+	done
+}
+
 # Skip the whole script unless it can run; a missing module is a failure.
 rdif_require_env() {
 	[ "$(id -u)" = 0 ] || ktap_skip_all "must run as root"

@@ -16,8 +16,9 @@ set -uo pipefail
 rdif_require_env
 command -v fio >/dev/null || ktap_skip_all "fio not installed"
 
-# Rounds per case (RDIF_TEARDOWN_ROUNDS for a longer run).
-ROUNDS=${RDIF_TEARDOWN_ROUNDS:-2}
+# Rounds per case (RDIF_TEARDOWN_ROUNDS for a longer run; 2 in
+# make check-full).
+ROUNDS=${RDIF_TEARDOWN_ROUNDS:-$(thorough && echo 2 || echo 1)}
 IMG=/tmp/rdif_td.img
 
 # load DEV: start fio on /dev/DEV in the background; its pid in $FIO_PID
