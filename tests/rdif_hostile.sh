@@ -420,7 +420,9 @@ crafted_headers() {
 		grep -q "rdif: c: backing $img: a journal entry does not fit" <(dmesg | tail -n +$((mark + 1)))
 	[ "$(cat $CFS/c/power)" = 1 ] && cfs_write $CFS/c/power 0 >/dev/null
 	# Truncated stores.
-	for size in 0 10 71 72 4096 $((2 * MIB)) $((4 * MIB)); do
+	local sizes=(0 71 72 $((4 * MIB)))
+	thorough && sizes=(0 10 71 72 4096 $((2 * MIB)) $((4 * MIB)))
+	for size in "${sizes[@]}"; do
 		cp $good $img
 		truncate -s $size $img
 		r=$(cfs_write $CFS/c/power 1)

@@ -108,7 +108,13 @@ mutate_user_pi_crc16_512() { user_pi u16 - csum=crc16 blocksize=512; }
 mutate_user_pi_crc64_4096() { user_pi u64 - csum=crc64 blocksize=4096; }
 mutate_user_pi_file_crc16_4096() { user_pi uf $IMG csum=crc16 blocksize=4096; }
 
-ktap_run_cases race_crc16_512 race_crc64_4096 race_interval512_bs4096 race_md16_pi_last \
-	race_no_pi race_file_crc16_512 race_file_crc64_4096 race_file_interval512_md16 \
-	mutate_crc16_512 mutate_crc64_4096 mutate_file_crc16_4096 \
-	mutate_user_pi_crc16_512 mutate_user_pi_crc64_4096 mutate_user_pi_file_crc16_4096
+# make check: each race on memory and on a file, each checksum and the
+# interval smaller than the block at least once.
+SAMPLE="race_crc16_512 race_crc64_4096 race_interval512_bs4096 race_no_pi race_file_crc16_512
+	race_file_interval512_md16 mutate_crc16_512 mutate_file_crc16_4096 mutate_user_pi_crc64_4096
+	mutate_user_pi_file_crc16_4096"
+mapfile -t cases < <(sample race_crc16_512 race_crc64_4096 race_interval512_bs4096 \
+	race_md16_pi_last race_no_pi race_file_crc16_512 race_file_crc64_4096 \
+	race_file_interval512_md16 mutate_crc16_512 mutate_crc64_4096 mutate_file_crc16_4096 \
+	mutate_user_pi_crc16_512 mutate_user_pi_crc64_4096 mutate_user_pi_file_crc16_4096)
+ktap_run_cases "${cases[@]}"

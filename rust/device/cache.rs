@@ -438,6 +438,34 @@ impl WriteCache {
         })
     }
 
+    /// A record of a write of `n` intervals from `first` (see
+    /// [`Self::apply`]), with room for its pre-image unless `durable`;
+    /// `read`: the pre-image is to be read before the write.
+    fn record(
+        &self,
+        log: &mut Log,
+        (first, n): (u64, u64),
+        durable: bool,
+        atomic: bool,
+        read: bool,
+    ) -> Result<Record<'_>, StoreError> {
+        let pre = match durable {
+            true => None,
+            false => Some(self.pre_image(log, n)?),
+        };
+        Ok(Record {
+            entry: Entry {
+                first,
+                n: 0,
+                pre,
+                atomic,
+            },
+            room: n,
+            read,
+            cache: self,
+        })
+    }
+
     /// Applies a write of `n` intervals from `first` to `store` with
     /// `apply`, which must hand each interval's slot to
     /// [`Record::capture`] before it fills it, and logs it: under the
@@ -463,21 +491,7 @@ impl WriteCache {
         if log.is_full() {
             log.write_back_oldest();
         }
-        let pre = match durable {
-            true => None,
-            false => Some(self.pre_image(&mut log, n)?),
-        };
-        let mut rec = Record {
-            entry: Entry {
-                first,
-                n: 0,
-                pre,
-                atomic,
-            },
-            room: n,
-            read: false,
-            cache: self,
-        };
+        let mut rec = self.record(&mut log, (first, n), durable, atomic, false)?;
         let done = apply(&mut rec);
         let mut e = rec.entry;
         if done.is_err() && e.n > 0 {
@@ -521,21 +535,7 @@ impl WriteCache {
         atomic: bool,
         apply: impl FnOnce(&mut Record<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let pre = match durable {
-            true => None,
-            false => Some(self.pre_image(&mut self.log.lock(), n)?),
-        };
-        let mut rec = Record {
-            entry: Entry {
-                first,
-                n: 0,
-                pre,
-                atomic,
-            },
-            room: n,
-            read: true,
-            cache: self,
-        };
+        let mut rec = self.record(&mut self.log.lock(), (first, n), durable, atomic, true)?;
         if let Some(pre) = rec.entry.pre.as_mut() {
             store.publish()?;
             self.read_pre_image(store, first, n, pre)?;
