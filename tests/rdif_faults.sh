@@ -361,6 +361,11 @@ pass_through_noio() {
 memory_store() { alloc_failures csum=crc16 blocksize=512; }
 memory_store_4k() { alloc_failures csum=crc64 blocksize=4096; }
 
-ktap_run_cases memory_store memory_store_4k file_store file_store_nj rules_survive_retries \
-	rules_survive_retries_pass_through pass_through_noio backing_errors \
-	write_meets_read_error
+# make check: memory_store_4k (the same allocation failures in 4 KiB
+# blocks) in the long run only.
+SAMPLE="memory_store file_store file_store_nj rules_survive_retries
+	rules_survive_retries_pass_through pass_through_noio backing_errors write_meets_read_error"
+mapfile -t cases < <(sample memory_store memory_store_4k file_store file_store_nj \
+	rules_survive_retries rules_survive_retries_pass_through pass_through_noio backing_errors \
+	write_meets_read_error)
+ktap_run_cases "${cases[@]}"
