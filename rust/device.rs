@@ -96,6 +96,10 @@ pub(crate) struct Device {
     spare: SpinLock<Option<staging::Staging>>,
     /// The volatile write cache, if the device has one.
     cache: Option<Pin<KBox<WriteCache>>>,
+    /// A pass-through device with a write cache: cached writes sent down
+    /// and not yet ended (at most one, see `Device::log_down`).
+    #[pin]
+    down: Mutex<u32>,
 }
 
 /// Why a power cut was refused.
@@ -198,6 +202,7 @@ impl Device {
             flight <- new_spinlock_irq!(InFlight::new(room)?),
             spare <- new_spinlock!(None),
             cache: cache?,
+            down <- new_mutex!(0),
         }? Error)
     }
 
@@ -498,9 +503,9 @@ impl Device {
     }
 
     /// Cuts the power as `policy` says (see [`cache`]), with the device's
-    /// `queue` frozen meanwhile (a memory device), or quiesced and its
-    /// work item drained (see [`Self::cut_drained`]). On error, nothing
-    /// changed.
+    /// `queue` frozen meanwhile (a memory or pass-through device), or
+    /// quiesced and its work item drained (see [`Self::cut_drained`]). On
+    /// error, nothing changed.
     pub(crate) fn power_cut(
         &self,
         policy: Policy,
@@ -511,7 +516,16 @@ impl Device {
         // again.
         for _ in 0..8 {
             let mut room = cache.cut_room().map_err(|_| CutRefused::NoMemory)?;
-            let cut = if self.store.may_sleep() {
+            let cut = if let Some(lower) = &self.lower {
+                // Every request ends before the freeze is done; the
+                // restores go to the lower device, not through this queue.
+                let medium = pass::LowerMedium {
+                    lower,
+                    profile: &self.cfg.profile,
+                };
+                let _frozen = queue.freeze();
+                blk::with_backing_io(|| cache.cut(&medium, policy, &mut room))
+            } else if self.store.may_sleep() {
                 self.cut_drained(cache, policy, &mut room, queue)
             } else {
                 let _frozen = queue.freeze();

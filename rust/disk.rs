@@ -291,11 +291,10 @@ fn disk_limits(name: &CStr, dev: &Device, t: Traits) -> Result<Limits> {
     Ok(limits)
 }
 
-/// Refuses, at power-on, the write cache and atomic writes where the
-/// device cannot keep their promises: a pass-through device (whose lower
-/// device holds the data) has neither; over a backing store, only the
-/// journal writes a request all or nothing, so atomic writes need it.
-fn cache_rules(name: &CStr, v: &Validated, backend: &Backend<'_>) -> Result {
+/// Refuses, at power-on, atomic writes where the device cannot keep their
+/// promise: over a backing store, only the journal writes a request all
+/// or nothing; a pass-through device offers what its lower device does.
+fn atomic_rules(name: &CStr, v: &Validated, backend: &Backend<'_>) -> Result {
     let atomic = v.dev.atomic_write_max > 0;
     let refused = match backend {
         Backend::Memory => None,
@@ -305,9 +304,6 @@ fn cache_rules(name: &CStr, v: &Validated, backend: &Backend<'_>) -> Result {
         Backend::Backing(..) => None,
         Backend::Lower(_) if atomic => {
             Some("atomic_write_max is not offered on a pass-through device")
-        }
-        Backend::Lower(_) if v.dev.cache_bytes > 0 => {
-            Some("cache=1 is not offered on a pass-through device")
         }
         Backend::Lower(_) => None,
     };
@@ -327,7 +323,7 @@ pub(crate) fn create_disk(
     registry: &Arc<Registry>,
 ) -> Result<RdifDisk> {
     let claim = registry.claim(name)?;
-    cache_rules(name, v, &backend)?;
+    atomic_rules(name, v, &backend)?;
     let parts = match backend {
         Backend::Memory => memory_parts(name, v)?,
         Backend::Lower(path) => lower_parts(name, v, path)?,

@@ -21,6 +21,7 @@ use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
     new_mutex,
+    page::Page,
     prelude::*,
     sync::Mutex,
     types::Opaque,
@@ -420,6 +421,110 @@ impl Lower {
     /// Logical block size.
     pub(crate) fn block_size(&self) -> u32 {
         self.limits().logical_block_size
+    }
+
+    /// Reads (or, if `write`, writes) `data` at `sector` of the lower
+    /// device and waits for the end: the driver's own I/O, not a
+    /// request's. With `md`, the bio carries it as its integrity payload,
+    /// asking for no check, with reference tag seed `seed`: the block
+    /// layer maps the tags of a read from the physical ones to the seed's
+    /// and back for a write, so with the first interval's own number as
+    /// the seed, a read brings up the metadata as stored and a write
+    /// stores it as given. The data goes
+    /// through pages of its own (`data` may be any memory). A flush if
+    /// `data` is empty. Sleeps; allocates with `GFP_KERNEL`, so that the
+    /// caller must keep I/O out of reclaim if the lower device's I/O may
+    /// wait for its own ([`super::with_backing_io`]).
+    pub(crate) fn sync_io(
+        &self,
+        (sector, seed): (u64, u64),
+        data: &mut [u8],
+        md: Option<&mut KVec<u8>>,
+        write: bool,
+    ) -> Result {
+        let page_size = bindings::PAGE_SIZE;
+        let pages = Self::pages_for(data, write)?;
+        let nr = pages.len();
+        let op = match (write, data.is_empty()) {
+            (_, true) => bindings::req_op_REQ_OP_WRITE | REQ_PREFLUSH,
+            (true, false) => bindings::req_op_REQ_OP_WRITE,
+            (false, false) => bindings::req_op_REQ_OP_READ,
+        };
+        // SAFETY: the device is open and its bio set valid (type
+        // invariant); `nr <= BIO_MAX_VECS`.
+        let bio = unsafe {
+            bindings::bio_alloc_bioset(
+                self.bdev(),
+                nr as u16,
+                op,
+                bindings::GFP_KERNEL,
+                self.bio_set(),
+            )
+        };
+        let bio = NonNull::new(bio).ok_or(ENOMEM)?.as_ptr();
+        // SAFETY: a new bio, owned here, with room for `nr` segments; each
+        // page outlives it (freed after `bio_put` below).
+        unsafe {
+            (*bio).bi_iter.bi_sector = sector;
+            for (page, chunk) in pages.iter().zip(data.chunks(page_size)) {
+                bindings::__bio_add_page(bio, page.as_ptr(), chunk.len() as u32, 0);
+            }
+        }
+        let mut ret = Ok(());
+        if let Some(md) = md {
+            // SAFETY: `md` is a `KVec`'s buffer, kmalloc'ed, so in the
+            // linear map as `bvec_set_virt` needs, and it outlives the
+            // bio, which is owned here; no flags: no check asked.
+            ret = to_result(unsafe {
+                rdif_bio_integrity_attach(
+                    bio,
+                    md.as_mut_ptr().cast(),
+                    md.len() as u32,
+                    seed,
+                    0,
+                    0,
+                    bindings::GFP_KERNEL,
+                )
+            });
+        }
+        if ret.is_ok() {
+            // SAFETY: a complete bio for the open device; this waits for
+            // its end.
+            ret = to_result(unsafe { bindings::submit_bio_wait(bio) });
+        }
+        // SAFETY: owned here, ended (or never submitted); its payload, if
+        // any, is freed with it, the buffer it pointed to is not.
+        unsafe { bindings::bio_put(bio) };
+        ret?;
+        if !write {
+            for (page, chunk) in pages.iter().zip(data.chunks_mut(page_size)) {
+                // SAFETY: `chunk` is valid for writing `chunk.len()` bytes,
+                // at most a page.
+                unsafe { page.read_raw(chunk.as_mut_ptr(), 0, chunk.len())? };
+            }
+        }
+        Ok(())
+    }
+
+    /// Pages for the data of [`Self::sync_io`], at most a bio's worth;
+    /// filled with `data` for a write.
+    fn pages_for(data: &[u8], write: bool) -> Result<KVec<Page>> {
+        let page_size = bindings::PAGE_SIZE;
+        let nr = data.len().div_ceil(page_size);
+        if nr > bindings::BIO_MAX_VECS as usize {
+            return Err(EINVAL);
+        }
+        let mut pages = KVec::with_capacity(nr, GFP_KERNEL)?;
+        for chunk in data.chunks(page_size) {
+            let page = Page::alloc_page(GFP_KERNEL)?;
+            if write {
+                // SAFETY: `chunk` is valid for reading `chunk.len()`
+                // bytes, at most a page.
+                unsafe { page.write_raw(chunk.as_ptr(), 0, chunk.len())? };
+            }
+            pages.push(page, GFP_KERNEL)?;
+        }
+        Ok(pages)
     }
 
     /// The lower device's integrity profile, if it has one.

@@ -32,6 +32,61 @@ use crate::{
 use kernel::{alloc::Flags, fmt, new_spinlock, prelude::*, sync::SpinLock};
 use plan::{Mark, Policy};
 
+/// What reads an interval's data and metadata (see [`Medium::read_each`]).
+pub(crate) type Visit<'a> = dyn FnMut(u64, &[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
+/// What a cache's writes go to: what it reads pre-images from and restores
+/// them into (the device's store, or a pass-through device's lower
+/// device).
+pub(crate) trait Medium {
+    /// Whether its I/O may sleep: its writes then come one at a time
+    /// (the caller orders them), and each reads its pre-image first.
+    fn may_sleep(&self) -> bool;
+
+    /// Makes every write so far visible to reads (see [`Store::publish`]).
+    fn publish(&self) -> Result<(), StoreError>;
+
+    /// Calls `f(interval, data, meta)` for intervals `first..first + n`,
+    /// in order, with what they hold.
+    fn read_each(&self, first: u64, n: u64, f: &mut Visit<'_>) -> Result<(), StoreError>;
+
+    /// Writes `data` and `meta` (as read) into interval `i`.
+    fn put(&self, i: u64, data: &[u8], meta: &[u8]) -> Result<(), StoreError>;
+
+    /// Makes what was put durable.
+    fn sync(&self) -> Result<(), StoreError>;
+}
+
+impl Medium for Store {
+    fn may_sleep(&self) -> bool {
+        Store::may_sleep(self)
+    }
+
+    fn publish(&self) -> Result<(), StoreError> {
+        Store::publish(self)
+    }
+
+    fn read_each(&self, first: u64, n: u64, f: &mut Visit<'_>) -> Result<(), StoreError> {
+        self.read(first, n, true, f)
+    }
+
+    fn put(&self, i: u64, data: &[u8], meta: &[u8]) -> Result<(), StoreError> {
+        // The interval's block exists (a write logged it), unless a discard
+        // freed it, which would have emptied the log.
+        self.write(i, 1, true, |_, slot| {
+            if let Some((d, m)) = slot.bytes() {
+                d.copy_from_slice(data);
+                m.copy_from_slice(meta);
+            }
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.commit().and_then(|()| self.flush())
+    }
+}
+
 /// What a logged write costs besides its pre-image, against the cache
 /// size.
 const ENTRY_COST: usize = 64;
@@ -476,7 +531,7 @@ impl WriteCache {
     /// [`Self::apply_read_first`]).
     pub(crate) fn apply<E: From<StoreError>>(
         &self,
-        store: &Store,
+        store: &impl Medium,
         (first, n): (u64, u64),
         durable: bool,
         atomic: bool,
@@ -529,7 +584,7 @@ impl WriteCache {
     /// and a power cut may undo it).
     fn apply_read_first<E: From<StoreError>>(
         &self,
-        store: &Store,
+        store: &impl Medium,
         (first, n): (u64, u64),
         durable: bool,
         atomic: bool,
@@ -554,13 +609,13 @@ impl WriteCache {
     /// Reads what intervals `first..first + n` of `store` hold into `pre`.
     fn read_pre_image(
         &self,
-        store: &Store,
+        store: &impl Medium,
         first: u64,
         n: u64,
         pre: &mut PreImage,
     ) -> Result<(), StoreError> {
         let (iv, ms) = (self.interval, self.metadata_size);
-        store.read(first, n, true, |i, d, m| {
+        store.read_each(first, n, &mut |i, d, m| {
             let k = usize::try_from(i - first).map_err(|_| StoreError::Io)?;
             let at = k * iv;
             let page = pre.pages.get_mut(at / CHUNK).ok_or(StoreError::Io)?;
@@ -610,7 +665,7 @@ impl WriteCache {
     /// cache back: durable, and ordered with every write (under the
     /// cache's lock; a store that may sleep is written to by one work
     /// item, which orders them).
-    pub(crate) fn settle<R>(&self, store: &Store, reset: impl FnOnce() -> R) -> R {
+    pub(crate) fn settle<R>(&self, store: &impl Medium, reset: impl FnOnce() -> R) -> R {
         let mut log = self.log.lock();
         log.clear();
         if store.may_sleep() {
@@ -641,7 +696,7 @@ impl WriteCache {
     /// returns.
     pub(crate) fn cut(
         &self,
-        store: &Store,
+        store: &impl Medium,
         policy: Policy,
         room: &mut CutRoom,
     ) -> Result<CutReport, CutError> {
@@ -686,7 +741,7 @@ impl WriteCache {
             Ok::<(), core::convert::Infallible>(())
         });
         let Ok(()) = restored;
-        if store.commit().and_then(|()| store.flush()).is_err() {
+        if store.sync().is_err() {
             // Not known to be done: none of it counts as restored.
             r.failed += core::mem::take(&mut r.restored);
         }
@@ -743,7 +798,13 @@ impl WriteCache {
 
     /// Writes the pre-image `pre` logged for interval `i` (its `k`-th) back
     /// into `store`.
-    fn restore(&self, store: &Store, i: u64, k: u64, pre: &PreImage) -> Result<(), StoreError> {
+    fn restore(
+        &self,
+        store: &impl Medium,
+        i: u64,
+        k: u64,
+        pre: &PreImage,
+    ) -> Result<(), StoreError> {
         let (iv, ms) = (self.interval, self.metadata_size);
         let at = k as usize * iv;
         let data = pre
@@ -755,15 +816,7 @@ impl WriteCache {
             .meta()
             .get(k as usize * ms..(k as usize + 1) * ms)
             .ok_or(StoreError::Io)?;
-        // The interval's block exists (the write logged it), unless a
-        // discard freed it, which would have emptied the log.
-        store.write(i, 1, true, |_, slot| {
-            if let Some((d, m)) = slot.bytes() {
-                d.copy_from_slice(data);
-                m.copy_from_slice(meta);
-            }
-            Ok::<(), StoreError>(())
-        })
+        store.put(i, data, meta)
     }
 
     /// Lines of the `stats` file: what the cache holds now.

@@ -12,22 +12,99 @@
 //! the way down, `corrupt ... write` corrupts a copy of the write on its way
 //! down (never the submitter's buffers), and `corrupt ... persistent`
 //! corrupts what a read brings up.
+//!
+//! With a write cache (`cache=1`), each write reads what it replaces from
+//! the lower device before it goes down (the driver's own synchronous
+//! I/O, data and metadata as stored), when no other cached write is down
+//! (else it is retried later), and is logged; a power cut writes the
+//! pre-images of the writes it loses back to the lower device and flushes
+//! it.
 
-use super::{short, Device};
+use super::{
+    cache::{Medium, Visit, WriteCache},
+    short, Device,
+};
 use crate::{
     blk::{
         bio::{Access, Integrity, Sink},
         lower::{DeviceMd, Forward, Lower},
-        Bio, Op, Pending, Request, Status,
+        Bio, Op, Pending, Request, Status, REQ_ATOMIC, REQ_FUA,
     },
     inject::{Field, Range, ReadFaults, WriteClaim, WriteFault},
-    pi::{Checks, Csum, TupleField, MAX_METADATA},
+    pi::{Checks, Csum, Profile, TupleField, MAX_METADATA},
     stats::{Counter, Counts, Tally},
+    store::{Slot, StoreError},
 };
 use kernel::prelude::*;
 
 /// Bytes of data checksummed at a time.
 const PIECE: usize = 512;
+
+/// A pass-through device's lower device as the medium of its write cache:
+/// read and written with the driver's own synchronous I/O, data and
+/// metadata as stored.
+pub(super) struct LowerMedium<'a> {
+    pub(super) lower: &'a Lower,
+    pub(super) profile: &'a Profile,
+}
+
+impl LowerMedium<'_> {
+    /// The lower device's sector where interval `i` starts, and `i` as
+    /// the reference tag seed (see [`Lower::sync_io`]).
+    fn at(&self, i: u64) -> (u64, u64) {
+        (i << (self.profile.interval_shift() - 9), i)
+    }
+
+    /// A buffer of `len` zeroed bytes.
+    fn buffer(len: usize) -> Result<KVec<u8>, StoreError> {
+        KVec::from_elem(0u8, len, GFP_KERNEL).map_err(|_| StoreError::NoMemory)
+    }
+}
+
+impl Medium for LowerMedium<'_> {
+    fn may_sleep(&self) -> bool {
+        true
+    }
+
+    fn publish(&self) -> Result<(), StoreError> {
+        // Every cached write sent down before has ended (see
+        // `Device::log_down`).
+        Ok(())
+    }
+
+    fn read_each(&self, first: u64, n: u64, f: &mut Visit<'_>) -> Result<(), StoreError> {
+        let (iv, ms) = (self.profile.interval(), self.profile.metadata_size());
+        let k = usize::try_from(n).map_err(|_| StoreError::Io)?;
+        let mut data =
+            KVVec::from_elem(0u8, k * iv, GFP_KERNEL).map_err(|_| StoreError::NoMemory)?;
+        let mut md = Self::buffer(k * ms)?;
+        let with_md = (ms > 0).then_some(&mut md);
+        self.lower
+            .sync_io(self.at(first), &mut data, with_md, false)
+            .map_err(|_| StoreError::Io)?;
+        for (j, (d, m)) in data.chunks(iv).zip(md.chunks(ms.max(1))).enumerate() {
+            f(first + j as u64, d, if ms > 0 { m } else { &[] })?;
+        }
+        Ok(())
+    }
+
+    fn put(&self, i: u64, data: &[u8], meta: &[u8]) -> Result<(), StoreError> {
+        let mut d = Self::buffer(data.len())?;
+        d.copy_from_slice(data);
+        let mut md = Self::buffer(meta.len())?;
+        md.copy_from_slice(meta);
+        let with_md = (!meta.is_empty()).then_some(&mut md);
+        self.lower
+            .sync_io(self.at(i), &mut d, with_md, true)
+            .map_err(|_| StoreError::Io)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.lower
+            .sync_io((0, 0), &mut [], None, true)
+            .map_err(|_| StoreError::Io)
+    }
+}
 
 /// How a request goes down to the lower device (see [`Device::plan_down`]).
 struct Plan<'a> {
@@ -53,6 +130,7 @@ impl Device {
             return Ok(());
         };
         let t = Tally::new();
+        let cached = self.cache_for(rq.request().op());
         let plan = match self.plan_down(&rq.request(), &t) {
             Ok(Some(plan)) => plan,
             // Lost on the way down: the fault took effect.
@@ -65,9 +143,23 @@ impl Device {
                 return Ok(());
             }
         };
+        if let Some(cache) = cached {
+            match self.log_down(cache, lower, &rq.request(), plan.shift) {
+                Ok(()) => {}
+                Err(Status::RESOURCE) => {
+                    self.stats.inc(Counter::Requeued);
+                    return Err(rq);
+                }
+                Err(s) => {
+                    self.finish_counted(rq, Err(s), &t);
+                    return Ok(());
+                }
+            }
+        }
         let how = Forward {
             wq,
-            end_direct: plan.end_direct,
+            // A cached write ends in `lower_done`, which counts it out.
+            end_direct: plan.end_direct && cached.is_none(),
             bounce: plan.corrupt.is_some(),
             shift: plan.shift,
             device_md: plan.device_md,
@@ -91,7 +183,11 @@ impl Device {
                 self.fault_took_effect(c);
             }
         };
-        match lower.start(rq, &how, fix, go) {
+        let started = lower.start(rq, &how, fix, go);
+        if started.is_err() && cached.is_some() {
+            self.down_ended();
+        }
+        match started {
             Ok(()) => Ok(()),
             // Nothing was sent: the claim goes back with the request, and
             // the retry counts it.
@@ -104,6 +200,61 @@ impl Device {
                 Ok(())
             }
         }
+    }
+
+    /// The write cache a request of `op` is logged in, if it is a write
+    /// and the device has one; a flush, discard or write-zeroes makes
+    /// every write that completed before it durable.
+    fn cache_for(&self, op: Op) -> Option<&WriteCache> {
+        let cache = self.cache.as_deref()?;
+        match op {
+            Op::Write => Some(cache),
+            Op::Flush | Op::Discard | Op::SecureErase | Op::WriteZeroes => {
+                cache.flush();
+                None
+            }
+            Op::Read | Op::Other(_) => None,
+        }
+    }
+
+    /// Logs write `r`, moved by `shift` sectors on its way down, in the
+    /// write cache: reads what the intervals it goes to hold, and counts
+    /// it as sent down (see [`Self::down_ended`]). Only when no cached
+    /// write is down (so that the lower device holds what they wrote):
+    /// else [`Status::RESOURCE`], and blk-mq retries it a little later (a
+    /// work item waiting here could hold the worker the one down needs to
+    /// end). The device's cached writes so go down one at a time.
+    fn log_down(
+        &self,
+        cache: &WriteCache,
+        lower: &Lower,
+        r: &Request<'_>,
+        shift: i64,
+    ) -> Result<(), Status> {
+        let p = &self.cfg.profile;
+        let first = p.sector_to_interval(r.sector().wrapping_add_signed(shift));
+        let n = self.intervals_in(u64::from(r.bytes()));
+        let medium = LowerMedium { lower, profile: p };
+        let (fua, atomic) = (r.has_flags(REQ_FUA), r.has_flags(REQ_ATOMIC));
+        let mut down = self.down.lock();
+        if *down > 0 {
+            return Err(Status::RESOURCE);
+        }
+        // (In the work item, under `with_backing_io`.)
+        cache.apply(&medium, (first, n), fua, atomic, |rec| {
+            for i in first..first + n {
+                rec.capture(i, &mut Slot::Gone);
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        *down += 1;
+        Ok(())
+    }
+
+    /// A cached write sent down has ended (or was not sent after all).
+    fn down_ended(&self) {
+        let mut down = self.down.lock();
+        *down = down.saturating_sub(1);
     }
 
     /// Looks at `r` before it goes down (its range, the PI of a write as
@@ -329,6 +480,9 @@ impl Device {
         mut device_md: Option<DeviceMd>,
     ) {
         let t = Tally::new();
+        if self.cache.is_some() && rq.request().op() == Op::Write {
+            self.down_ended();
+        }
         let result = status.and_then(|()| {
             let r = rq.request();
             if r.op() != Op::Read {
