@@ -10,7 +10,7 @@
 #                         matrix (file systems, profiles, input sweeps) in a
 #                         sample (KERNEL=kasan: on the KASAN kernel instead)
 #   make check-full       the same with every case of every matrix (about
-#                         8 minutes longer)
+#                         6 minutes longer)
 #   make powercut         power cuts of a file-backed device (CUTS=N, default
 #                         100; `make check` runs two)
 #   make crashtest        XFS and ext4 crash tests on a caching PI device:
