@@ -82,8 +82,9 @@ impl Medium for LowerMedium<'_> {
         self.lower
             .sync_io(self.at(first), &mut data, with_md, false)
             .map_err(|_| StoreError::Io)?;
-        for (j, (d, m)) in data.chunks(iv).zip(md.chunks(ms.max(1))).enumerate() {
-            f(first + j as u64, d, if ms > 0 { m } else { &[] })?;
+        for (j, d) in data.chunks(iv).enumerate() {
+            let m = md.get(j * ms..(j + 1) * ms).ok_or(StoreError::Io)?;
+            f(first + j as u64, d, m)?;
         }
         Ok(())
     }
