@@ -59,7 +59,7 @@ w() {
 # Module parameters: insmod either fails (nothing left behind) or loads
 # devices that work.
 PARAMS=(nr_devices size blocksize csum ref_tag metadata_size pi_offset interval
-	pract read_check hw_queues queue_depth cache cache_size)
+	pract read_check hw_queues queue_depth cache cache_size atomic_write_max)
 
 module_params() {
 	local p v rc out n=0 loaded=0 tried devs
@@ -110,7 +110,7 @@ module_params() {
 
 # The attributes of a device directory.
 ATTRS=(size blocksize csum ref_tag metadata_size pi_offset interval pract read_check
-	hw_queues queue_depth cache cache_size)
+	hw_queues queue_depth cache cache_size atomic_write_max)
 
 # snapshot DIR: every attribute's value, one line (with builtins only:
 # it runs for every value tried)
