@@ -273,8 +273,9 @@ struct Log {
 }
 
 impl Log {
-    /// What stands in for the log while a power cut has it out of its
-    /// lock: no slots, nothing allocated. Nothing is logged meanwhile.
+    /// An empty log without slots or spares, nothing allocated: what
+    /// stands in for the log while a power cut has it out of its lock
+    /// (nothing is logged meanwhile), and the rest of a new one.
     fn parked() -> Self {
         Log {
             ring: KVVec::new(),
@@ -449,12 +450,8 @@ impl WriteCache {
         try_pin_init!(WriteCache {
             log <- new_spinlock!(Log {
                 ring: ring?,
-                head: 0,
-                len: 0,
-                bytes: 0,
                 spare: spare?,
-                cuts: 0,
-                totals: CutReport::default(),
+                ..Log::parked()
             }),
             limit,
             interval,
@@ -703,7 +700,7 @@ impl WriteCache {
         let marks = &mut room.0;
         marks.clear();
         // The log is taken out of its lock for the cut: restoring may sleep.
-        let mut log = {
+        let (mut log, epoch) = {
             let mut log = self.log.lock();
             let epoch = log.volatile() as u64;
             if let Policy::Prefix(n) = policy {
@@ -715,10 +712,10 @@ impl WriteCache {
             if need > marks.capacity() as u64 {
                 return Err(CutError::Grew);
             }
-            core::mem::replace(&mut *log, Log::parked())
+            (core::mem::replace(&mut *log, Log::parked()), epoch)
         };
         let mut r = CutReport {
-            epoch: log.volatile() as u64,
+            epoch,
             ..Default::default()
         };
         let mut k = 0;
