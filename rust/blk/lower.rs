@@ -46,6 +46,14 @@ extern "C" {
     ) -> i32;
 }
 
+/// The data of [`Lower::sync_io`], and which way it goes.
+pub(crate) enum SyncData<'a> {
+    /// Read from the lower device into this.
+    Read(&'a mut [u8]),
+    /// Written to the lower device from this (a flush if empty).
+    Write(&'a [u8]),
+}
+
 /// Metadata of the driver's own that a forwarded read brought up from the
 /// lower device: for each bio of the read that had no integrity payload,
 /// in order, its intervals' metadata.
@@ -423,33 +431,32 @@ impl Lower {
         self.limits().logical_block_size
     }
 
-    /// Reads (or, if `write`, writes) `data` at `sector` of the lower
-    /// device and waits for the end: the driver's own I/O, not a
-    /// request's. With `md`, the bio carries it as its integrity payload,
-    /// asking for no check, with reference tag seed `seed`: the block
-    /// layer maps the tags of a read from the physical ones to the seed's
-    /// and back for a write, so with the first interval's own number as
-    /// the seed, a read brings up the metadata as stored and a write
-    /// stores it as given. The data goes
-    /// through pages of its own (`data` may be any memory). A flush if
-    /// `data` is empty. Sleeps; allocates with `GFP_KERNEL`, so that the
-    /// caller must keep I/O out of reclaim if the lower device's I/O may
-    /// wait for its own ([`super::with_backing_io`]).
+    /// Reads into or writes from `data` at `sector` of the lower device
+    /// and waits for the end: the driver's own I/O, not a request's. With
+    /// `md`, the bio carries it as its integrity payload, asking for no
+    /// check, with reference tag seed `seed`: the block layer maps the
+    /// tags of a read from the physical ones to the seed's and back for a
+    /// write, so with the first interval's own number as the seed, a read
+    /// brings up the metadata as stored and a write stores it as given.
+    /// The data goes through pages of its own (`data` may be any memory).
+    /// A flush if `data` is empty. Sleeps; allocates with `GFP_KERNEL`, so
+    /// that the caller must keep I/O out of reclaim if the lower device's
+    /// I/O may wait for its own ([`super::with_backing_io`]).
     pub(crate) fn sync_io(
         &self,
         (sector, seed): (u64, u64),
-        data: &mut [u8],
+        mut data: SyncData<'_>,
         md: Option<&mut KVec<u8>>,
-        write: bool,
     ) -> Result {
         let page_size = bindings::PAGE_SIZE;
-        let pages = Self::pages_for(data, write)?;
-        let nr = pages.len();
-        let op = match (write, data.is_empty()) {
-            (_, true) => bindings::req_op_REQ_OP_WRITE | REQ_PREFLUSH,
-            (true, false) => bindings::req_op_REQ_OP_WRITE,
-            (false, false) => bindings::req_op_REQ_OP_READ,
+        let (bytes, op) = match &data {
+            SyncData::Write([]) => (&[][..], bindings::req_op_REQ_OP_WRITE | REQ_PREFLUSH),
+            SyncData::Write(d) => (&d[..], bindings::req_op_REQ_OP_WRITE),
+            SyncData::Read(d) => (&d[..], bindings::req_op_REQ_OP_READ),
         };
+        let pages = Self::pages_for(bytes, matches!(data, SyncData::Write(_)))?;
+        let nr = pages.len();
+        let len = bytes.len();
         // SAFETY: the device is open and its bio set valid (type
         // invariant); `nr <= BIO_MAX_VECS`.
         let bio = unsafe {
@@ -466,8 +473,9 @@ impl Lower {
         // page outlives it (freed after `bio_put` below).
         unsafe {
             (*bio).bi_iter.bi_sector = sector;
-            for (page, chunk) in pages.iter().zip(data.chunks(page_size)) {
-                bindings::__bio_add_page(bio, page.as_ptr(), chunk.len() as u32, 0);
+            for (k, page) in pages.iter().enumerate() {
+                let chunk = (len - k * page_size).min(page_size);
+                bindings::__bio_add_page(bio, page.as_ptr(), chunk as u32, 0);
             }
         }
         let mut ret = Ok(());
@@ -496,8 +504,8 @@ impl Lower {
         // any, is freed with it, the buffer it pointed to is not.
         unsafe { bindings::bio_put(bio) };
         ret?;
-        if !write {
-            for (page, chunk) in pages.iter().zip(data.chunks_mut(page_size)) {
+        if let SyncData::Read(d) = &mut data {
+            for (page, chunk) in pages.iter().zip(d.chunks_mut(page_size)) {
                 // SAFETY: `chunk` is valid for writing `chunk.len()` bytes,
                 // at most a page.
                 unsafe { page.read_raw(chunk.as_mut_ptr(), 0, chunk.len())? };

@@ -27,7 +27,7 @@ use super::{
 use crate::{
     blk::{
         bio::{Access, Integrity, Sink},
-        lower::{DeviceMd, Forward, Lower},
+        lower::{DeviceMd, Forward, Lower, SyncData},
         Bio, Op, Pending, Request, Status, REQ_ATOMIC, REQ_FUA,
     },
     inject::{Field, Range, ReadFaults, WriteClaim, WriteFault},
@@ -80,7 +80,7 @@ impl Medium for LowerMedium<'_> {
         let mut md = Self::buffer(k * ms)?;
         let with_md = (ms > 0).then_some(&mut md);
         self.lower
-            .sync_io(self.at(first), &mut data, with_md, false)
+            .sync_io(self.at(first), SyncData::Read(&mut data), with_md)
             .map_err(|_| StoreError::Io)?;
         for (j, d) in data.chunks(iv).enumerate() {
             let m = md.get(j * ms..(j + 1) * ms).ok_or(StoreError::Io)?;
@@ -90,19 +90,18 @@ impl Medium for LowerMedium<'_> {
     }
 
     fn put(&self, i: u64, data: &[u8], meta: &[u8]) -> Result<(), StoreError> {
-        let mut d = Self::buffer(data.len())?;
-        d.copy_from_slice(data);
+        // (The metadata must be in memory of a `KVec`'s: see `sync_io`.)
         let mut md = Self::buffer(meta.len())?;
         md.copy_from_slice(meta);
         let with_md = (!meta.is_empty()).then_some(&mut md);
         self.lower
-            .sync_io(self.at(i), &mut d, with_md, true)
+            .sync_io(self.at(i), SyncData::Write(data), with_md)
             .map_err(|_| StoreError::Io)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
         self.lower
-            .sync_io((0, 0), &mut [], None, true)
+            .sync_io((0, 0), SyncData::Write(&[]), None)
             .map_err(|_| StoreError::Io)
     }
 }
