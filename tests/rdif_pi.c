@@ -319,7 +319,6 @@ static int ring_init(struct ring *r)
 	return 0;
 }
 
-/* One read or write with a PI attribute; returns bytes done or -errno. */
 #ifndef RWF_ATOMIC
 #define RWF_ATOMIC 0x00000040
 #endif
@@ -327,12 +326,12 @@ static int ring_init(struct ring *r)
 /* RWF_* flags of every write (--atomic). */
 static int write_flags;
 
-static int ring_rw(struct ring *r, int op, int fd, void *buf, size_t len, uint64_t off,
-		   struct io_uring_attr_pi *pi)
+/* Queues one read or write with a PI attribute (not submitted yet). */
+static void ring_queue(struct ring *r, int op, int fd, void *buf, size_t len, uint64_t off,
+		       struct io_uring_attr_pi *pi)
 {
-	unsigned int tail = *r->sq_tail, idx = tail & *r->sq_mask, head;
+	unsigned int tail = *r->sq_tail, idx = tail & *r->sq_mask;
 	struct io_uring_sqe *sqe = &r->sqes[idx];
-	int ret;
 
 	memset(sqe, 0, sizeof(*sqe));
 	sqe->opcode = op;
@@ -348,6 +347,16 @@ static int ring_rw(struct ring *r, int op, int fd, void *buf, size_t len, uint64
 	}
 	r->sq_array[idx] = idx;
 	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+}
+
+/* One read or write with a PI attribute; returns bytes done or -errno. */
+static int ring_rw(struct ring *r, int op, int fd, void *buf, size_t len, uint64_t off,
+		   struct io_uring_attr_pi *pi)
+{
+	unsigned int head;
+	int ret;
+
+	ring_queue(r, op, fd, buf, len, off, pi);
 	ret = syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
 	if (ret < 0)
 		return -errno;
@@ -660,8 +669,6 @@ static int write_burst(struct ring *r, int fd, const struct fmt *f, const struct
 	int ret = 0;
 
 	for (j = 0; j < k; j++) {
-		unsigned int tail = *r->sq_tail, idx = tail & *r->sq_mask;
-		struct io_uring_sqe *sqe = &r->sqes[idx];
 		struct opts oj = *o;
 
 		oj.pattern = o->pattern + j;
@@ -674,16 +681,7 @@ static int write_burst(struct ring *r, int fd, const struct fmt *f, const struct
 			data[j][i] = pattern_byte(oj.pattern, off + i);
 		make_pi(f, &oj, data[j], md[j], n);
 		pi_attr(&pi[j], &oj, md[j], md_len);
-		memset(sqe, 0, sizeof(*sqe));
-		sqe->opcode = IORING_OP_WRITE;
-		sqe->fd = fd;
-		sqe->addr = (uintptr_t)data[j];
-		sqe->len = len;
-		sqe->off = off;
-		sqe->attr_ptr = (uintptr_t)&pi[j];
-		sqe->attr_type_mask = IORING_RW_ATTR_FLAG_PI;
-		r->sq_array[idx] = idx;
-		__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+		ring_queue(r, IORING_OP_WRITE, fd, data[j], len, off, &pi[j]);
 	}
 	if (syscall(__NR_io_uring_enter, r->fd, k, k, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
 		ret = errno;
